@@ -1,0 +1,254 @@
+"""A running instance of a model: buffers, state, and the step / run calls.
+
+    sess = model.session(precision="float")   # or "int"
+    y = sess.step(x)          # one timestep; x has the input shape (or (B, *shape))
+    ys = sess.run(xs)         # many timesteps in one compiled call; xs is time-major
+    sess.spikes("lif1"), sess.v("lif1")  # any node's output and membrane
+    snap = sess.snapshot(); sess.restore(snap); sess.reset()
+
+The returned arrays of ``step`` are views into the session's buffers, overwritten by the
+next call; copy them to keep them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import InputError, ModelError
+from .kernels import engine as E
+from .program import Program, aligned_empty
+
+
+class Session:
+    def __init__(self, program: Program, batch: int = 1):
+        if int(batch) < 1:
+            raise InputError(f"batch={batch}; expected >= 1")
+        self.program = p = program
+        self.batch = int(batch)
+        self.precision = p.precision
+        self._n_in = int(np.prod(p.input_shape)) if p.input_shape else 1
+        self.state = aligned_empty((self.batch, p.state_size), p.state_dtype)
+        self.act = aligned_empty((self.batch, p.act_size), p.act_dtype)
+        self.clock = np.zeros(1, np.int64)
+        self._idx = np.zeros(p.idx_size, np.int64)
+        self._acc32 = aligned_empty((p.acc_size,), np.int32)
+        self._acc64 = aligned_empty((p.acc_size,), np.int64)
+        self.saturations = np.zeros(max(len(p.instr_node), 1), np.int64)
+        self._out = aligned_empty((self.batch, max(p.n_out, 1)), np.float32)
+        self._xbuf = aligned_empty((self.batch, self._n_in), np.float32)
+        self._no_rec = np.zeros((0, 4), np.int64)
+        self._no_recbuf = np.zeros((1, 1, 1), np.float64)
+        # views returned by step(); fixed because the buffers never move
+        (name0, (col0, n0, shape0)), *_ = p.outputs.items()
+        self._single_out = len(p.outputs) == 1
+        self._out_views = {n: self._out[:, c:c + k].reshape((self.batch,) + tuple(s)) for n, (c, k, s) in p.outputs.items()}
+        self._out1 = {n: v[0] for n, v in self._out_views.items()}
+        self._unbatched_shape = tuple(p.input_shape)
+        self._batched_shape = (self.batch,) + tuple(p.input_shape)
+
+    # ------------------------------------------------------------------ stepping
+    def _prep_x(self, x) -> tuple[np.ndarray, bool]:
+        x = np.asarray(x)
+        if x.shape == self._unbatched_shape and self.batch == 1:
+            batched = False
+        elif x.shape == self._batched_shape:
+            batched = True
+        else:
+            raise InputError(f"input has shape {x.shape}; expected {self._unbatched_shape}"
+                             + (f" or {self._batched_shape}" if self.batch > 1 or True else ""))
+        if x.dtype != np.float32:
+            if x.dtype.kind not in "fiub":
+                raise InputError(f"input has dtype {x.dtype}; expected a numeric array (float32)")
+            x = x.astype(np.float32)
+        return x.reshape(self.batch, self._n_in), batched
+
+    def step(self, x):
+        """Advance one timestep. Returns the output (a dict when the model has several)."""
+        x2, batched = self._prep_x(x)
+        p = self.program
+        if self.precision == "float":
+            ok = E.step_f32(p.prog, p.fpar, p.ipar, self.state, self.act, self._idx, self.clock, x2, self._out)
+        else:
+            ok = E.step_int(p.prog, p.fpar, p.ipar, p.wbuf, self.state, self.act, self._acc32, self._acc64,
+                            self._idx, self.clock, x2, self._out, self.saturations)
+        if not ok:
+            raise InputError(f"input at step {int(self.clock[0])} contains NaN or infinite values; "
+                             "the step was not taken")
+        views = self._out_views if batched else self._out1
+        return next(iter(views.values())) if self._single_out else views
+
+    def run(self, xs, record: list[str] | tuple = (), progress: bool = False, chunk: int = 0):
+        """Run a time-major sequence xs of shape (T, *input) or (T, B, *input).
+
+        Returns ``(outputs, records)``: outputs has shape (T, [B,] *output) (a dict for several
+        outputs); records maps ``spikes/NODE`` and ``v/NODE`` (and ``i/NODE`` for current-based
+        neurons) to arrays over time, for the nodes named in ``record``.
+        """
+        p = self.program
+        xs = np.asarray(xs)
+        if xs.ndim >= 1 and xs.shape[1:] == self._unbatched_shape and self.batch == 1:
+            batched = False
+        elif xs.shape[1:] == self._batched_shape:
+            batched = True
+        else:
+            raise InputError(f"input sequence has shape {xs.shape}; expected (T, *{self._unbatched_shape})"
+                             f" or (T, {self.batch}, *{self._unbatched_shape}) (time-major)")
+        if xs.dtype.kind not in "fiub":
+            raise InputError(f"input has dtype {xs.dtype}; expected a numeric array")
+        xs = np.ascontiguousarray(xs, dtype=np.float32)
+        if not np.isfinite(xs).all():
+            bad = np.argwhere(~np.isfinite(xs))[0]
+            raise InputError(f"input contains NaN or infinite values (first at index {tuple(int(i) for i in bad)})")
+        T = xs.shape[0]
+        xs3 = xs.reshape(T, self.batch, self._n_in)
+        rec, cols = self._record_spec(record)
+        width = max(sum(c[2] for c in cols), 1)
+        out = np.zeros((T, self.batch, max(p.n_out, 1)), np.float32)
+        recbuf = np.zeros((T, self.batch, width), np.float64) if len(rec) else self._no_recbuf
+        step = chunk or (T if not progress else max(1, min(T, 2000)))
+        bar = _progress(T) if progress else None
+        t = 0
+        while t < T:
+            s = slice(t, min(T, t + step))
+            rb = recbuf[s] if len(rec) else self._no_recbuf
+            if self.precision == "float":
+                E.run_f32(p.prog, p.fpar, p.ipar, self.state, self.act, self._idx, self.clock, xs3[s], out[s],
+                          rec, rb)
+            else:
+                E.run_int(p.prog, p.fpar, p.ipar, p.wbuf, self.state, self.act, self._acc32, self._acc64, self._idx,
+                          self.clock, xs3[s], out[s], rec, rb, self.saturations)
+            t = s.stop
+            if bar:
+                bar.update(s.stop - s.start)
+        if bar:
+            bar.close()
+        outs = {n: out[:, :, c:c + k].reshape((T, self.batch) + tuple(sh)) for n, (c, k, sh) in p.outputs.items()}
+        if not batched:
+            outs = {n: v[:, 0] for n, v in outs.items()}
+        records = {}
+        for key, kind, n, col, shape in cols:
+            a = recbuf[:, :, col:col + n].reshape((T, self.batch) + tuple(shape))
+            a = self._dequant_record(key, kind, a)
+            records[key] = a if batched else a[:, 0]
+        return (next(iter(outs.values())) if self._single_out else outs), records
+
+    def _record_spec(self, names):
+        p = self.program
+        rows, cols, col = [], [], 0
+        for name in names:
+            if name not in p.out_regions:
+                raise InputError(f"cannot record '{name}': no such node (nodes: {', '.join(p.out_regions)})")
+            reg = p.out_regions[name]
+            if name in p.state_regions:
+                v, i = p.state_regions[name]
+                key = "spikes" if reg is not None and self._is_spiking(name) else "out"
+                rows.append((0, reg.off, reg.n, col))
+                cols.append((f"{key}/{name}", "act", reg.n, col, reg.shape))
+                col += reg.n
+                rows.append((1, v.off, v.n, col))
+                cols.append((f"v/{name}", "v", v.n, col, v.shape))
+                col += v.n
+                if i is not None:
+                    rows.append((1, i.off, i.n, col))
+                    cols.append((f"i/{name}", "i", i.n, col, i.shape))
+                    col += i.n
+            else:
+                rows.append((0, reg.off, reg.n, col))
+                cols.append((f"out/{name}", "act", reg.n, col, reg.shape))
+                col += reg.n
+        return (np.array(rows, np.int64).reshape(-1, 4) if rows else self._no_rec), cols
+
+    def _is_spiking(self, name):
+        return bool(self.program.prog[self.program.instr_node.index(name)][6] & 2)
+
+    def _dequant_record(self, key, kind, a):
+        if self.precision == "float":
+            return a.astype(np.float32)
+        name = key.split("/", 1)[1]
+        p = self.program
+        if kind == "v":
+            return a * p.state_scales[name][0]
+        if kind == "i":
+            return a * (p.state_scales[name][1] or 1.0)
+        return a * p.scales.get(name, 1.0)
+
+    # ------------------------------------------------------------------ state access
+    def reset(self) -> None:
+        """Back to the initial state (all zeros), as after creating the session."""
+        self.state[...] = 0
+        self.act[...] = 0
+        self.clock[0] = 0
+        self.saturations[...] = 0
+
+    def snapshot(self) -> dict:
+        return {"state": self.state.copy(), "act": self.act.copy(), "clock": self.clock.copy()}
+
+    def restore(self, snap: dict) -> None:
+        for k in ("state", "act", "clock"):
+            if snap[k].shape != getattr(self, k).shape:
+                raise InputError(f"snapshot field '{k}' has shape {snap[k].shape}; this session needs "
+                                 f"{getattr(self, k).shape}")
+            getattr(self, k)[...] = snap[k]
+
+    def output_of(self, name: str) -> np.ndarray:
+        """A node's current output (spikes for spiking neurons), shape (B, *shape)."""
+        reg = self.program.out_regions.get(name)
+        if reg is None:
+            raise InputError(f"no node named '{name}'")
+        a = self.act[:, reg.off:reg.off + reg.n].reshape((self.batch,) + tuple(reg.shape))
+        if self.precision == "int":
+            return a * self.program.scales.get(name, 1.0)
+        return a
+
+    spikes = output_of
+
+    def v(self, name: str) -> np.ndarray:
+        """Membrane potential of a neuron node (dequantized in int mode), shape (B, *shape)."""
+        if name not in self.program.state_regions:
+            raise InputError(f"'{name}' is not a neuron node")
+        r = self.program.state_regions[name][0]
+        a = self.state[:, r.off:r.off + r.n].reshape((self.batch,) + tuple(r.shape))
+        if self.precision == "int":
+            return a * self.program.state_scales[name][0]
+        return a
+
+    def i(self, name: str) -> np.ndarray:
+        """Synaptic current of a current-based neuron node, shape (B, *shape)."""
+        if name not in self.program.state_regions or self.program.state_regions[name][1] is None:
+            raise InputError(f"'{name}' is not a current-based neuron node")
+        r = self.program.state_regions[name][1]
+        a = self.state[:, r.off:r.off + r.n].reshape((self.batch,) + tuple(r.shape))
+        if self.precision == "int":
+            return a * self.program.state_scales[name][1]
+        return a
+
+    def raw_state(self, name: str) -> dict:
+        """Integer (or float) state of a neuron node exactly as stored: {'v': ..., 'i': ...}."""
+        if name not in self.program.state_regions:
+            raise InputError(f"'{name}' is not a neuron node")
+        out = {}
+        for key, r in zip(("v", "i"), self.program.state_regions[name]):
+            if r is not None:
+                out[key] = self.state[:, r.off:r.off + r.n].reshape((self.batch,) + tuple(r.shape)).copy()
+        return out
+
+
+def _progress(total):
+    try:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        prog = Progress(TextColumn("running"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
+                        TimeRemainingColumn(), transient=True)
+        prog.start()
+        task = prog.add_task("run", total=total)
+
+        class _Bar:
+            def update(self, n):
+                prog.advance(task, n)
+
+            def close(self):
+                prog.stop()
+
+        return _Bar()
+    except ImportError:  # pragma: no cover
+        return None
