@@ -28,7 +28,7 @@ import zlib
 import numpy as np
 
 from . import __version__, ops
-from .errors import FormatError, ModelError
+from .errors import EdgebrainError, FormatError, ModelError
 from .graph import Graph
 
 MAGIC = b"EDGEBRN\x00"
@@ -105,14 +105,19 @@ def save(path, graph: Graph, quant: dict | None = None) -> None:
     pre = MAGIC + struct.pack("<HHI", *VERSION, len(hj)) + hj + struct.pack("<I", zlib.crc32(hj))
     pre += b"\0" * ((-len(pre)) % ALIGN)
     tmp = os.fspath(path) + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(pre)
-        pos = 0
-        for e, a in zip(entries, bufs.arrays):
-            f.write(b"\0" * (e["offset"] - pos))
-            f.write(a.tobytes())
-            pos = e["offset"] + e["nbytes"]
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(pre)
+            pos = 0
+            for e, a in zip(entries, bufs.arrays):
+                f.write(b"\0" * (e["offset"] - pos))
+                f.write(a.tobytes())
+                pos = e["offset"] + e["nbytes"]
+        os.replace(tmp, path)
+    except OSError as e:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise EdgebrainError(f"cannot write the model file ({e.strerror or e})", file=os.fspath(path)) from None
 
 
 def load(path) -> tuple[Graph, dict | None]:
@@ -138,23 +143,73 @@ def _load(path):
         raise FormatError("not an edgebrain model file (bad magic bytes at offset 0; expected 'EDGEBRN')")
     major, minor, hlen = struct.unpack_from("<HHI", blob, 8)
     if (major, minor) > VERSION:
-        raise FormatError(f"written in model format {major}.{minor} by a newer edgebrain; this edgebrain "
-                          f"reads format {VERSION[0]}.{VERSION[1]} and older: upgrade edgebrain")
+        raise FormatError(f"offset 8: written in model format {major}.{minor} by a newer edgebrain; expected "
+                          f"format {VERSION[0]}.{VERSION[1]} or older, which this edgebrain reads: upgrade edgebrain")
+    if major < 1:
+        raise FormatError(f"offset 8: format version {major}.{minor} does not exist; expected "
+                          f"{VERSION[0]}.{VERSION[1]} (the file is corrupted)")
     if hlen > MAX_HEADER or 16 + hlen + 4 > len(blob):
-        raise FormatError(f"header of {hlen} bytes at offset 16 runs past the end of the {len(blob)}-byte file "
-                          "(truncated?)")
+        raise FormatError(f"offset 12: header of {hlen} bytes at offset 16 (and its CRC) runs past the end of the "
+                          f"{len(blob)}-byte file (truncated?)")
     hj = blob[16:16 + hlen]
     (crc,) = struct.unpack_from("<I", blob, 16 + hlen)
     if zlib.crc32(hj) != crc:
-        raise FormatError("header checksum mismatch at offset 16 (the file is corrupted)")
+        raise FormatError(f"header checksum mismatch: the CRC-32 at offset {16 + hlen} is {crc:#010x} but header "
+                          f"bytes 16..{16 + hlen} give {zlib.crc32(hj):#010x} (the file is corrupted)")
     try:
         header = json.loads(hj)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise FormatError(f"header is not valid JSON ({e})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise FormatError(f"header at offset 16 is not valid JSON ({e})") from None
     if not isinstance(header, dict) or header.get("format") != "edgebrain-model":
-        raise FormatError("header does not describe an edgebrain model")
+        raise FormatError("header at offset 16 does not describe an edgebrain model (expected "
+                          "\"format\": \"edgebrain-model\")")
     data0 = 16 + hlen + 4
     data0 += (-data0) % ALIGN
+    try:
+        return _parse(blob, header, hlen, data0)
+    except (FormatError, ModelError):
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError, RecursionError) as e:
+        # the CRC matched, so the header was written this way: a writer bug or a hand-made file
+        raise FormatError(f"header at offset 16 is malformed ({type(e).__name__}: {e})") from None
+
+
+def _buffer_owners(header: dict) -> dict:
+    """Buffer index -> what it holds (e.g. "node 'fc1' field 'weight'"), for error messages."""
+    owners: dict = {}
+
+    def walk(v, label):
+        if isinstance(v, dict):
+            if set(v) == {"$buf"} and isinstance(v["$buf"], int):
+                owners.setdefault(v["$buf"], label)
+                return
+            for k, x in v.items():
+                walk(x, f"{label}.{k}" if label else str(k))
+        elif isinstance(v, list):
+            for i, x in enumerate(v):
+                walk(x, f"{label}[{i}]")
+
+    try:
+        for nd in header["graph"]["nodes"]:
+            for key in ("arrays", "attrs"):
+                for f, v in (nd.get(key) or {}).items():
+                    walk(v, f"node '{nd.get('name')}' field '{f}'")
+        walk(header.get("quant"), "quantization parameters")
+        walk(header.get("meta"), "metadata")
+    except (KeyError, TypeError, AttributeError):
+        pass
+    return owners
+
+
+def _check_zero(blob: bytes, lo: int, hi: int, what: str) -> None:
+    if lo < hi and blob.count(0, lo, hi) != hi - lo:
+        bad = next(i for i in range(lo, hi) if blob[i])
+        raise FormatError(f"non-zero byte at offset {bad} in the padding {what} (bytes {lo}..{hi}; expected "
+                          "zeros): the file is corrupted")
+
+
+def _parse(blob: bytes, header: dict, hlen: int, data0: int):
+    _check_zero(blob, 16 + hlen + 4, min(data0, len(blob)), "after the header")
     try:
         entries = header["buffers"]
         data_size = int(header["data_size"])
@@ -180,8 +235,16 @@ def _load(path):
             raise FormatError(f"buffer {k}: bytes {off}..{off + nb} lie outside the data section")
         raw = blob[data0 + off:data0 + off + nb]
         if hashlib.sha256(raw).hexdigest() != digest:
-            raise FormatError(f"buffer {k} at offset {data0 + off}: SHA-256 mismatch (the file is corrupted)")
+            owner = _buffer_owners(header).get(k)
+            raise FormatError(f"buffer {k}{f' ({owner})' if owner else ''}, bytes {data0 + off}..{data0 + off + nb}: "
+                              "SHA-256 does not match the header (the file is corrupted)")
         arrays.append(np.frombuffer(raw, dtype=dt).reshape(shape).copy())
+    # the bytes between buffers are alignment padding and must be zero
+    pos = 0
+    for e in sorted(entries, key=lambda e: int(e["offset"])):
+        _check_zero(blob, data0 + pos, data0 + int(e["offset"]), "between buffers")
+        pos = max(pos, int(e["offset"]) + int(e["nbytes"]))
+    _check_zero(blob, data0 + pos, end, "at the end of the data")
     g = Graph(meta=_decode(header.get("meta") or {}, arrays))
     for nd in gnodes:
         try:
@@ -201,5 +264,133 @@ def _load(path):
             raise FormatError(f"malformed edge {ed!r} in the header")
         g.connect(*ed)
     g.prepare()
-    quant = _decode(header.get("quant"), arrays) if header.get("quant") else None
+    _check_meta(g.meta)
+    quant = _decode(header.get("quant"), arrays) if header.get("quant") is not None else None
+    if quant is not None:
+        _check_quant(g, quant)
     return g, quant
+
+
+# ---------------------------------------------------------------------- header content checks
+# The CRC only proves the header is as written; these make sure a hand-made or buggy header
+# cannot reach the runtime (wrong types would crash, wrong shapes would read past buffers).
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
+
+
+def _check_meta(meta) -> None:
+    if not isinstance(meta, dict):
+        raise FormatError(f"header field 'meta' is a {type(meta).__name__}; expected an object")
+    dt = meta.get("dt")
+    if dt is not None and not (_is_num(dt) and dt > 0):
+        raise FormatError(f"header field 'meta.dt' = {dt!r}; expected a positive number of seconds")
+    for k in ("dialect", "reset"):
+        if meta.get(k) is not None and not isinstance(meta[k], str):
+            raise FormatError(f"header field 'meta.{k}' = {meta[k]!r}; expected a string")
+    rep = meta.get("import_report")
+    if rep is not None and not (isinstance(rep, dict) and isinstance(rep.get("warnings", []), list)):
+        raise FormatError("header field 'meta.import_report' is malformed; expected an object with a "
+                          "'warnings' list")
+
+
+_NEURON_INT = ("beta_m", "gmem_m", "gmem_s", "bias")
+
+
+def _check_quant(g: Graph, quant) -> None:
+    def bad(msg):
+        raise FormatError(f"quantization parameters: {msg}")
+
+    if not isinstance(quant, dict):
+        bad(f"header field 'quant' is a {type(quant).__name__}; expected an object")
+    for k, allowed in (("weight_bits", (4, 8, 16)), ("state_bits", (16, 32))):
+        if quant.get(k) not in allowed or isinstance(quant.get(k), bool):
+            bad(f"'{k}' = {quant.get(k)!r}; expected one of {allowed}")
+    nodes, scales = quant.get("nodes"), quant.get("scales", {})
+    if not isinstance(nodes, dict) or not isinstance(scales, dict):
+        bad("'nodes' and 'scales' must be objects")
+    for n, v in scales.items():
+        if n not in g.nodes or not (_is_num(v) and v > 0):
+            bad(f"'scales.{n}' = {v!r}; expected a positive number for a node of the graph")
+    for n, q in nodes.items():
+        if n not in g.nodes:
+            bad(f"node '{n}' is not in the graph")
+    for n in g.outputs:
+        if n not in scales:
+            bad(f"'scales' has no entry for output node '{n}'")
+    for name in g.order:
+        op = g.nodes[name]
+        q = nodes.get(name)
+        where = f"node '{name}' ({op.kind})"
+
+        def need(key, kind, shape=None, optional=False):
+            if key not in q:
+                if optional:
+                    return
+                bad(f"{where}: field '{key}' is missing")
+            v = q[key]
+            if kind == "num":
+                if not _is_num(v):
+                    bad(f"{where}: field '{key}' = {v!r}; expected a finite number")
+            elif kind == "pos":
+                if not (_is_num(v) and v > 0):
+                    bad(f"{where}: field '{key}' = {v!r}; expected a positive number")
+            elif kind == "int":
+                if not (isinstance(v, int) and not isinstance(v, bool) and -2 ** 31 <= v < 2 ** 31):
+                    bad(f"{where}: field '{key}' = {v!r}; expected a 32-bit integer")
+            elif kind == "bool":
+                if not isinstance(v, bool):
+                    bad(f"{where}: field '{key}' = {v!r}; expected true or false")
+            elif kind == "str":
+                if v not in ("mul", "shift"):
+                    bad(f"{where}: field '{key}' = {v!r}; expected 'mul' or 'shift'")
+            else:  # integer array, of exactly `shape` or broadcasting to it
+                a = v if isinstance(v, np.ndarray) else None
+                if a is None or a.dtype.kind not in "iu":
+                    bad(f"{where}: field '{key}' is {type(v).__name__}; expected an integer array")
+                exact = kind == "iarr"
+                try:
+                    ok = a.shape == tuple(shape) if exact else np.broadcast_shapes(a.shape, shape) == tuple(shape)
+                except ValueError:
+                    ok = False
+                if not ok:
+                    bad(f"{where}: field '{key}' has shape {a.shape}; expected "
+                        f"{tuple(shape) if exact else f'a shape that broadcasts to {tuple(shape)}'}")
+
+        needs_q = isinstance(op, (ops.Input, ops.Affine, ops.Conv1d, ops.Conv2d, ops.SumPool2d, ops.Scale,
+                                  ops.Threshold, ops.Neuron))
+        if not needs_q:
+            continue
+        if not isinstance(q, dict):
+            bad(f"{where}: entry is missing or not an object")
+        if isinstance(op, ops.Input):
+            need("scale", "pos")
+            need("lo", "int")
+            need("hi", "int")
+        elif isinstance(op, (ops.Affine, ops.Conv1d, ops.Conv2d)):
+            co = (op.weight.shape[0],)
+            need("w", "iarr", op.weight.shape)
+            need("b", "iarr", co, optional=True)
+            need("rq_m", "iarr", co)
+            need("rq_s", "iarr", co)
+            need("identity", "bool")
+            need("wide", "bool")
+        elif isinstance(op, ops.SumPool2d):
+            need("m", "int")
+            need("s", "int")
+        elif isinstance(op, ops.Scale):
+            need("m", "iarr", op.scale.shape)
+            need("s", "iarr", op.scale.shape)
+        elif isinstance(op, ops.Threshold):
+            need("th", "iarr", op.threshold.shape)
+        else:
+            shape = g.in_shapes[name]
+            need("s_v", "pos")
+            need("dq", "int")
+            need("decay", "str")
+            for k in _NEURON_INT + (("thr", "v_reset") if op.spiking else ()) + (
+                    ("alpha_m", "gsyn_m", "gsyn_s") if op.cuba else ()):
+                need(k, "barr", shape)
+            if op.cuba:
+                need("s_i", "pos")

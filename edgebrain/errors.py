@@ -24,7 +24,8 @@ class EdgebrainError(Exception):
         if self.where:
             parts.append(self.where)
         prefix = ": ".join(parts)
-        return f"{prefix}: {self.detail}" if prefix else self.detail
+        msg = f"{prefix}: {self.detail}" if prefix else self.detail
+        return " ".join(msg.split("\n")).replace("\r", " ")  # always one line (the CLI prints it as such)
 
     def with_file(self, file: str) -> "EdgebrainError":
         """Return the same error with the file name filled in (if it was missing)."""

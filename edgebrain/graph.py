@@ -18,6 +18,10 @@ from . import ops
 from .errors import ModelError
 
 
+#: largest number of elements one node may output (per batch entry)
+MAX_ELEMENTS = 2 ** 28
+
+
 @dataclass
 class Graph:
     nodes: dict[str, ops.Op] = field(default_factory=dict)
@@ -77,10 +81,11 @@ class Graph:
         for a, b in self.edges:
             for end, n in (("source", a), ("target", b)):
                 if n not in self.nodes:
-                    raise ModelError(f"edge {a} -> {b}: {end} node '{n}' does not exist")
+                    raise ModelError(f"edge {a} -> {b}: {end} node '{n}' does not exist; expected one of "
+                                     f"{_names(self.nodes)}")
         if len(set(self.edges)) != len(self.edges):
             dup = next(e for e in self.edges if self.edges.count(e) > 1)
-            raise ModelError(f"edge {dup[0]} -> {dup[1]} appears twice")
+            raise ModelError(f"edge {dup[0]} -> {dup[1]} appears twice; expected each edge once")
         if not self.inputs:
             raise ModelError("graph has no Input node")
         if not self.outputs:
@@ -91,7 +96,7 @@ class Graph:
             if isinstance(op, ops.Output) and self.succs(n):
                 raise ModelError(f"node '{n}': Output node has outgoing edges")
             if not isinstance(op, ops.Input) and not self.preds(n):
-                raise ModelError(f"node '{n}' ({op.kind}) has no input edge")
+                raise ModelError(f"node '{n}' ({op.kind}) has no input edge; expected at least one edge into it")
         self.order, self.delayed_edges = _schedule(self)
         self._infer_shapes()
         return self
@@ -100,7 +105,11 @@ class Graph:
         ins: dict[str, tuple] = {}
         outs: dict[str, tuple] = {}
         for n in self.inputs:
-            outs[n] = ins[n] = self.nodes[n].shape
+            shape = self.nodes[n].shape
+            if any(d < 1 for d in shape) or int(np.prod(shape, dtype=np.float64)) > MAX_ELEMENTS:
+                raise ModelError(f"node '{n}' (Input): shape {shape}; expected sizes >= 1 and at most "
+                                 f"{MAX_ELEMENTS} elements")
+            outs[n] = ins[n] = shape
         pending = [n for n in self.order if n not in outs]
         while pending:
             progress = False
@@ -120,6 +129,9 @@ class Graph:
                     e.where = f"node '{n}' ({op.kind})"
                     e.args = (e._format(),)
                     raise
+                if int(np.prod(out, dtype=np.float64)) > MAX_ELEMENTS:
+                    raise ModelError(f"node '{n}' ({op.kind}): output shape {out} has more than {MAX_ELEMENTS} "
+                                     "elements; expected a model that fits in memory")
                 ins[n], outs[n] = shape, out
                 pending.remove(n)
                 progress = True
@@ -131,9 +143,15 @@ class Graph:
         for n in self.outputs:
             declared = self.nodes[n].shape
             if declared and int(np.prod(declared)) != int(np.prod(ins[n])):
-                raise ModelError(f"node '{n}' (Output): declared shape {declared} but receives {ins[n]}")
+                raise ModelError(f"node '{n}' (Output): declared shape {declared} but receives {ins[n]}; "
+                                 f"expected {ins[n]} (or {int(np.prod(ins[n]))} elements)")
             self.nodes[n].shape = ins[n]
         self.in_shapes, self.out_shapes = ins, outs
+
+
+def _names(nodes, limit: int = 12) -> str:
+    names = list(nodes)
+    return ", ".join(names[:limit]) + (f", ... ({len(names)} nodes)" if len(names) > limit else "")
 
 
 def _scc(nodes: list[str], succ: dict[str, list[str]]) -> list[list[str]]:
@@ -235,8 +253,8 @@ def _schedule(g: Graph) -> tuple[list[str], set]:
     for a, b in delayed:
         if not g.nodes[a].stateful and not _stateless_loop_ok(g, a, b):
             raise ModelError(
-                f"edge {a} -> {b} closes a loop without a neuron or delay on it; "
-                "such a loop has no defined value within one timestep")
+                f"edge {a} -> {b} closes a loop without a neuron or delay on it; such a loop has no defined "
+                "value within one timestep (expected a neuron or Delay node on every loop)")
     return order, delayed
 
 

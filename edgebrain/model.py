@@ -50,7 +50,10 @@ class Model:
     # ------------------------------------------------------------------ running
     def program(self, precision: str = "float"):
         if precision not in self._programs:
-            self._programs[precision] = build(self.graph, precision, self.quant)
+            try:
+                self._programs[precision] = build(self.graph, precision, self.quant)
+            except ModelError as e:
+                raise e.with_file(self.path) if self.path else e
         return self._programs[precision]
 
     def session(self, precision: str = "float", batch: int = 1) -> Session:

@@ -31,6 +31,8 @@ REQUIRED = {
     "I": ("r",), "IF": ("r", "v_threshold"), "NIRGraph": ("nodes", "edges"),
 }
 NEURONS = ("LI", "LIF", "CubaLI", "CubaLIF", "I", "IF")
+# fields a neuron node may have besides the required ones (anything else is reported and ignored)
+OPTIONAL = {"LIF": ("v_reset",), "CubaLI": ("w_in",), "CubaLIF": ("v_reset", "w_in"), "IF": ("v_reset",)}
 
 
 @dataclass
@@ -58,7 +60,11 @@ def _h5_to_dict(group, path: str) -> dict:
     import h5py
 
     out = {}
-    for k, v in group.items():
+    try:
+        items = list(group.items())
+    except Exception as e:  # noqa: BLE001 - h5py raises many kinds on damaged data
+        raise FormatError(f"group {path} cannot be read ({e})") from None
+    for k, v in items:
         if isinstance(v, h5py.Group):
             out[k] = _h5_to_dict(v, f"{path}/{k}")
         else:
@@ -93,8 +99,9 @@ def read_nir_dict(path) -> tuple[dict, str]:
             tree = _h5_to_dict(f["node"], "/node")
     except FormatError as e:
         raise e.with_file(path)
-    except OSError as e:
-        raise FormatError(f"cannot read as HDF5 (truncated or not a NIR file): {e}", file=path) from None
+    except Exception as e:  # noqa: BLE001 - h5py raises OSError, KeyError, RuntimeError... on damaged files
+        raise FormatError(f"cannot read as HDF5 ({e}); expected a NIR file (HDF5), complete and undamaged",
+                          file=path) from None
     return tree, version
 
 
@@ -107,7 +114,8 @@ def _flatten(tree: dict, prefix: str, nodes: dict, edges: list, where: str) -> t
         raise ModelError("expected a NIRGraph", where=where)
     for f in REQUIRED["NIRGraph"]:
         if f not in tree:
-            raise ModelError(f"graph is missing field '{f}'", where=where)
+            raise ModelError(f"graph is missing field '{f}' (expected a NIRGraph with fields nodes and edges)",
+                             where=where)
     inner, ins, outs = tree["nodes"], [], []
     if not isinstance(inner, dict):
         raise ModelError("field 'nodes' is not a group", where=where)
@@ -115,7 +123,8 @@ def _flatten(tree: dict, prefix: str, nodes: dict, edges: list, where: str) -> t
     for name, nd in inner.items():
         full = prefix + name
         if not isinstance(nd, dict) or "type" not in nd:
-            raise ModelError("node has no 'type' field", where=f"node '{full}'")
+            raise ModelError("node has no 'type' field (expected a group with a NIR node type such as 'LIF')",
+                             where=f"node '{full}'")
         kind = _str(nd["type"])
         if kind == "NIRGraph":
             sub_io[name] = _flatten(nd, full + ".", nodes, edges, f"node '{full}'")
@@ -125,8 +134,9 @@ def _flatten(tree: dict, prefix: str, nodes: dict, edges: list, where: str) -> t
                              where=f"node '{full}'")
         for f in REQUIRED[kind]:
             if f not in nd:
-                raise ModelError(f"missing field '{f}' (a {kind} needs {', '.join(REQUIRED[kind])})",
-                                 where=f"node '{full}'")
+                article = "an" if kind[0] in "AEIOU" else "a"
+                raise ModelError(f"missing field '{f}' (expected {article} {kind} to have "
+                                 f"{', '.join(REQUIRED[kind])})", where=f"node '{full}'")
         nodes[full] = (kind, nd)
         if kind == "Input":
             ins.append(full)
@@ -164,14 +174,26 @@ def _remove_passthrough(nodes: dict, edges: list, names: list[str]) -> list:
 # ---------------------------------------------------------------------- field parsing
 
 
+def _describe(v) -> str:
+    if isinstance(v, dict):
+        return "a group"
+    if isinstance(v, (bytes, str)):
+        return f"the text {_str(v)[:40]!r}"
+    a = np.asarray(v)
+    return f"{a.dtype} values" if a.dtype.kind in "cSUOV" else type(v).__name__
+
+
 def _num(nd: dict, f: str, where: str, dtype=np.float64) -> np.ndarray:
     v = nd[f]
+    if isinstance(v, (dict, bytes, str)) or np.asarray(v).dtype.kind not in "biuf":
+        raise ModelError(f"field '{f}' is not numeric (got {_describe(v)}); expected real numbers", where=where)
     try:
         a = np.asarray(v, dtype=dtype)
-    except (TypeError, ValueError):
-        raise ModelError(f"field '{f}' is not numeric (got {type(v).__name__})", where=where) from None
+    except (TypeError, ValueError, OverflowError):
+        raise ModelError(f"field '{f}' is not numeric (got {_describe(v)}); expected real numbers",
+                         where=where) from None
     if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
-        raise ModelError(f"field '{f}' contains NaN or infinite values", where=where)
+        raise ModelError(f"field '{f}' contains NaN or infinite values; expected finite numbers", where=where)
     return a
 
 
@@ -199,6 +221,40 @@ def _padding(nd, where, kernel, dilation, ndim) -> tuple:
         raise ModelError(f"field 'padding' = '{s}'; expected an integer, a pair, 'same' or 'valid'", where=where)
     vals = _ints(nd, "padding", where, ndim)
     return tuple(v for v in vals for _ in range(2))
+
+
+def _neuron_fields(where: str, kind: str, nd: dict, warnings: list) -> dict:
+    """The numeric NIR fields of a neuron node, checked to be per-neuron arrays of one size."""
+    p = {}
+    for f in nd:
+        if f in ("type", "metadata", "input_type", "output_type"):
+            continue
+        if f not in REQUIRED[kind] + OPTIONAL.get(kind, ()):
+            warnings.append(f"{where}: field '{f}' is not part of NIR's {kind} and was ignored")
+            continue
+        p[f] = _num(nd, f, where)
+    if kind.startswith("Cuba") and "w_in" not in p:
+        p["w_in"] = np.ones(1)
+    for f in ("tau", "tau_mem", "tau_syn"):
+        if f in p and p[f].size and not (p[f] > 0).all():
+            raise ModelError(f"field '{f}' has values <= 0 (smallest {p[f].min():g}); expected time constants > 0",
+                             where=where)
+    # a time constant and its gain are read together (dialect detection flattens both)
+    for a, b in (("tau", "r"), ("tau_mem", "r"), ("tau_syn", "w_in")):
+        if a in p and b in p and 1 not in (p[a].size, p[b].size) and p[a].size != p[b].size:
+            raise ModelError(f"field '{a}' has shape {p[a].shape} but field '{b}' has shape {p[b].shape}; "
+                             "expected one value per neuron (or a single value) in both", where=where)
+    # fields combined by the discretisation must broadcast together; each is checked against the
+    # node's shape once that is known
+    for group in (("tau", "tau_mem", "r", "v_leak"), ("tau_syn", "w_in"), ("v_threshold", "v_reset")):
+        fs = [f for f in group if f in p]
+        try:
+            np.broadcast_shapes(*(p[f].shape for f in fs))
+        except ValueError:
+            desc = ", ".join(f"'{f}' {p[f].shape}" for f in fs)
+            raise ModelError(f"fields have shapes that do not fit together ({desc}); expected one value per "
+                             "neuron (or a single value) in each", where=where) from None
+    return p
 
 
 def _op_from_nir(kind: str, nd: dict, where: str, dialect: dialects.Dialect, dt: float) -> ops.Op:
@@ -240,15 +296,16 @@ def _op_from_nir(kind: str, nd: dict, where: str, dialect: dialects.Dialect, dt:
             raise ModelError(f"field 'delay' is not a whole number of timesteps at dt={dt:g}", where=where)
         return ops.Delay(steps=steps.astype(np.int32))
     if kind in NEURONS:
-        p = {f: g(f) for f in nd if f not in ("type", "metadata", "input_type", "output_type")}
-        if kind.startswith("Cuba") and "w_in" not in p:
-            p["w_in"] = np.ones(1)
+        p = _neuron_fields(where, kind, nd, [])
         try:
             fields = dialect.discretize(kind, p, dt)
         except ModelError as e:
             e.where = where
             e.args = (e._format(),)
             raise
+        except ValueError as e:  # parameter arrays that cannot be combined
+            desc = ", ".join(f"'{f}' {a.shape}" for f, a in p.items())
+            raise ModelError(f"fields cannot be combined ({desc}): {e}", where=where) from None
         cls = ops.OPS[kind]
         return cls(**{k: v.astype(np.float32) for k, v in fields.items()},
                    **({} if kind in ("LI", "CubaLI", "I") else dialect.flags()),
@@ -275,18 +332,18 @@ def read_nir(path, dt: float | None = None, dialect: str | None = None, reset: s
         for a, b in edges:
             for end, n in (("source", a), ("target", b)):
                 if n not in nodes:
-                    raise ModelError(f"edge {a} -> {b}: {end} node '{n}' does not exist")
+                    raise ModelError(f"edge {a} -> {b}: {end} node '{n}' does not exist; expected one of "
+                                     f"{', '.join(list(nodes)[:12])}{', ...' if len(nodes) > 12 else ''}")
 
         neuron_fields = []
+        warnings = []
         for n, (k, nd) in nodes.items():
             if k in NEURONS:
-                where = f"node '{n}'"
-                neuron_fields.append((n, k, {f: _num(nd, f, where) for f in nd
-                                             if f not in ("type", "metadata", "input_type", "output_type")}))
-        det = dialects.detect(neuron_fields)
+                neuron_fields.append((n, k, _neuron_fields(f"node '{n}' ({k})", k, nd, warnings)))
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            det = dialects.detect(neuron_fields)
         chosen = dialect or det.dialect
         d = dialects.get(chosen, reset)
-        warnings = []
         if dt is not None:
             if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
                 raise ModelError(f"dt={dt!r}; expected a positive number of seconds")

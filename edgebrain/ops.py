@@ -45,7 +45,7 @@ class Op:
         for name in self.array_fields:
             a = getattr(self, name)
             if a is not None and a.dtype.kind == "f" and not np.all(np.isfinite(a)):
-                raise ModelError(f"field '{name}' contains NaN or infinite values")
+                raise ModelError(f"field '{name}' contains NaN or infinite values; expected finite numbers")
 
     def attrs(self) -> dict:
         """The non-array fields, as JSON-serialisable values."""
@@ -115,7 +115,8 @@ class Affine(Op):
         if self.bias is not None and self.bias.shape != (self.weight.shape[0],):
             raise ModelError(f"field 'bias' has shape {self.bias.shape}; expected ({self.weight.shape[0]},)")
         if not in_shape or in_shape[-1] != self.weight.shape[1]:
-            raise ModelError(f"input shape {in_shape} does not match weight (out, in) = {self.weight.shape}")
+            raise ModelError(f"input shape {in_shape} does not match field 'weight' (out, in) = {self.weight.shape}; "
+                             f"expected (out, {in_shape[-1] if in_shape else 'in'}) for this input")
 
     def out_shape(self, in_shape):
         return tuple(in_shape[:-1]) + (self.weight.shape[0],)

@@ -90,6 +90,7 @@ class Program:
     instr_node: list = field(default_factory=list)  # instruction row -> node name
     scales: dict = field(default_factory=dict)  # int mode: node -> output scale (float)
     state_scales: dict = field(default_factory=dict)  # int mode: node -> (s_v, s_i)
+    spiking: set = field(default_factory=set)  # nodes whose output is spikes
 
 
 def _expand(a, shape) -> np.ndarray:
@@ -167,7 +168,8 @@ def build(graph: Graph, precision: str = "float", quant: dict | None = None) -> 
     state_regions = {}
     acc_size = 1
     idx_size = 1
-    scales, state_scales = {}, {}
+    scales = {k: float(v) for k, v in (quant or {}).get("scales", {}).items()} if is_int else {}
+    state_scales = {}
 
     def emit(name, *vals):
         r = np.zeros(E.WIDTH, np.int64)
@@ -206,7 +208,6 @@ def build(graph: Graph, precision: str = "float", quant: dict | None = None) -> 
         if isinstance(op, ops.Input):
             if is_int:
                 emit(name, E.OP_INPUT, 0, out.n, out.off, out.n, fpar.add([1.0 / q["scale"]]), q["lo"], q["hi"])
-                scales[name] = q["scale"]
             else:
                 emit(name, E.OP_INPUT, 0, out.n, out.off, out.n)
             continue
@@ -221,7 +222,6 @@ def build(graph: Graph, precision: str = "float", quant: dict | None = None) -> 
                 b_off = ipar.add(q["b"]) if "b" in q else -1
                 emit(name, E.OP_DENSE, inp.off, inp.n, out.off, out.n, rows_, n_in, n_o, w_off, b_off,
                      ipar.add(q["rq_m"]), ipar.add(q["rq_s"]), int(q["identity"]), int(q["wide"]))
-                scales[name] = q["out_scale"]
             else:
                 w_off = fpar.add(op.weight.T)
                 b_off = fpar.add(op.bias) if op.bias is not None else -1
@@ -248,7 +248,6 @@ def build(graph: Graph, precision: str = "float", quant: dict | None = None) -> 
                 w_off = wbuf.add(np.asarray(q["w"]).reshape(wshape))
                 emit(name, E.OP_CONV, inp.off, inp.n, out.off, out.n, *dims, w_off, ipar.add(q["b"]),
                      ipar.add(q["rq_m"]), ipar.add(q["rq_s"]), int(q["identity"]), int(q["wide"]))
-                scales[name] = q["out_scale"]
             else:
                 emit(name, E.OP_CONV, inp.off, inp.n, out.off, out.n, *dims,
                      fpar.add(op.weight.reshape(wshape)), fpar.add(op.bias))
@@ -257,7 +256,6 @@ def build(graph: Graph, precision: str = "float", quant: dict | None = None) -> 
             dims = (C, H, W, *op.kernel_size, *op.stride, *op.padding, Ho, Wo)
             if is_int:
                 emit(name, E.OP_POOL, inp.off, inp.n, out.off, out.n, *dims, 0, q["m"], q["s"])
-                scales[name] = q["out_scale"]
             else:
                 emit(name, E.OP_POOL, inp.off, inp.n, out.off, out.n, *dims, fpar.add([op.factor()]))
         elif isinstance(op, ops.Scale):
@@ -265,14 +263,12 @@ def build(graph: Graph, precision: str = "float", quant: dict | None = None) -> 
             if is_int:
                 emit(name, E.OP_SCALE, inp.off, inp.n, out.off, out.n, ipar.add(_expand(q["m"], shape)),
                      ipar.add(_expand(q["s"], shape)))
-                scales[name] = q["out_scale"]
             else:
                 emit(name, E.OP_SCALE, inp.off, inp.n, out.off, out.n, fpar.add(_expand(op.scale, shape)))
         elif isinstance(op, ops.Threshold):
             shape = graph.in_shapes[name]
             if is_int:
                 emit(name, E.OP_THRESHOLD, inp.off, inp.n, out.off, out.n, ipar.add(_expand(q["th"], shape)))
-                scales[name] = 1.0
             else:
                 emit(name, E.OP_THRESHOLD, inp.off, inp.n, out.off, out.n, fpar.add(_expand(op.threshold, shape)))
         elif isinstance(op, ops.Delay):
@@ -281,8 +277,6 @@ def build(graph: Graph, precision: str = "float", quant: dict | None = None) -> 
             ring_len = (int(steps.max(initial=0)) + 1) * out.n
             ring_off = alloc_act(ring_len)
             emit(name, E.OP_DELAY, inp.off, inp.n, out.off, out.n, ring_off, ipar.add(steps), ring_len)
-            if is_int:
-                scales[name] = qn.get(graph.preds(name)[0], {}).get("out_scale", scales.get(graph.preds(name)[0], 1.0))
         elif isinstance(op, ops.Neuron):
             shape = graph.in_shapes[name]
             n = out.n
@@ -301,7 +295,6 @@ def build(graph: Graph, precision: str = "float", quant: dict | None = None) -> 
                      ipar.add(get("alpha_m")), ipar.add(get("gsyn_m")), ipar.add(get("beta_m")),
                      ipar.add(get("gmem_m")), ipar.add(get("bias")), ipar.add(get("thr")), ipar.add(get("v_reset")),
                      ipar.add(get("gsyn_s")), ipar.add(get("gmem_s")), int(q["dq"]), int(info.min), int(info.max))
-                scales[name] = 1.0 if op.spiking else q["s_v"]
                 state_scales[name] = (q["s_v"], q.get("s_i"))
             else:
                 e = lambda a: fpar.add(_expand(a, shape) if a is not None else np.zeros(n))  # noqa: E731
@@ -313,9 +306,7 @@ def build(graph: Graph, precision: str = "float", quant: dict | None = None) -> 
     for name in graph.outputs:
         src = resolve(name)
         if is_int:
-            pred = graph.preds(name)
-            sc = scales.get(pred[0], 1.0) if len(pred) == 1 else qn.get(name, {}).get("in_scale", 1.0)
-            emit(name, E.OP_OUTPUT, src.off, src.n, 0, 0, n_out, fpar.add([sc]))
+            emit(name, E.OP_OUTPUT, src.off, src.n, 0, 0, n_out, fpar.add([scales[name]]))
         else:
             emit(name, E.OP_OUTPUT, src.off, src.n, 0, 0, n_out)
         outputs[name] = (n_out, src.n, graph.in_shapes[name])
@@ -328,4 +319,6 @@ def build(graph: Graph, precision: str = "float", quant: dict | None = None) -> 
         state_size=max(state_size, 1), state_dtype=sdt, act_dtype=adt, acc_size=acc_size, idx_size=idx_size,
         input_name=input_name, input_shape=graph.out_shapes[input_name], outputs=outputs, n_out=n_out,
         out_regions=out_reg, state_regions=state_regions, instr_node=instr_node, scales=scales,
-        state_scales=state_scales)
+        state_scales=state_scales,
+        spiking={n for n, op in nodes.items() if (isinstance(op, ops.Neuron) and op.spiking)
+                 or isinstance(op, ops.Threshold)})

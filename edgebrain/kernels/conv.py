@@ -11,7 +11,7 @@ import numpy as np
 from numba import njit
 
 from .dense import DENSE_ABOVE
-from .fixed import INT32_MAX, INT32_MIN, mulshift, sat
+from .fixed import INT32_MAX, INT32_MIN, mulshift_sat32, sat
 
 
 @njit(cache=True)
@@ -105,4 +105,4 @@ def conv2d_int(x, w, b, y, dims, acc, rq_m, rq_s, identity):
             if identity:
                 y[co * hw + k] = sat(a, INT32_MIN, INT32_MAX)
             else:
-                y[co * hw + k] = sat(mulshift(a, np.int64(rq_m[co]), rq_s[co]), INT32_MIN, INT32_MAX)
+                y[co * hw + k] = mulshift_sat32(a, np.int64(rq_m[co]), rq_s[co])  # exact for any int64 acc

@@ -1,29 +1,37 @@
 """Dense (Affine / Linear) kernels: y = W·x + b, float32 reference and integer twin.
 
 Weights are stored transposed, ``wt[j, c] = W[c, j]`` (shape (n_in, n_out)), so that the
-contribution of one input is one contiguous row. When the input is sparse (spikes), only
-the rows of nonzero inputs are added ("event-driven": an addition per synapse when the
-input is a 0/1 spike); when more than ``DENSE_ABOVE`` of the inputs are nonzero the loop
-over all rows is cheaper, and is used instead. Both paths visit rows in increasing j, so
-they give bit-identical results, in float as in integer arithmetic.
+contribution of one input is one contiguous row. Only the rows of nonzero inputs are added
+("event-driven": an addition per synapse when the input is a 0/1 spike). The nonzero
+inputs are listed first by a branch-free scan (random spike patterns would otherwise cost a
+branch misprediction per spike), then their rows are added in increasing j. Layers with
+fewer than ``SMALL_OUT`` outputs loop over outputs outside instead (a row of a few outputs
+is too short for the vector loop's set-up to pay off); each output still adds the same
+terms in the same order (increasing j), so every path gives bit-identical results, in
+float as in integer arithmetic.
 """
 
 import numpy as np
 from numba import njit
 
-from .fixed import INT32_MAX, INT32_MIN, mulshift, sat
+from .fixed import INT32_MAX, INT32_MIN, mulshift_sat32, sat
 
-#: fraction of nonzero inputs above which the dense path is used
+#: fraction of nonzero inputs above which a loop over all inputs is used (convolutions; the
+#: dense kernels always add the listed nonzero rows, which costs the same once the list is
+#: made without branches)
 DENSE_ABOVE = 0.25
+#: layers with fewer outputs than this accumulate output by output
+SMALL_OUT = 16
 
 
 @njit(cache=True)
 def _active(x, idx):
+    """idx[:n] = the indices j of the nonzero x[j], increasing; returns n. Branch-free: idx[n]
+    is written for every j (n <= j, so idx needs room for x.shape[0] entries)."""
     n = 0
     for j in range(x.shape[0]):
-        if x[j] != 0:
-            idx[n] = j
-            n += 1
+        idx[n] = j
+        n += x[j] != 0
     return n
 
 
@@ -38,24 +46,24 @@ def dense_f32(x, wt, b, y, idx):
         for c in range(n_out):
             y[c] = 0.0
     nnz = _active(x, idx)
-    if nnz > DENSE_ABOVE * n_in:
-        for j in range(n_in):
-            xj = x[j]
-            if xj != 0:
-                row = wt[j]
-                for c in range(n_out):
-                    y[c] += xj * row[c]
-    else:
-        for k in range(nnz):
-            j = idx[k]
-            xj = x[j]
-            row = wt[j]
-            if xj == 1.0:
-                for c in range(n_out):
-                    y[c] += row[c]
-            else:
-                for c in range(n_out):
-                    y[c] += xj * row[c]
+    if n_out < SMALL_OUT:
+        for c in range(n_out):
+            s = y[c]
+            for k in range(nnz):
+                j = idx[k]
+                s += x[j] * wt[j, c]
+            y[c] = s
+        return
+    for k in range(nnz):
+        j = idx[k]
+        xj = x[j]
+        row = wt[j]
+        if xj == 1.0:
+            for c in range(n_out):
+                y[c] += row[c]
+        else:
+            for c in range(n_out):
+                y[c] += xj * row[c]
 
 
 @njit(cache=True)
@@ -74,13 +82,13 @@ def dense_int(x, wt, b, y, idx, acc, rq_m, rq_s, identity):
         for c in range(n_out):
             acc[c] = 0
     nnz = _active(x, idx)
-    if nnz > DENSE_ABOVE * n_in:
-        for j in range(n_in):
-            xj = x[j]
-            if xj != 0:
-                row = wt[j]
-                for c in range(n_out):
-                    acc[c] += xj * row[c]
+    if n_out < SMALL_OUT:
+        for c in range(n_out):
+            a = acc[c]
+            for k in range(nnz):
+                j = idx[k]
+                a += x[j] * wt[j, c]
+            acc[c] = a
     else:
         for k in range(nnz):
             j = idx[k]
@@ -97,4 +105,4 @@ def dense_int(x, wt, b, y, idx, acc, rq_m, rq_s, identity):
             y[c] = sat(np.int64(acc[c]), INT32_MIN, INT32_MAX)
     else:
         for c in range(n_out):
-            y[c] = sat(mulshift(np.int64(acc[c]), np.int64(rq_m[c]), rq_s[c]), INT32_MIN, INT32_MAX)
+            y[c] = mulshift_sat32(np.int64(acc[c]), np.int64(rq_m[c]), rq_s[c])  # exact for any int64 acc

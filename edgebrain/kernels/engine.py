@@ -12,10 +12,19 @@ A model is lowered (by :mod:`edgebrain.program`) to a table of instructions, one
 The executor is written once for all models, so Numba compiles it once per machine (and
 caches it on disk) instead of once per model. Per instruction it only dispatches on the
 opcode and slices buffers; the arithmetic lives in the kernel files beside this one.
+
+The executor's functions are compiled without Numba's reference counting (``_nrt=False``):
+the arrays come from the session, which keeps them alive for the whole call, and nothing
+here allocates. With it, every slice handed to a kernel (and every array argument) cost an
+atomic increment and decrement of a shared counter, about half the time of a small model's
+step; without it the arrays carry no counter and the kernels' own increments are no-ops.
 """
 
 import numpy as np
 from numba import njit
+
+#: decorator of the executor's functions (see the module docstring)
+_engine_jit = njit(cache=True, _nrt=False)
 
 from .conv import conv2d_f32, conv2d_int
 from .dense import dense_f32, dense_int
@@ -53,7 +62,7 @@ WIDTH = 32
 # OUTPUT : 5 column in the output row, 6 scale_off (fpar, int mode)
 
 
-@njit(cache=True)
+@_engine_jit
 def _step_f32(prog, fpar, ipar, state, act, idx, clock, x, out):
     for r in range(prog.shape[0]):
         p = prog[r]
@@ -101,7 +110,7 @@ def _step_f32(prog, fpar, ipar, state, act, idx, clock, x, out):
                 out[p[5] + k] = act[i0 + k]
 
 
-@njit(cache=True)
+@_engine_jit
 def _step_int(prog, fpar, ipar, wbuf, state, act, acc32, acc64, idx, clock, x, out, satcount):
     for r in range(prog.shape[0]):
         p = prog[r]
@@ -111,10 +120,13 @@ def _step_int(prog, fpar, ipar, wbuf, state, act, acc32, acc64, idx, clock, x, o
             inv = fpar[p[5]]
             lo, hi = p[6], p[7]
             for k in range(ni):
-                q = np.int64(np.floor(x[i0 + k] * inv + np.float32(0.5)))
-                if q < lo or q > hi:
+                # clamp before converting: x·inv may be beyond int64 (or inf in float32)
+                t = np.floor(x[i0 + k] * inv + np.float32(0.5))
+                if t < lo or t > hi:
                     satcount[r] += 1
-                act[o0 + k] = sat(q, lo, hi)
+                    act[o0 + k] = lo if t < lo else hi
+                else:
+                    act[o0 + k] = np.int64(t)
         elif op == OP_COPY:
             copy_into(act[i0:i0 + ni], act[o0:o0 + no])
         elif op == OP_ADD:
@@ -166,7 +178,7 @@ def _step_int(prog, fpar, ipar, wbuf, state, act, acc32, acc64, idx, clock, x, o
                 out[p[5] + k] = np.float32(act[i0 + k]) * sc
 
 
-@njit(cache=True)
+@_engine_jit
 def _record(rec, state, act, dst):
     # rec rows: (buffer 0=act 1=state, offset, count, column in dst)
     for r in range(rec.shape[0]):
@@ -179,7 +191,7 @@ def _record(rec, state, act, dst):
                 dst[col + k] = state[off + k]
 
 
-@njit(cache=True)
+@_engine_jit
 def run_f32(prog, fpar, ipar, state, act, idx, clock, xs, out, rec, recbuf):
     """Run xs.shape[0] steps for xs.shape[1] batch elements; out[t, b] gets the outputs."""
     for t in range(xs.shape[0]):
@@ -190,7 +202,7 @@ def run_f32(prog, fpar, ipar, state, act, idx, clock, xs, out, rec, recbuf):
         clock[0] += 1
 
 
-@njit(cache=True)
+@_engine_jit
 def run_int(prog, fpar, ipar, wbuf, state, act, acc32, acc64, idx, clock, xs, out, rec, recbuf, satcount):
     for t in range(xs.shape[0]):
         for b in range(xs.shape[1]):
@@ -201,7 +213,7 @@ def run_int(prog, fpar, ipar, wbuf, state, act, acc32, acc64, idx, clock, xs, ou
         clock[0] += 1
 
 
-@njit(cache=True)
+@_engine_jit
 def _finite(x):
     for b in range(x.shape[0]):
         for k in range(x.shape[1]):
@@ -210,7 +222,7 @@ def _finite(x):
     return True
 
 
-@njit(cache=True)
+@_engine_jit
 def step_f32(prog, fpar, ipar, state, act, idx, clock, x, out):
     """One step for every batch element: x (B, n_in), out (B, n_out). Returns False (and
     changes nothing) when x holds NaN or infinity."""
@@ -222,11 +234,64 @@ def step_f32(prog, fpar, ipar, state, act, idx, clock, x, out):
     return True
 
 
-@njit(cache=True)
+@_engine_jit
 def step_int(prog, fpar, ipar, wbuf, state, act, acc32, acc64, idx, clock, x, out, satcount):
     if not _finite(x):
         return False
     for b in range(x.shape[0]):
         _step_int(prog, fpar, ipar, wbuf, state[b], act[b], acc32, acc64, idx, clock[0], x[b], out[b], satcount)
     clock[0] += 1
+    return True
+
+
+# ---- batch-1 entry points for Session.step: fewer arguments, x and out one-dimensional.
+# Each array argument costs Python→Numba dispatch time (tens of ns), which at a few µs per
+# step of a small model is worth saving. ``scr`` is the session's int64 scratch buffer,
+# laid out by :func:`scratch_layout`: scr[0] the clock, scr[1:8] where the rest lives.
+
+#: header words of the scratch buffer (the clock and six offsets/lengths)
+SCR_HEADER = 8
+
+
+def scratch_layout(n_sat, n_idx, n_acc, align=8):
+    """(size, header) of a scratch buffer holding the saturation counters, the index list
+    and both accumulator rows; every region starts on a 64-byte boundary (8 int64)."""
+    off = SCR_HEADER
+    up = lambda o: o + (-o) % align  # noqa: E731
+    sat_off = up(off)
+    idx_off = up(sat_off + n_sat)
+    a64_off = up(idx_off + n_idx)
+    a32_off = up(a64_off + n_acc)
+    size = up(a32_off + (n_acc + 1) // 2)
+    return size, (sat_off, n_sat, idx_off, n_idx, a64_off, a32_off, n_acc)
+
+
+@_engine_jit
+def _finite1(x):
+    for k in range(x.shape[0]):
+        if not np.isfinite(x[k]):
+            return False
+    return True
+
+
+@_engine_jit
+def step1_f32(prog, fpar, ipar, state, act, scr, x, out):
+    """step_f32 for a batch of one: state, act (1, n) as there; x (n_in,), out (n_out,)."""
+    if not _finite1(x):
+        return False
+    _step_f32(prog, fpar, ipar, state[0], act[0], scr[scr[3]:scr[3] + scr[4]], scr[0], x, out)
+    scr[0] += 1
+    return True
+
+
+@_engine_jit
+def step1_int(prog, fpar, ipar, wbuf, state, act, scr, x, out):
+    """step_int for a batch of one: state, act (1, n) as there; x (n_in,), out (n_out,)."""
+    if not _finite1(x):
+        return False
+    n_acc = scr[7]
+    acc32 = scr[scr[6]:scr[6] + (n_acc + 1) // 2].view(np.int32)[:n_acc]
+    _step_int(prog, fpar, ipar, wbuf, state[0], act[0], acc32, scr[scr[5]:scr[5] + n_acc],
+              scr[scr[3]:scr[3] + scr[4]], scr[0], x, out, scr[scr[1]:scr[1] + scr[2]])
+    scr[0] += 1
     return True

@@ -4,6 +4,7 @@ All of them work on int64 values, so intermediate results are exact; results are
 saturated to the width of the destination.
 """
 
+import numpy as np
 from numba import njit
 
 INT32_MIN = -(2**31)
@@ -31,3 +32,36 @@ def sat(v, lo, hi):
 def mulshift(x, m, s):
     """round(x * m / 2**s) with the rounding of :func:`rsr`."""
     return rsr(x * m, s)
+
+
+@njit(cache=True, inline="always")
+def mulshift_sat32(a, m, s):
+    """sat32(rsr(a·m, s)) exactly for any int64 ``a`` (a wide accumulator), int32 ``m`` and
+    0 <= s <= 62, where a·m itself may not fit in int64.
+
+    |a| <= 2^31 is the direct product. Otherwise the product is formed as h·2^32 + l with
+    0 <= l < 2^32 (a = ah·2^32 + al, al·m split the same way), and the rounding shift is
+    applied to that pair.
+    """
+    a = np.int64(a)
+    m = np.int64(m)
+    if -2147483648 <= a <= 2147483648:  # |a·m| <= 2^62: no overflow, even with the rounding term
+        return sat(rsr(a * m, s), INT32_MIN, INT32_MAX)
+    mask = np.int64(0xFFFFFFFF)
+    pl = (a & mask) * m                 # |pl| < 2^63
+    h = (a >> 32) * m + (pl >> 32)      # a·m = h·2^32 + l exactly, |h| <= 2^62 + 2^31
+    l = pl & mask
+    if s >= 33:
+        # rounding term 2^(s-1) = 2^(s-33)·2^32; l < 2^32 cannot change floor(·/2^s)
+        return sat((h + (np.int64(1) << (s - 33))) >> (s - 32), INT32_MIN, INT32_MAX)
+    if s <= 0:
+        s = 0
+    else:
+        l += np.int64(1) << (s - 1)
+        h += l >> 32
+        l &= mask
+    if h >= 2147483648:                 # result >= 2^31 · 2^(32-s) >= 2^31
+        return np.int64(INT32_MAX)
+    if h < -2147483648:                 # result < -2^31 · 2^(32-s) <= -2^31
+        return np.int64(INT32_MIN)
+    return sat((h << (32 - s)) + (l >> s), INT32_MIN, INT32_MAX)

@@ -43,6 +43,24 @@ def flags_for(op) -> int:
     return f
 
 
+@njit(cache=True, inline="always")
+def _simple_f32(x, v, out, beta, g_mem, bias, thr, v_reset, subtract, ge, spiking):
+    """neuron_f32 for the common kinds (no current, single spike, reset not delayed), written
+    without data-dependent branches so that it vectorizes: the same operations in the same
+    order, so the same float32 results. ``spiking`` is a compile-time constant at each call."""
+    for k in range(v.shape[0]):
+        vk = beta[k] * v[k] + g_mem[k] * x[k] + bias[k]
+        if spiking:
+            th = thr[k]
+            fire = (vk >= th) if ge else (vk > th)
+            vr = vk - np.float32(1.0) * th if subtract else v_reset[k]
+            v[k] = vr if fire else vk
+            out[k] = np.float32(1.0) if fire else np.float32(0.0)
+        else:
+            v[k] = vk
+            out[k] = vk
+
+
 @njit(cache=True)
 def neuron_f32(x, v, i, out, alpha, g_syn, beta, g_mem, bias, thr, v_reset, flags, max_spikes):
     n = v.shape[0]
@@ -53,6 +71,12 @@ def neuron_f32(x, v, i, out, alpha, g_syn, beta, g_mem, bias, thr, v_reset, flag
     lag = flags & CURRENT_LAG
     ge = flags & THRESHOLD_GE
     multi = flags & MULTISPIKE
+    if not (cuba or delayed or multi):  # fast path: LIF, LI, IF, I
+        if spiking:
+            _simple_f32(x, v, out, beta, g_mem, bias, thr, v_reset, subtract != 0, ge != 0, True)
+        else:
+            _simple_f32(x, v, out, beta, g_mem, bias, thr, v_reset, subtract != 0, ge != 0, False)
+        return
     for k in range(n):
         if cuba:
             i_new = alpha[k] * i[k] + g_syn[k] * x[k]
@@ -88,6 +112,44 @@ def neuron_f32(x, v, i, out, alpha, g_syn, beta, g_mem, bias, thr, v_reset, flag
         out[k] = s
 
 
+@njit(cache=True, inline="always")
+def _simple_int(x, v, out, beta_m, gmem_m, gmem_s, bias, thr, v_reset, spiking, subtract, ge, dq, lo, hi,
+                shift, gmem_id):
+    """neuron_int for the common kinds (no current, single spike, reset not delayed), written
+    without data-dependent branches so that it vectorizes; exactly the same integer results
+    and saturation count. ``shift`` is a compile-time constant at each call."""
+    nsat = 0
+    gei = np.int64(1) if ge else np.int64(0)  # v >= th  <=>  v > th - 1 for integers
+    for k in range(v.shape[0]):
+        xk = np.int64(x[k])
+        vk = np.int64(v[k])
+        if shift:
+            vdec = vk - rsr(vk, np.int64(beta_m[k]))
+        else:
+            vdec = rsr(vk * beta_m[k], dq)
+        # both computed, one selected (no branch; mulshift is exact for any parameters)
+        ms = mulshift(xk, np.int64(gmem_m[k]), gmem_s[k])
+        drive = xk if gmem_id else ms
+        acc = vdec + drive + bias[k]
+        nsat += (acc < lo) | (acc > hi)
+        vs = min(max(acc, lo), hi)
+        if spiking:
+            th = np.int64(thr[k])
+            fire = vs > th - gei
+            if subtract:
+                r = vs - th
+                nsat += fire & ((r < lo) | (r > hi))  # as the general loop: a clamp after the reset counts
+                vr = min(max(r, lo), hi)
+            else:
+                vr = np.int64(v_reset[k])
+            v[k] = vr if fire else vs
+            out[k] = 1 if fire else 0
+        else:
+            v[k] = vs
+            out[k] = vs
+    return nsat
+
+
 @njit(cache=True)
 def neuron_int(x, v, i, out, alpha_m, gsyn_m, gsyn_s, beta_m, gmem_m, gmem_s, bias, thr, v_reset,
                flags, max_spikes, dq, lo, hi):
@@ -107,6 +169,13 @@ def neuron_int(x, v, i, out, alpha_m, gsyn_m, gsyn_s, beta_m, gmem_m, gmem_s, bi
     shift = flags & SHIFT_DECAY
     gsyn_id = flags & GSYN_IDENTITY
     gmem_id = flags & GMEM_IDENTITY
+    if not (cuba or delayed or multi):  # fast path: LIF, LI, IF, I
+        sp, sb, g, gid = spiking != 0, subtract != 0, ge != 0, gmem_id != 0
+        if shift:
+            return _simple_int(x, v, out, beta_m, gmem_m, gmem_s, bias, thr, v_reset, sp, sb, g, dq, lo, hi,
+                               True, gid)
+        return _simple_int(x, v, out, beta_m, gmem_m, gmem_s, bias, thr, v_reset, sp, sb, g, dq, lo, hi,
+                           False, gid)
     nsat = 0
     for k in range(n):
         xk = np.int64(x[k])
@@ -131,9 +200,9 @@ def neuron_int(x, v, i, out, alpha_m, gsyn_m, gsyn_s, beta_m, gmem_m, gmem_s, bi
         else:
             vdec = rsr(vk * beta_m[k], dq)
         acc = vdec + (d if gmem_id else mulshift(d, np.int64(gmem_m[k]), gmem_s[k])) + bias[k]
-        if acc < lo or acc > hi:
-            nsat += 1
         if not spiking:
+            if acc < lo or acc > hi:
+                nsat += 1
             vk = sat(acc, lo, hi)
             v[k] = vk
             out[k] = vk
@@ -141,6 +210,8 @@ def neuron_int(x, v, i, out, alpha_m, gsyn_m, gsyn_s, beta_m, gmem_m, gmem_s, bi
         th = np.int64(thr[k])
         if delayed:
             acc -= np.int64(out[k]) * th
+        if acc < lo or acc > hi:  # counted after the delayed reset: that is the value clamped
+            nsat += 1
         vk = sat(acc, lo, hi)
         fire = vk >= th if ge else vk > th
         s = np.int64(0)
@@ -155,7 +226,10 @@ def neuron_int(x, v, i, out, alpha_m, gsyn_m, gsyn_s, beta_m, gmem_m, gmem_s, bi
                 s = 1
             if not delayed:
                 if subtract:
-                    vk = sat(vk - s * th, lo, hi)
+                    vk -= s * th
+                    if vk < lo or vk > hi:  # only possible with a threshold <= 0
+                        nsat += 1
+                    vk = sat(vk, lo, hi)
                 else:
                     vk = np.int64(v_reset[k])
         v[k] = vk

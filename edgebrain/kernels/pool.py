@@ -7,7 +7,7 @@ Integer: y = sat32(rsr(Σ_window x · m, s)), with (m, s) encoding factor·s_in/
 import numpy as np
 from numba import njit
 
-from .fixed import INT32_MAX, INT32_MIN, mulshift, sat
+from .fixed import INT32_MAX, INT32_MIN, mulshift_sat32, sat
 
 
 @njit(cache=True)
@@ -54,4 +54,4 @@ def pool2d_int(x, y, dims, m, s):
                 if identity:
                     y3[c, oy, ox] = sat(a, INT32_MIN, INT32_MAX)
                 else:
-                    y3[c, oy, ox] = sat(mulshift(a, np.int64(m), s), INT32_MIN, INT32_MAX)
+                    y3[c, oy, ox] = mulshift_sat32(a, np.int64(m), s)  # the window sum can exceed 2^31

@@ -1,0 +1,392 @@
+"""The ``edgebrain`` command line: convert, inspect, run, demo.
+
+Every user error is printed as one line (file, node or field, what was expected) and the
+process exits with code 2; set EDGEBRAIN_DEBUG=1 to see tracebacks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from enum import Enum
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from .errors import EdgebrainError, InputError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Run spiking models trained elsewhere, fast and frugally, on hardware you can buy.")
+
+
+class Precision(str, Enum):
+    float = "float"
+    int = "int"
+
+
+class Quantize(str, Enum):
+    int4 = "int4"
+    int8 = "int8"
+    int16 = "int16"
+
+
+def _echo_err(msg: str) -> None:
+    typer.echo(f"error: {msg}", err=True)
+
+
+def _console():
+    from rich.console import Console
+
+    return Console()
+
+
+def _load_model(path: str, dt=None, dialect=None, reset=None):
+    from .model import Model
+
+    return Model.load(path, dt=dt, dialect=dialect, reset=reset)
+
+
+NPY_MAGIC = b"\x93NUMPY"
+ZIP_MAGIC = b"PK\x03\x04"
+
+
+def _load_npy(path: str, what: str):
+    """A numeric array from a .npy (or single-array .npz) file, checked before any data is read.
+
+    Pickled (object) arrays are refused without being unpickled; a header that promises more
+    data than the file holds (truncation) is reported instead of attempting the allocation.
+    """
+    import numpy as np
+
+    if not os.path.exists(path):
+        raise InputError(f"{what} file not found", file=path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(6)
+            if head == NPY_MAGIC:
+                f.seek(0)
+                _check_npy_header(f, os.fstat(f.fileno()).st_size, path)
+                f.seek(0)
+                a = np.load(f, allow_pickle=False)
+            elif head[:4] == ZIP_MAGIC:
+                a = _load_npz(path)
+            else:
+                raise InputError(f"not a NumPy .npy file: the first bytes are {head!r}; expected the .npy magic "
+                                 "b'\\x93NUMPY' at offset 0 (save the array with numpy.save)", file=path)
+    except InputError:
+        raise
+    except IsADirectoryError:
+        raise InputError(f"{what} path is a directory; expected a .npy file", file=path) from None
+    except (ValueError, OSError, EOFError, MemoryError) as e:
+        raise InputError(f"cannot read as a NumPy .npy file ({e}); expected an array saved with numpy.save",
+                         file=path) from None
+    if a.dtype.kind not in "fiub":
+        raise InputError(f"array has dtype {a.dtype}; expected numbers (float, int or bool)", file=path)
+    return a
+
+
+def _check_npy_header(f, size: int, path: str) -> None:
+    import numpy as np
+    from numpy.lib import format as npf
+
+    try:
+        version = npf.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = npf.read_array_header_1_0(f)
+        else:
+            shape, fortran, dtype = npf.read_array_header_2_0(f)
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError) as e:
+        raise InputError(f"the .npy header at offset 0 is malformed or truncated ({e})", file=path) from None
+    if dtype.hasobject:
+        raise InputError(f"the array holds Python objects (dtype {dtype}), stored as a pickle; refused: edgebrain "
+                         "never unpickles files. Expected a numeric array", file=path)
+    if dtype.kind not in "fiub":
+        raise InputError(f"array has dtype {dtype}; expected numbers (float, int or bool)", file=path)
+    data0 = f.tell()
+    need = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+    have = size - data0
+    if have < need:
+        raise InputError(f"the .npy header describes a {dtype} array of shape {shape} ({need} bytes from offset "
+                         f"{data0}) but the file holds {have} bytes of data (truncated?)", file=path)
+    if have > need:
+        raise InputError(f"{have - need} unexpected bytes after the array data at offset {data0 + need}",
+                         file=path)
+
+
+def _load_npz(path: str):
+    import zipfile
+
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            keys = list(z.keys())
+            if len(keys) != 1:
+                raise InputError(f"expected a .npy array (or an .npz holding one array), found arrays {keys}",
+                                 file=path)
+            return z[keys[0]]
+    except InputError:
+        raise
+    except (ValueError, OSError, EOFError, MemoryError, zipfile.BadZipFile, KeyError) as e:
+        raise InputError(f"cannot read as a NumPy .npz file ({e}); pickled (object) arrays are refused",
+                         file=path) from None
+
+
+# ---------------------------------------------------------------------- convert
+
+
+@app.command()
+def convert(
+    model: str = typer.Argument(..., help="NIR file (.nir) or edgebrain model (.ebm)"),
+    output: str = typer.Option(..., "-o", "--output", help="output file: .ebm (edgebrain) or .nir (export)"),
+    dt: Optional[float] = typer.Option(None, help="timestep in seconds (default: what the exporter's convention implies)"),
+    dialect: Optional[str] = typer.Option(None, help="exporter convention: snntorch, norse, rockpool, sinabs, nir"),
+    reset: Optional[str] = typer.Option(None, help="reset where the file cannot say it: zero or subtract"),
+    quantize: Optional[Quantize] = typer.Option(None, help="quantize weights: int8 (default choice), int4, int16"),
+    calib: Optional[str] = typer.Option(None, help=".npy calibration input, (T, *input) or (T, B, *input)"),
+    labels: Optional[str] = typer.Option(None, help=".npy class labels, one per calibration sequence"),
+    state_bits: int = typer.Option(16, help="integer state width: 16 or 32"),
+    per_layer: bool = typer.Option(False, help="one weight scale per layer instead of per output channel"),
+    decay: str = typer.Option("mul", help="integer decay: mul (multiply-shift) or shift (bit shift)"),
+    json_out: bool = typer.Option(False, "--json", help="print the result as JSON"),
+):
+    """Convert a NIR file to an edgebrain model (optionally quantized), or a model back to NIR."""
+    m = _load_model(model, dt, dialect, reset)
+    report = None
+    if quantize:
+        if not calib:
+            raise InputError("quantization needs calibration data: pass --calib FILE.npy (inputs the model will see)")
+        from .quant import quantize as q
+
+        xs = _load_npy(calib, "calibration")
+        lab = _load_npy(labels, "labels") if labels else None
+        bits = {"int4": 4, "int8": 8, "int16": 16}[quantize.value]
+        try:
+            m, report = q(m, xs, weight_bits=bits, state_bits=state_bits, per_channel=not per_layer,
+                          decay=decay, labels=lab)
+        except EdgebrainError as e:
+            raise e.with_file(calib) if isinstance(e, InputError) else e
+    out = Path(output)
+    if out.suffix.lower() == ".nir":
+        m.export_nir(out)
+    else:
+        m.save(out)
+    summary = m.summary()
+    result = {"input": model, "output": str(out), "import": summary.get("import"), "dt": summary["dt"],
+              "dialect": summary["dialect"], "nodes": len(summary["nodes"]), "params": summary["totals"]["params"],
+              "quantization": report.as_dict() if report else None}
+    if json_out:
+        typer.echo(json.dumps(result, indent=1))
+        return
+    c = _console()
+    imp = summary.get("import") or {}
+    if imp:
+        c.print(f"[bold]{model}[/]: dialect [cyan]{summary['dialect']}[/] (detected {imp.get('detected')}: "
+                f"{imp.get('reason')}); dt = {summary['dt']:g} s ({imp.get('dt_source')}); reset = {summary['reset']}")
+        for w in imp.get("warnings", []):
+            c.print(f"[yellow]warning:[/] {w}")
+    if report:
+        _print_quant(c, report)
+    c.print(f"wrote {out} ({out.stat().st_size} bytes, {result['nodes']} nodes, {result['params']} parameters)")
+
+
+def _print_quant(c, rep) -> None:
+    from rich.table import Table
+
+    t = Table(title=f"quantization: int{rep.weight_bits} weights, int{rep.state_bits} state, "
+                    f"{'per-channel' if rep.per_channel else 'per-layer'}, {rep.decay} decay, {rep.steps} steps")
+    for col in ("node", "kind", "out scale", "weight scale", "state scale", "clipped", "saturated", "spike agreement"):
+        t.add_column(col)
+    for lr in rep.layers:
+        if lr.kind in ("Input", "Output", "Flatten"):
+            continue
+        ws = f"{lr.weight_scale[0]:.3g}..{lr.weight_scale[1]:.3g}" if lr.weight_scale else ""
+        t.add_row(lr.name, lr.kind, f"{lr.out_scale:.3g}", ws, f"{lr.state_scale:.3g}" if lr.state_scale else "",
+                  str(lr.clipped_weights + lr.clipped_bias), str(lr.saturations),
+                  f"{100 * lr.spike_agreement:.2f} %" if lr.spike_agreement is not None else "")
+    c.print(t)
+    line = f"decisions agreeing with float: {100 * rep.output_agreement:.1f} %"
+    if rep.float_accuracy is not None:
+        line += f"; accuracy float {100 * rep.float_accuracy:.1f} % vs fixed point {100 * rep.int_accuracy:.1f} %"
+    c.print(line)
+
+
+# ---------------------------------------------------------------------- inspect
+
+
+@app.command()
+def inspect(
+    model: str = typer.Argument(..., help=".ebm or .nir file"),
+    dt: Optional[float] = typer.Option(None, help="timestep (NIR files)"),
+    dialect: Optional[str] = typer.Option(None, help="exporter convention (NIR files)"),
+    reset: Optional[str] = typer.Option(None, help="zero or subtract (NIR files)"),
+    json_out: bool = typer.Option(False, "--json", help="print as JSON"),
+):
+    """Show nodes, shapes, parameters, memory footprint and the detected NIR dialect."""
+    m = _load_model(model, dt, dialect, reset)
+    s = m.summary()
+    if json_out:
+        typer.echo(json.dumps(s, indent=1, default=str))
+        return
+    from rich.table import Table
+
+    c = _console()
+    imp = s.get("import") or {}
+    c.print(f"[bold]{model}[/]  input {tuple(s['input_shape'])} → outputs "
+            f"{', '.join(f'{k} {tuple(v)}' for k, v in s['outputs'].items())}")
+    if s["dialect"]:
+        c.print(f"dialect [cyan]{s['dialect']}[/], dt = {s['dt']:g} s, reset = {s['reset']}")
+    if imp:
+        c.print(f"  detected: {imp.get('detected')} — {imp.get('reason')}; dt {imp.get('dt_source')}")
+        for w in imp.get("warnings", []):
+            c.print(f"  [yellow]warning:[/] {w}")
+    t = Table()
+    cols = ("#", "node", "kind", "input", "output", "params", "state", "bytes (float32)")
+    for col in cols + (("bytes (fixed)",) if s["quantized"] else ()):
+        t.add_column(col, justify="right" if col in ("#", "params", "state") or col.startswith("bytes") else "left")
+    for i, r in enumerate(s["nodes"]):
+        row = [str(i), r["name"], r["kind"], str(tuple(r["in"])), str(tuple(r["out"])), str(r["params"]),
+               str(r["state"]), str(r["float_bytes"])]
+        if s["quantized"]:
+            row.append(str(r["int_bytes"]))
+        t.add_row(*row)
+    c.print(t)
+    tot = s["totals"]
+    c.print(f"{tot['params']} parameters; footprint float32: {tot['float_bytes']} B weights + "
+            f"{tot['state_float_bytes']} B state" + (
+                f"; fixed point (int{s['weight_bits']} weights, int{s['state_bits']} state): {tot['int_bytes']} B "
+                f"weights + {tot['state_int_bytes']} B state" if s["quantized"] else "; not quantized"))
+    if s["delayed_edges"]:
+        c.print("recurrent edges (one-step delay): " + ", ".join(f"{a}→{b}" for a, b in s["delayed_edges"]))
+
+
+# ---------------------------------------------------------------------- run
+
+
+@app.command()
+def run(
+    model: str = typer.Argument(..., help=".ebm or .nir file"),
+    input: str = typer.Option(..., "--input", "-i", help=".npy input, time-major: (T, *input) or (T, B, *input)"),
+    output: str = typer.Option(..., "-o", "--output", help="output .npz"),
+    precision: Precision = typer.Option(Precision.float, help="float or int (needs a quantized model)"),
+    record: List[str] = typer.Option([], "--record", help="node whose spikes and membrane to save (repeatable)"),
+    dt: Optional[float] = typer.Option(None, help="timestep (NIR files)"),
+    dialect: Optional[str] = typer.Option(None, help="exporter convention (NIR files)"),
+    reset: Optional[str] = typer.Option(None, help="zero or subtract (NIR files)"),
+    json_out: bool = typer.Option(False, "--json", help="print a JSON summary"),
+):
+    """Run a model over a whole input sequence and save outputs (and recorded nodes) to .npz."""
+    import numpy as np
+
+    m = _load_model(model, dt, dialect, reset)
+    for name in record:
+        if name not in m.graph.nodes:
+            raise InputError(f"--record {name}: no node of that name; expected one of {', '.join(m.graph.order)}",
+                             file=model)
+    if precision.value == "int":
+        m.program("int")  # a clear error now if the model is not quantized, before reading the input
+    xs = _load_npy(input, "input")
+    shape = tuple(m.input_shape)
+    if xs.shape[1:] == shape:
+        batch = 1
+    elif xs.ndim == len(shape) + 2 and xs.shape[2:] == shape:
+        batch = xs.shape[1]
+    else:
+        raise InputError(f"array has shape {xs.shape}; expected (T, *{shape}) or (T, B, *{shape}) (time-major)",
+                         file=input)
+    try:
+        sess = m.session(precision.value, batch=batch)
+        t0 = time.perf_counter()
+        out, rec = sess.run(xs, record=record, progress=(not json_out and xs.shape[0] * batch > 20000
+                                                         and sys.stderr.isatty()))
+        elapsed = time.perf_counter() - t0
+    except InputError as e:
+        raise e.with_file(input)
+    arrays = {"output": out} if not isinstance(out, dict) else {f"output/{k}": v for k, v in out.items()}
+    arrays.update(rec)
+    np.savez(output, **arrays)
+    spikes = {k: float(np.mean(v)) for k, v in rec.items() if k.startswith("spikes/")}
+    summary = {"model": model, "input": input, "output": output, "precision": precision.value,
+               "steps": int(xs.shape[0]), "batch": batch, "seconds": elapsed,
+               "us_per_step": 1e6 * elapsed / max(1, xs.shape[0]), "arrays": sorted(arrays),
+               "spike_rate": spikes}
+    if json_out:
+        typer.echo(json.dumps(summary, indent=1))
+    else:
+        typer.echo(f"ran {xs.shape[0]} steps × batch {batch} in {precision.value} precision in {elapsed:.3f} s "
+                   f"({summary['us_per_step']:.1f} µs/step, including first-call compile); wrote {output}: "
+                   + ", ".join(sorted(arrays)))
+
+
+# ---------------------------------------------------------------------- demo
+
+
+@app.command()
+def demo(json_out: bool = typer.Option(False, "--json", help="print the result as JSON")):
+    """Convert, quantize and run the built-in example model on a generated input (no data needed)."""
+    from .demo import run_demo
+
+    run_demo(json_out=json_out)
+
+
+def _click_exc(name: str) -> tuple:
+    """Click's exception class ``name``: both typer's vendored copy (typer >= 0.17) and click's own."""
+    out = []
+    for mod in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            m = __import__(mod, fromlist=[name])
+        except ImportError:
+            continue
+        if hasattr(m, name):
+            out.append(getattr(m, name))
+    return tuple(out)
+
+
+def main(argv=None):
+    try:
+        app(args=argv, standalone_mode=False)
+    except EdgebrainError as e:
+        _echo_err(str(e))
+        sys.exit(2)
+    except FileNotFoundError as e:
+        _echo_err(f"{e.filename}: file not found")
+        sys.exit(2)
+    except OSError as e:  # cannot write the output, permission denied, disk full...
+        _echo_err(f"{e.filename}: {e.strerror or e}" if e.filename else f"{e.strerror or e}")
+        sys.exit(2)
+    except MemoryError:
+        _echo_err("not enough memory for this model and input (try a smaller batch or a shorter input)")
+        sys.exit(2)
+    except Exception as e:  # noqa: BLE001 - the CLI never shows a traceback unless asked
+        if isinstance(e, _click_exc("Exit")):
+            sys.exit(e.exit_code)
+        if isinstance(e, _click_exc("Abort")):
+            _echo_err("aborted")
+            sys.exit(130)
+        if isinstance(e, _click_exc("NoArgsIsHelpError")):
+            help_text = e.format_message()  # (typer's rich help has already been printed)
+            if help_text.strip():
+                typer.echo(help_text, err=True)
+            sys.exit(2)
+        if isinstance(e, _click_exc("ClickException")):  # usage errors: one line, like every other error
+            msg = " ".join(e.format_message().split())
+            ctx = getattr(e, "ctx", None)
+            if ctx is not None:
+                msg += f" (see '{ctx.command_path} --help')"
+            _echo_err(msg)
+            sys.exit(2)
+        if os.environ.get("EDGEBRAIN_DEBUG"):
+            raise
+        _echo_err(f"internal error ({type(e).__name__}: {e}); set EDGEBRAIN_DEBUG=1 for a traceback and "
+                  "please report it")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        _echo_err("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

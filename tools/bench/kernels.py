@@ -1,0 +1,752 @@
+#!/usr/bin/env python
+"""Kernel benchmark: edgebrain's step/run against snnTorch, Norse, NumPy and a C loop.
+
+    python tools/bench/kernels.py            # full run (a few minutes on 2 cores)
+    python tools/bench/kernels.py --quick    # fewer repeats and steps (CI smoke)
+    python tools/bench/kernels.py --json out.json   # also write machine-readable results
+
+Single-threaded, batch 1. Networks:
+
+  (a) "watch":  6 → Affine → 128 LIF → Affine → 128 LIF → Affine → 5 LI (readout),
+                random normal real-valued input (an IMU-like stream);
+  (b) "dense512": 512 → Affine 512×512 → 512 LIF, with random spikes at ~10 % activity
+                (the event-driven path) and, separately, with dense random normal input.
+
+Engines: edgebrain float and int (``Session.step`` in a Python loop, and ``Session.run``
+over all T steps in one call), NumPy float32 (a per-step loop), snnTorch (``Leaky`` with
+``init_hidden``) and Norse (``LIFBoxCell`` / ``LIBoxCell``) under ``torch.no_grad``, and
+``ref_loop.c`` doing the same integer work as edgebrain's int session (docs/fixed-point.md)
+with the exact parameters edgebrain's quantizer chose, built with gcc and with clang at
+``-O3 -march=native -ffp-contract=off``. The C loop's spikes are checked against edgebrain's
+bit for bit. Times are medians over repeated runs of T steps, in µs per step, on the
+process CPU-time clock by default (``--clock wall`` for wall time; both are measured and kept
+in ``--json``): on a machine shared with other work, CPU time is what the code costs, while
+wall time also counts the time the process waited for a core.
+
+Cold start: the first ``step`` of model (a) loaded from an ``.ebm`` file in a fresh process,
+with an empty Numba cache (NUMBA_CACHE_DIR set to a new directory: everything is compiled)
+and again with that cache filled (warm), with the peak resident memory (VmHWM) of that
+process.
+
+torch / snntorch / norse / clang are optional: their columns are skipped with a note.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# single-threaded everything, before numpy / numba / torch are imported
+for _k in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+           "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS"):
+    os.environ[_k] = "1"
+
+import argparse  # noqa: E402
+import datetime  # noqa: E402
+import gc  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import resource  # noqa: E402
+import shutil  # noqa: E402
+import statistics  # noqa: E402
+import struct  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+CFLAGS = ["-O3", "-march=native", "-ffp-contract=off"]
+
+TARGETS = {  # the issue's targets
+    "a_step_vs_c": 2.5,       # (a) Session.step within 2.5x of the faster C build
+    "a_step_vs_snntorch": 100.0,  # (a) Session.step >= 100x faster than snnTorch
+    "a_run_vs_c": 1.5,        # (a) Session.run within 1.5x of C per step
+    "b_vs_snntorch": 10.0,    # (b) >= 10x faster than snnTorch
+}
+
+
+# ============================================================================ networks
+
+
+def _lin(rng, n_out, n_in, gain, bias=0.1):
+    w = rng.standard_normal((n_out, n_in)) * gain / np.sqrt(n_in)
+    b = rng.standard_normal(n_out) * bias
+    return w.astype(np.float32), b.astype(np.float32)
+
+
+def net_watch(seed=0):
+    """(a) 6 → 128 LIF → 128 LIF → 5 LI. Returns (layers, graph) with layers a list of
+    (W, b, kind, beta, threshold)."""
+    rng = np.random.default_rng(seed)
+    W1, b1 = _lin(rng, 128, 6, 1.5)
+    W2, b2 = _lin(rng, 128, 128, 3.0)
+    W3, b3 = _lin(rng, 5, 128, 1.0)
+    return [(W1, b1, "LIF", 0.9, 1.0), (W2, b2, "LIF", 0.9, 1.0), (W3, b3, "LI", 0.9, None)]
+
+
+def net_dense512(seed=1):
+    """(b) 512 → 512 LIF (one 512×512 dense layer)."""
+    rng = np.random.default_rng(seed)
+    W, b = _lin(rng, 512, 512, 4.0, bias=0.05)
+    return [(W, b, "LIF", 0.9, 1.0)]
+
+
+def to_graph(layers, n_in):
+    from edgebrain import ops
+    from edgebrain.graph import Graph
+
+    seq = [ops.Input(shape=(n_in,))]
+    for W, b, kind, beta, thr in layers:
+        seq.append(ops.Affine(weight=W, bias=b))
+        if kind == "LIF":
+            seq.append(ops.LIF(beta=beta, threshold=thr, reset="subtract"))
+        else:
+            seq.append(ops.LI(beta=beta))
+    seq.append(ops.Output())
+    return Graph.sequential(*seq)
+
+
+def inputs(kind, T, n_in, seed):
+    rng = np.random.default_rng(seed)
+    if kind == "spikes":
+        return (rng.random((T, n_in)) < 0.10).astype(np.float32)
+    return rng.standard_normal((T, n_in)).astype(np.float32)
+
+
+# ============================================================================ timing
+
+
+def _stats(cpu, wall):
+    """{"cpu": (median s, min s), "wall": (median s, min s)} of samples in ns."""
+    return {"cpu": (statistics.median(cpu) * 1e-9, min(cpu) * 1e-9),
+            "wall": (statistics.median(wall) * 1e-9, min(wall) * 1e-9)}
+
+
+def _time_once(body, setup=None):
+    if setup:
+        setup()
+    c0, t0 = time.process_time_ns(), time.perf_counter_ns()
+    body()
+    t1, c1 = time.perf_counter_ns(), time.process_time_ns()
+    return c1 - c0, t1 - t0
+
+
+def bench(body, repeats, setup=None, warmup=1):
+    """Time body() ``repeats`` times (setup() untimed before each) on two clocks: CPU time of
+    this process (robust when other processes share the cores) and wall time."""
+    for _ in range(warmup):
+        _time_once(body, setup)
+    gc_on = gc.isenabled()
+    gc.disable()
+    try:
+        samples = [_time_once(body, setup) for _ in range(repeats)]
+    finally:
+        if gc_on:
+            gc.enable()
+    return _stats([c for c, _ in samples], [w for _, w in samples])
+
+
+def bench_interleaved(py, c_cmds, repeats):
+    """Round-robin timing: in each of ``repeats`` rounds every Python engine (name ->
+    (setup, body)) runs once, then every C command (name -> argv printing one JSON line
+    with one timed repeat). Load from other processes then falls on all engines alike, and
+    each C sample comes from a fresh process (its own memory layout). Returns name -> stats
+    of one whole run (seconds)."""
+    for setup, body in py.values():  # warm-up (compilation, caches)
+        _time_once(body, setup)
+    samples = {name: ([], []) for name in list(py) + list(c_cmds)}
+    gc_on = gc.isenabled()
+    try:
+        for _ in range(repeats):
+            gc.disable()
+            for name, (setup, body) in py.items():
+                c, w = _time_once(body, setup)
+                samples[name][0].append(c)
+                samples[name][1].append(w)
+            if gc_on:
+                gc.enable()
+            for name, cmd in c_cmds.items():
+                r = subprocess.run(cmd, capture_output=True, text=True)
+                if r.returncode:
+                    raise SystemExit(f"{name} failed: {r.stderr}")
+                d = json.loads(r.stdout.strip().splitlines()[-1])
+                T = d["T"]
+                samples[name][0].append(d["cpu_median_ns_per_step"] * T)
+                samples[name][1].append(d["median_ns_per_step"] * T)
+    finally:
+        if gc_on:
+            gc.enable()
+    return {name: _stats(*v) for name, v in samples.items()}
+
+
+def per_step(t, T):
+    return {k: (a / T, b / T) for k, (a, b) in t.items()}
+
+
+# ============================================================================ engines
+
+
+def edgebrain_engines(model, qmodel, xs):
+    """Session.step in a Python loop and Session.run over all steps, float and int:
+    {name: (setup, body)}, and a check that returns whether the step loop's outputs equal
+    run's, bit for bit, per precision."""
+    engines, sessions = {}, {}
+    for prec, m in (("float", model), ("int", qmodel)):
+        s = sessions[prec] = m.session(prec)
+
+        def loop(step=s.step):
+            for x in xs:
+                step(x)
+
+        engines[f"edgebrain {prec} step"] = (s.reset, loop)
+        engines[f"edgebrain {prec} run"] = (s.reset, lambda s=s: s.run(xs))
+
+    def check():
+        same = {}
+        for prec, s in sessions.items():
+            s.reset()
+            y_step = np.stack([np.array(s.step(x), copy=True) for x in xs])
+            s.reset()
+            y_run, _ = s.run(xs)
+            same[prec] = bool(np.array_equal(y_step, y_run))
+            if not same[prec]:
+                print(f"  WARNING: edgebrain {prec}: step loop and run outputs differ", file=sys.stderr)
+        return same
+
+    return engines, check
+
+
+def numpy_engine(layers, xs):
+    """The same network in float32 NumPy, one step at a time: ({name: (setup, body)},
+    record) where record() returns every layer's output over time."""
+    T = xs.shape[0]
+    Ws = [np.ascontiguousarray(W) for W, *_ in layers]
+    bs = [b for _, b, *_ in layers]
+    kinds = [k for *_, k, _, _ in layers]
+    betas = [np.float32(be) for *_, be, _ in layers]
+    thrs = [np.float32(th if th is not None else 0) for *_, th in layers]
+    vs = [np.zeros(W.shape[0], np.float32) for W in Ws]
+    outs = np.zeros((T, Ws[-1].shape[0]), np.float32)
+    spikes = [np.zeros((T, W.shape[0]), np.float32) for W in Ws]
+
+    def reset():
+        for v in vs:
+            v[...] = 0
+
+    def loop(record=False):
+        for t in range(T):
+            h = xs[t]
+            for k in range(len(Ws)):
+                v = vs[k]
+                v *= betas[k]
+                v += Ws[k] @ h + bs[k]
+                if kinds[k] == "LIF":
+                    s = (v > thrs[k]).astype(np.float32)
+                    v -= s * thrs[k]
+                    h = s
+                else:
+                    h = v
+                if record:
+                    spikes[k][t] = h
+            outs[t] = h
+
+    def record():
+        reset()
+        loop(record=True)
+        return spikes
+
+    return {"numpy float32 step": (reset, loop)}, record
+
+
+def torch_engines(layers, xs, reps, have):
+    """snnTorch and Norse step loops under torch.no_grad (skipped when not importable)."""
+    res, notes = {}, []
+    T = xs.shape[0]
+    try:
+        import torch
+    except ImportError:
+        return res, ["torch not importable: snnTorch and Norse columns skipped"]
+    torch.set_num_threads(1)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # only allowed once per process
+        pass
+    have["torch"] = f"{torch.__version__} ({torch.get_num_threads()} thread)"
+    xt = torch.from_numpy(xs).unsqueeze(1)  # (T, 1, n_in)
+
+    def linears():
+        out = []
+        for W, b, *_ in layers:
+            fc = torch.nn.Linear(W.shape[1], W.shape[0])
+            with torch.no_grad():
+                fc.weight.copy_(torch.from_numpy(W))
+                fc.bias.copy_(torch.from_numpy(b))
+            out.append(fc)
+        return out
+
+    try:
+        import snntorch as snn
+        from snntorch import utils as sutils
+
+        have["snntorch"] = snn.__version__
+        fcs = linears()
+        mods = []
+        for (W, b, kind, beta, thr), fc in zip(layers, fcs):
+            mods.append(fc)
+            last = len(mods) == 2 * len(layers) - 1
+            if kind == "LIF":
+                mods.append(snn.Leaky(beta=beta, threshold=thr, init_hidden=True, reset_mechanism="subtract",
+                                      reset_delay=False, output=last))
+            else:  # leaky readout: no reset, the membrane is the output
+                mods.append(snn.Leaky(beta=beta, threshold=1.0, init_hidden=True, reset_mechanism="none",
+                                      output=True))
+        net = torch.nn.Sequential(*mods).eval()
+
+        def loop():
+            with torch.no_grad():
+                for x in xt:
+                    net(x)
+
+        res["snnTorch step"] = per_step(bench(loop, reps, setup=lambda: sutils.reset(net)), T)
+    except ImportError:
+        notes.append("snntorch not importable: column skipped")
+
+    try:
+        import norse
+        import norse.torch as nt
+        from norse.torch.functional.reset import reset_subtract
+
+        have["norse"] = getattr(norse, "__version__", "?")
+        fcs = linears()
+        cells = []
+        for W, b, kind, beta, thr in layers:
+            inv = (1.0 - beta) / 1e-3  # dt·tau_mem_inv = 1 − beta
+            if kind == "LIF":
+                p = nt.LIFBoxParameters(tau_mem_inv=torch.tensor(inv), v_th=torch.tensor(thr),
+                                        reset_method=reset_subtract)
+                cells.append(nt.LIFBoxCell(p, dt=1e-3))
+            else:
+                cells.append(nt.LIBoxCell(nt.LIBoxParameters(tau_mem_inv=torch.tensor(inv)), dt=1e-3))
+
+        def loop():
+            states = [None] * len(cells)
+            with torch.no_grad():
+                for x in xt:
+                    h = x
+                    for k in range(len(cells)):
+                        h, states[k] = cells[k](fcs[k](h), states[k])
+
+        res["Norse step"] = per_step(bench(loop, reps), T)
+    except ImportError:
+        notes.append("norse not importable: column skipped")
+    return res, notes
+
+
+# ============================================================================ C reference
+
+
+def dump_c_params(qmodel, xs, path):
+    """Write ref_loop.c's parameter file from the quantizer's integer parameters (qmodel.quant)."""
+    from edgebrain import ops
+
+    g, q = qmodel.graph, qmodel.quant
+    if int(q["weight_bits"]) != 8:
+        raise SystemExit("the C reference handles 8-bit weights only")
+    nodes = q["nodes"]
+    order = [n for n in g.order if not isinstance(g.nodes[n], ops.Output)]
+    inp, rest = order[0], order[1:]
+    assert isinstance(g.nodes[inp], ops.Input)
+    state_bits = int(q["state_bits"])
+    lo_s, hi_s = (-(2 ** 15), 2 ** 15 - 1) if state_bits == 16 else (-(2 ** 31), 2 ** 31 - 1)
+    T, n_in = xs.shape
+    qi = nodes[inp]
+    buf = bytearray(b"EBREF1\0\0")
+    buf += struct.pack("<4i", len(rest) // 2, T, n_in, state_bits)
+    buf += struct.pack("<f", float(np.float32(1.0 / qi["scale"])))
+    buf += struct.pack("<2i", int(qi["lo"]), int(qi["hi"]))
+    i32 = lambda a: np.ascontiguousarray(a, dtype="<i4").tobytes()  # noqa: E731
+    for aff, neu in zip(rest[0::2], rest[1::2]):
+        op_a, op_n = g.nodes[aff], g.nodes[neu]
+        assert isinstance(op_a, ops.Affine) and isinstance(op_n, ops.Neuron), (aff, neu)
+        if op_n.cuba or op_n.multispike or (op_n.spiking and op_n.reset_delay):
+            raise SystemExit(f"node {neu}: the C reference handles LIF/LI without current, multi-spike or delayed reset")
+        qa, qn = nodes[aff], nodes[neu]
+        w = np.asarray(qa["w"], np.int8)  # (n_out, n_in)
+        n_o, n_i = w.shape
+        has_b = "b" in qa
+        buf += struct.pack("<5i", n_i, n_o, int(has_b), int(qa["identity"]), int(qa["wide"]))
+        buf += np.ascontiguousarray(w.T).tobytes()
+        if has_b:
+            buf += i32(qa["b"])
+        buf += i32(qa["rq_m"]) + i32(qa["rq_s"])
+        sub = op_n.spiking and op_n.reset == "subtract"
+        buf += struct.pack("<8i", int(op_n.spiking), int(sub), int(op_n.spiking and op_n.threshold_ge),
+                           int(qn["decay"] == "shift"), int(bool(qn.get("gmem_identity"))), int(qn["dq"]), lo_s, hi_s)
+        z = np.zeros(n_o, np.int64)
+        for k in ("beta_m", "gmem_m", "gmem_s", "bias", "thr", "v_reset"):
+            buf += i32(np.broadcast_to(np.asarray(qn[k]), (n_o,)) if k in qn else z)
+    buf += np.ascontiguousarray(xs, dtype="<f4").tobytes()
+    Path(path).write_bytes(bytes(buf))
+    return [n for n in rest[1::2]]
+
+
+def build_c(workdir, have):
+    """Compile ref_loop.c with gcc and clang. Returns {name: exe path}, notes."""
+    src = HERE / "ref_loop.c"
+    exes, notes = {}, []
+    for cc in ("gcc", "clang"):
+        path = shutil.which(cc)
+        if not path:
+            notes.append(f"{cc} not found: its C column is skipped (apt-get install -y {cc})")
+            continue
+        exe = Path(workdir) / f"ref_loop_{cc}"
+        cmd = [path, *CFLAGS, "-DSTATE_BITS=16", str(src), "-o", str(exe), "-lm"]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode:
+            notes.append(f"{cc} failed to build ref_loop.c: {r.stderr.strip()[:300]}")
+            continue
+        ver = subprocess.run([path, "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+        have[cc] = ver
+        exes[cc] = str(exe)
+    return exes, notes
+
+
+def c_engines(exes, qmodel, xs, workdir, tag):
+    """Dump the parameters, run every C build once to check that its outputs are
+    bit-identical to edgebrain's int session, and return the timing commands."""
+    cmds, checks = {}, {}
+    params = Path(workdir) / f"{tag}.params.bin"
+    neurons = dump_c_params(qmodel, xs, params)
+    # edgebrain's int session: every neuron's output, as integers
+    s = qmodel.session("int")
+    _, rec = s.run(xs, record=neurons)
+    prog = qmodel.program("int")
+    cols = []
+    for n in neurons:
+        key = f"spikes/{n}" if f"spikes/{n}" in rec else f"out/{n}"
+        a = rec[key] if key.startswith("spikes") else rec[key] / prog.scales[n]
+        cols.append(np.rint(a).astype(np.int64))
+    eb = np.concatenate(cols, axis=1)
+    eb_sat = int(s.saturations.sum())
+    for cc, exe in exes.items():
+        out = Path(workdir) / f"{tag}.{cc}.out.bin"
+        r = subprocess.run([exe, str(params), str(out), "1"], capture_output=True, text=True)
+        if r.returncode:
+            raise SystemExit(f"ref_loop ({cc}) failed: {r.stderr}")
+        info = json.loads(r.stdout.strip().splitlines()[-1])
+        c = np.fromfile(out, dtype="<i4").reshape(xs.shape[0], -1).astype(np.int64)
+        same = bool(c.shape == eb.shape and np.array_equal(c, eb))
+        detail = {"equal": same, "saturations_c": info["saturations"], "saturations_edgebrain": eb_sat}
+        if not same and c.shape == eb.shape:
+            bad = np.argwhere(c != eb)
+            detail["first_mismatch"] = [int(v) for v in bad[0]]
+            detail["mismatches"] = int(bad.shape[0])
+        checks[cc] = detail
+        # one timed run of T steps per process ("-": no record file, a warm-up run instead)
+        cmds[f"C {cc} -O3 (int)"] = [exe, str(params), "-", "1"]
+    return cmds, checks
+
+
+# ============================================================================ cold start
+
+
+CHILD = r"""
+import os, sys, time, json, resource
+t0 = time.perf_counter()
+sys.path.insert(0, sys.argv[1])
+import numpy as np
+import edgebrain.model
+t_import = time.perf_counter() - t0
+path, prec, T = sys.argv[2], sys.argv[3], int(sys.argv[4])
+t1 = time.perf_counter()
+m = edgebrain.model.Model.load(path)
+s = m.session(prec)
+t_load = time.perf_counter() - t1
+x = np.random.default_rng(0).standard_normal((T,) + tuple(m.input_shape)).astype(np.float32)
+t2 = time.perf_counter(); s.step(x[0]); t_first = time.perf_counter() - t2
+t3 = time.perf_counter(); s.step(x[1]); t_second = time.perf_counter() - t3
+t4 = time.perf_counter(); s.run(x); t_run_first = time.perf_counter() - t4
+t5 = time.perf_counter(); s.run(x); t_run_second = time.perf_counter() - t5
+# VmHWM: this process's own peak. (getrusage's ru_maxrss is carried over fork+exec from the
+# parent on Linux, so in a child of a big process it reports the parent's peak.)
+hwm = None
+try:
+    with open("/proc/self/status") as f:
+        hwm = next(int(l.split()[1]) for l in f if l.startswith("VmHWM:"))
+except (OSError, StopIteration):
+    pass
+ru = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"import_s": t_import, "load_s": t_load, "first_step_s": t_first, "second_step_s": t_second,
+                  "first_run_s": t_run_first, "second_run_s": t_run_second, "T": T,
+                  "peak_rss_kib": hwm if hwm is not None else ru, "ru_maxrss_kib": ru}))
+"""
+
+
+def cold_start(model_paths, T):
+    """First step in a fresh process: empty Numba cache, then the same cache again (warm)."""
+    out = {}
+    for prec, path in model_paths.items():
+        cache = tempfile.mkdtemp(prefix="eb_numba_cache_")
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+        for label in ("cold", "warm"):
+            t0 = time.perf_counter()
+            r = subprocess.run([sys.executable, "-c", CHILD, str(ROOT), str(path), prec, str(T)],
+                               capture_output=True, text=True, env=env)
+            wall = time.perf_counter() - t0
+            if r.returncode:
+                raise SystemExit(f"cold-start child failed: {r.stderr}")
+            d = json.loads(r.stdout.strip().splitlines()[-1])
+            d["process_wall_s"] = wall
+            out[f"{prec} {label}"] = d
+        shutil.rmtree(cache, ignore_errors=True)
+    return out
+
+
+# ============================================================================ report
+
+
+def machine_info(have):
+    info = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "python": platform.python_version(), "platform": platform.platform()}
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        for line in lscpu.splitlines():
+            k, _, v = line.partition(":")
+            if k.strip() in ("Model name", "CPU(s)", "Thread(s) per core", "L2 cache", "L3 cache"):
+                info[k.strip()] = v.strip()
+        flags = next((ln for ln in lscpu.splitlines() if ln.startswith("Flags")), "")
+        info["simd"] = " ".join(f for f in ("avx2", "avx512f", "avx512bw", "avx512_vnni") if f" {f}" in flags)
+    except OSError:
+        pass
+    import numba
+
+    info["numpy"] = np.__version__
+    info["numba"] = numba.__version__
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        info["numpy_blas"] = f"{blas.get('name')} {blas.get('version')}"
+    except Exception:  # noqa: BLE001 - informational only
+        pass
+    info["OPENBLAS_CORETYPE"] = os.environ.get("OPENBLAS_CORETYPE", "(unset)")
+    info.update(have)
+    return info
+
+
+def fmt_us(v):
+    if v is None:
+        return "—"
+    return f"{v * 1e6:9.2f}" if v * 1e6 < 1000 else f"{v * 1e6:9.0f}"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer repeats and steps (CI smoke test)")
+    ap.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH ('-' for stdout)")
+    ap.add_argument("--steps", type=int, default=None, help="T, steps per run (default 2000; 300 with --quick)")
+    ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
+                    help="clock of the table and the targets: process CPU time (default; robust on a shared "
+                         "machine) or wall time; both are measured and kept in --json")
+    ap.add_argument("--no-cold", action="store_true", help="skip the cold-start subprocesses")
+    a = ap.parse_args(argv)
+
+    T = a.steps or (300 if a.quick else 2000)
+    reps_fast = 3 if a.quick else 33   # edgebrain, NumPy, C
+    reps_torch = 1 if a.quick else 5   # snnTorch, Norse
+    clk = a.clock
+    from edgebrain.model import Model
+    from edgebrain.quant import quantize
+
+    load0 = os.getloadavg()
+    have, notes = {}, []
+    work = tempfile.mkdtemp(prefix="eb_bench_")
+    exes, n = build_c(work, have)
+    notes += n
+
+    cases = {
+        "a": ("(a) watch 6→128→128→5, real input", net_watch(), 6, "normal", 10),
+        "b_spikes": ("(b) 512×512 → 512 LIF, 10% spikes in", net_dense512(), 512, "spikes", 20),
+        "b_dense": ("(b) 512×512 → 512 LIF, dense real in", net_dense512(), 512, "normal", 20),
+    }
+    results, checks, extra, qmodels = {}, {}, {}, {}
+    for key, (title, layers, n_in, kind, seed) in cases.items():
+        print(f"== {title}: T={T}", flush=True)
+        xs = inputs(kind, T, n_in, seed)
+        calib = inputs(kind, 1000, n_in, seed + 1)
+        model = Model(to_graph(layers, n_in))
+        qmodel, qrep = quantize(model, calib, weight_bits=8, state_bits=16)
+        qmodels[key] = qmodel
+        py, same_check = edgebrain_engines(model, qmodel, xs)
+        npy, np_record = numpy_engine(layers, xs)
+        py.update(npy)
+        c_cmds, chk = c_engines(exes, qmodel, xs, work, key)
+        r = {k: per_step(v, T) for k, v in bench_interleaved(py, c_cmds, reps_fast).items()}
+        step_eq_run = same_check()
+        np_spikes = np_record()
+        checks[key] = chk
+        for cc, d in chk.items():
+            print(f"  C ({cc}) == edgebrain int: {d['equal']}"
+                  f"  (saturations C {d['saturations_c']}, edgebrain {d['saturations_edgebrain']})"
+                  + ("" if d["equal"] else f"  first mismatch (t, unit) {d.get('first_mismatch')}"), flush=True)
+        # float sanity: spikes of edgebrain float vs NumPy float32, and rates
+        fs = model.session("float")
+        spk_names = list(qmodel.program("int").state_regions)
+        _, frec = fs.run(xs, record=spk_names)
+        agree, rates = [], {}
+        for k, nm in enumerate(spk_names):
+            if f"spikes/{nm}" in frec:
+                agree.append(float(np.mean(frec[f"spikes/{nm}"] == np_spikes[k])))
+                rates[nm] = float(frec[f"spikes/{nm}"].mean())
+        extra[key] = {"step_outputs_equal_run": step_eq_run,
+                      "numpy_vs_edgebrain_float_spike_agreement": min(agree) if agree else None,
+                      "spike_rates": rates, "int_float_spike_agreement":
+                      {lr.name: lr.spike_agreement for lr in qrep.layers if lr.spike_agreement is not None}}
+        print(f"  spike rates {', '.join(f'{k} {v:.3f}' for k, v in rates.items())};"
+              f" NumPy/edgebrain float spike agreement {extra[key]['numpy_vs_edgebrain_float_spike_agreement']:.4f}",
+              flush=True)
+        rt, n = torch_engines(layers, xs, reps_torch, have)
+        r.update(rt)
+        for x in n:
+            if x not in notes:
+                notes.append(x)
+        results[key] = r
+        for name, t in r.items():
+            print(f"  {name:24s} cpu {fmt_us(t['cpu'][0])} µs/step (min {fmt_us(t['cpu'][1]).strip()}),"
+                  f" wall {fmt_us(t['wall'][0])} (min {fmt_us(t['wall'][1]).strip()})", flush=True)
+
+    # ---- ratios and targets (on the chosen clock's medians)
+    def ratios_for(c):
+        out = {}
+        for key, r in results.items():
+            c_best = min((v[c][0] for k, v in r.items() if k.startswith("C ")), default=None)
+            snn_t = r["snnTorch step"][c][0] if "snnTorch step" in r else None
+            out[key] = {name: {"vs_fastest_C": (t[c][0] / c_best) if c_best else None,
+                               "speedup_vs_snnTorch": (snn_t / t[c][0]) if snn_t else None}
+                        for name, t in r.items()}
+        return out
+
+    ratios = {c: ratios_for(c) for c in ("cpu", "wall")}
+
+    def targets_for(c):
+        ra, rb = ratios[c]["a"], ratios[c]["b_spikes"]
+        out = {}
+
+        def tgt(val, limit, le):
+            if val is None:
+                return None
+            return bool(val <= limit) if le else bool(val >= limit)
+
+        for prec in ("int", "float"):
+            v = ra[f"edgebrain {prec} step"]["vs_fastest_C"]
+            out[f"(a) {prec} step ≤ {TARGETS['a_step_vs_c']}× fastest C"] = (v, tgt(v, TARGETS["a_step_vs_c"], True))
+            v = ra[f"edgebrain {prec} step"]["speedup_vs_snnTorch"]
+            out[f"(a) {prec} step ≥ {TARGETS['a_step_vs_snntorch']:.0f}× faster than snnTorch"] = (
+                v, tgt(v, TARGETS["a_step_vs_snntorch"], False))
+            v = ra[f"edgebrain {prec} run"]["vs_fastest_C"]
+            out[f"(a) {prec} run ≤ {TARGETS['a_run_vs_c']}× fastest C per step"] = (v, tgt(v, TARGETS["a_run_vs_c"], True))
+            for mode in ("step", "run"):
+                v = rb[f"edgebrain {prec} {mode}"]["speedup_vs_snnTorch"]
+                out[f"(b) {prec} {mode} ≥ {TARGETS['b_vs_snntorch']:.0f}× faster than snnTorch"] = (
+                    v, tgt(v, TARGETS["b_vs_snntorch"], False))
+        return out
+
+    targets = {c: targets_for(c) for c in ("cpu", "wall")}
+
+    peak_main = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    cold = {}
+    if not a.no_cold:
+        print("== cold start (fresh processes, model (a))", flush=True)
+        p = Path(work) / "watch.ebm"
+        qmodels["a"].save(p)  # the .ebm holds the graph and the integer parameters
+        cold = cold_start({"float": p, "int": p}, T)
+    load1 = os.getloadavg()
+
+    info = machine_info(have)
+    info["loadavg_start"], info["loadavg_end"] = load0, load1
+    # ---- print the report
+    print()
+    print(f"date {info['date']}; {info.get('Model name', platform.processor())}, {info.get('CPU(s)', '?')} CPUs "
+          f"({info.get('simd', '')}); python {info['python']}, numpy {info['numpy']}, numba {info['numba']}"
+          + "".join(f", {k} {info[k]}" for k in ("torch", "snntorch", "norse") if k in info))
+    for cc in ("gcc", "clang"):
+        if cc in info:
+            print(f"{cc}: {info[cc]}  ({' '.join(CFLAGS)})")
+    print(f"load average at start {load0[0]:.2f}, at end {load1[0]:.2f} (1 min)")
+    print(f"batch 1, single thread, T = {T} steps per run; median over {reps_fast} runs "
+          f"({reps_torch} for snnTorch/Norse); µs per step, {'process CPU time' if clk == 'cpu' else 'wall time'}\n")
+    print(table(results, ratios[clk], clk))
+    print("\n/C: time ÷ the fastest C build of that column; snnT/x: snnTorch time ÷ this time (speed-up)")
+    other = "wall" if clk == "cpu" else "cpu"
+    print(f"\nthe same medians on the {other} clock (µs/step):")
+    print(table(results, ratios[other], other, ratios_cols=False))
+    for key, chk in checks.items():
+        for cc, d in chk.items():
+            print(f"{key}: C ({cc}) == edgebrain int: {d['equal']}")
+    print(f"\ntargets ({clk} clock; the {other} clock in brackets):")
+    for name, (val, ok) in targets[clk].items():
+        state = "n/a (column skipped)" if ok is None else ("MET" if ok else "MISSED")
+        v2, ok2 = targets[other][name]
+        st2 = "n/a" if ok2 is None else ("met" if ok2 else "missed")
+        print(f"  {name:50s} {('%.2f' % val) if val is not None else '—':>8s}  {state:7s}"
+              f"  [{('%.2f' % v2) if v2 is not None else '—'} {st2}]")
+    if cold:
+        print("\ncold start, model (a), fresh process each (ms); peak RSS = VmHWM of that process:")
+        print(f"  {'':12s} {'import':>8s} {'load':>8s} {'1st step':>9s} {'2nd step':>9s} {'1st run':>9s} "
+              f"{'process':>9s} {'peak RSS':>10s}")
+        for k, d in cold.items():
+            print(f"  {k:12s} {d['import_s'] * 1e3:8.1f} {d['load_s'] * 1e3:8.1f} {d['first_step_s'] * 1e3:9.2f} "
+                  f"{d['second_step_s'] * 1e3:9.3f} {d['first_run_s'] * 1e3:9.1f} {d['process_wall_s'] * 1e3:9.0f} "
+                  f"{d['peak_rss_kib'] / 1024:6.1f} MiB")
+    print(f"\npeak RSS of this benchmark process (numpy, numba, torch, snnTorch, Norse loaded): {peak_main / 1024:.1f} MiB")
+    for x in notes:
+        print("note:", x)
+
+    if a.json:
+        doc = {"machine": info, "T": T, "repeats": {"fast": reps_fast, "torch": reps_torch}, "clock": clk,
+               "us_per_step": {k: {n: {c: {"median": v[c][0] * 1e6, "min": v[c][1] * 1e6} for c in ("cpu", "wall")}
+                                   for n, v in r.items()} for k, r in results.items()},
+               "ratios": ratios, "targets": {c: {k: {"value": v, "met": ok} for k, (v, ok) in t.items()}
+                                             for c, t in targets.items()},
+               "c_equals_edgebrain_int": checks, "checks": extra, "cold_start": cold,
+               "peak_rss_bench_process_kib": peak_main, "notes": notes}
+        text = json.dumps(doc, indent=2, ensure_ascii=False)
+        if a.json == "-":
+            print(text)
+        else:
+            Path(a.json).write_text(text + "\n")
+    shutil.rmtree(work, ignore_errors=True)
+    ok = all(d["equal"] for chk in checks.values() for d in chk.values())
+    return 0 if ok else 1
+
+
+def table(results, ratios, clk, ratios_cols=True):
+    names = []
+    for r in results.values():
+        for k in r:
+            if k not in names:
+                names.append(k)
+    cols = "".join(f" {k:>10s} | {'/C':>6s} | {'snnT/x':>7s} |" if ratios_cols else f" {k:>10s} |" for k in results)
+    lines = [f"| {'engine':24s} |" + cols,
+             "|" + "-" * 26 + "|" + ("------------|--------|---------|" if ratios_cols else "------------|") * len(results)]
+    for nm in names:
+        row = f"| {nm:24s} |"
+        for key in results:
+            t = results[key].get(nm)
+            med = t[clk][0] if t else None
+            row += f" {fmt_us(med):>10s} |"
+            if ratios_cols:
+                rr = ratios[key].get(nm, {})
+                vc, vs = rr.get("vs_fastest_C"), rr.get("speedup_vs_snnTorch")
+                row += f" {('%.2f' % vc) if vc else '—':>6s} | {('%.0f' % vs) if vs else '—':>7s} |"
+        lines.append(row)
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs edgebrain with everything its tests need, on a fresh machine (root or a venv).
+# The reference frameworks are installed so that none of them drags in a CUDA build of torch:
+# torch 2.13.0 CPU first, then the frameworks' own packages without their declared deps.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PIP="python -m pip install -q --disable-pip-version-check"
+$PIP -e ".[dev]"
+$PIP "torch==2.13.0"
+$PIP snntorch scipy pbr matplotlib tqdm
+# norse declares torchvision (a multi-GB CUDA torch); it imports and runs without it
+$PIP --no-deps norse nirtorch sinabs rockpool
+python - <<'PY'
+import importlib
+for m in ("edgebrain", "numba", "nir", "torch", "snntorch", "norse", "sinabs", "rockpool", "hypothesis"):
+    importlib.import_module(m)
+print("test dependencies importable")
+PY
