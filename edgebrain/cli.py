@@ -166,7 +166,7 @@ def convert(
         bits = {"int4": 4, "int8": 8, "int16": 16}[quantize.value]
         try:
             m, report = q(m, xs, weight_bits=bits, state_bits=state_bits, per_channel=not per_layer,
-                          decay=decay, labels=lab)
+                          decay=decay, labels=lab, progress=not json_out)
         except EdgebrainError as e:
             raise e.with_file(calib) if isinstance(e, InputError) else e
     out = Path(output)

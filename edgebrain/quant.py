@@ -110,8 +110,11 @@ def _as_batched(model, calib) -> np.ndarray:
     return x
 
 
-def _calibrate(model, xs) -> dict:
+def _calibrate(model, xs, progress=False) -> dict:
     """Largest |value| of every node output, membrane and current over the calibration run."""
+    from .progress import bar
+
+    pb = bar(xs.shape[0], "calibrating", enabled=progress)
     g = model.graph
     sess = model.session("float", batch=xs.shape[1])
     names = [n for n in g.order if not isinstance(g.nodes[n], ops.Output)]
@@ -127,6 +130,8 @@ def _calibrate(model, xs) -> dict:
             if k == "out":
                 stats[n]["integer"] &= bool(np.all(a == np.round(a)))
                 stats[n]["nonneg"] &= bool(np.all(a >= 0))
+        pb.update(min(chunk, xs.shape[0] - t))
+    pb.close()
     return stats
 
 
@@ -154,7 +159,7 @@ def _uniform(a) -> float | None:
 
 
 def quantize(model, calib, weight_bits: int = 8, state_bits: int = 16, per_channel: bool = True,
-             decay: str = "mul", dq: int = 15, input_bits: int = 8, labels=None):
+             decay: str = "mul", dq: int = 15, input_bits: int = 8, labels=None, progress: bool = False):
     """Return (quantized model, QuantReport). ``calib``: (T, *input) or (T, B, *input) float data."""
     from .model import Model
 
@@ -168,7 +173,7 @@ def quantize(model, calib, weight_bits: int = 8, state_bits: int = 16, per_chann
         raise ModelError(f"input_bits={input_bits}; expected 8 or 16")
     g = model.graph
     xs = _as_batched(model, calib)
-    stats = _calibrate(model, xs)
+    stats = _calibrate(model, xs, progress)
     qmax_w = 2 ** (weight_bits - 1) - 1
     qmax_s = 2 ** (state_bits - 1) - 1
     # states are kept well inside int32 so sums of a few of them cannot overflow
@@ -357,19 +362,19 @@ def quantize(model, calib, weight_bits: int = 8, state_bits: int = 16, per_chann
     quant = {"weight_bits": weight_bits, "state_bits": state_bits, "per_channel": per_channel, "decay": decay,
              "dq": dq, "input_bits": input_bits, "nodes": nq, "scales": {k: float(v) for k, v in scale.items()}}
     qmodel = Model(g, quant, model.path)
-    rep = _evaluate(model, qmodel, xs, reports, labels)
+    rep = _evaluate(model, qmodel, xs, reports, labels, progress)
     rep.weight_bits, rep.state_bits, rep.per_channel, rep.decay = weight_bits, state_bits, per_channel, decay
     return qmodel, rep
 
 
-def _evaluate(fmodel, qmodel, xs, reports, labels) -> QuantReport:
+def _evaluate(fmodel, qmodel, xs, reports, labels, progress=False) -> QuantReport:
     g = fmodel.graph
     names = [n for n in g.order if not isinstance(g.nodes[n], (ops.Output, ops.Input))]
     spk = [n for n in names if isinstance(g.nodes[n], ops.Neuron) and g.nodes[n].spiking]
     fs = fmodel.session("float", batch=xs.shape[1])
     qs = qmodel.session("int", batch=xs.shape[1])
-    fo, fr = fs.run(xs, record=spk)
-    qo, qr = qs.run(xs, record=spk)
+    fo, fr = fs.run(xs, record=spk, progress=progress)
+    qo, qr = qs.run(xs, record=spk, progress=progress)
     for n in spk:
         a, b = fr[f"spikes/{n}"], qr[f"spikes/{n}"]
         reports[n].spike_agreement = float(np.mean(a == b)) if a.size else None

@@ -16,6 +16,7 @@ import numpy as np
 
 from .errors import InputError, ModelError
 from .kernels import engine as E
+from .progress import bar as progress_bar
 from .program import Program, aligned_empty
 
 
@@ -212,7 +213,7 @@ class Session:
         out = np.zeros((T, self.batch, max(p.n_out, 1)), np.float32)
         recbuf = np.zeros((T, self.batch, width), np.float64) if len(rec) else self._no_recbuf
         step = chunk or (T if not progress else max(1, min(T, 2000)))
-        bar = _progress(T) if progress else None
+        bar = progress_bar(T, enabled=progress)
         t = 0
         while t < T:
             s = slice(t, min(T, t + step))
@@ -355,23 +356,3 @@ def _to_f32(x: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore", invalid="ignore"):
         return x.astype(np.float32)
 
-
-def _progress(total):
-    try:
-        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-        prog = Progress(TextColumn("running"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
-                        TimeRemainingColumn(), transient=True)
-        prog.start()
-        task = prog.add_task("run", total=total)
-
-        class _Bar:
-            def update(self, n):
-                prog.advance(task, n)
-
-            def close(self):
-                prog.stop()
-
-        return _Bar()
-    except ImportError:  # pragma: no cover
-        return None

@@ -20,6 +20,17 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
+# Property tests draw the same examples on every run (reproducible CI); set
+# HYPOTHESIS_PROFILE=explore to draw fresh random examples while developing.
+try:
+    from hypothesis import settings as _hsettings
+
+    _hsettings.register_profile("repeatable", derandomize=True, deadline=None)
+    _hsettings.register_profile("explore", derandomize=False, deadline=None)
+    _hsettings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
+except ImportError:  # pragma: no cover
+    pass
+
 # --------------------------------------------------------------------------- data location
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Kernel benchmark: edgebrain's step/run against snnTorch, Norse, NumPy and a C loop.
 
-    python tools/bench/kernels.py            # full run (a few minutes on 2 cores)
+    python tools/bench/kernels.py            # full run (about 2 minutes on 2 cores)
     python tools/bench/kernels.py --quick    # fewer repeats and steps (CI smoke)
     python tools/bench/kernels.py --json out.json   # also write machine-readable results
 
@@ -18,10 +18,14 @@ over all T steps in one call), NumPy float32 (a per-step loop), snnTorch (``Leak
 ``ref_loop.c`` doing the same integer work as edgebrain's int session (docs/fixed-point.md)
 with the exact parameters edgebrain's quantizer chose, built with gcc and with clang at
 ``-O3 -march=native -ffp-contract=off``. The C loop's spikes are checked against edgebrain's
-bit for bit. Times are medians over repeated runs of T steps, in µs per step, on the
-process CPU-time clock by default (``--clock wall`` for wall time; both are measured and kept
+bit for bit (and the script exits with status 1 if they differ). Times are medians over
+repeated runs of T steps, in µs per step, taken in a few fresh worker processes per network
+(pooled: a process's memory layout can make it faster or slower) with all engines
+interleaved round by round (each C run its own process), on the process CPU-time clock by
+default (``--clock wall`` for wall time; both are measured and kept
 in ``--json``): on a machine shared with other work, CPU time is what the code costs, while
-wall time also counts the time the process waited for a core.
+wall time also counts the time the process waited for a core. Results and method are
+written up in docs/benchmarks.md.
 
 Cold start: the first ``step`` of model (a) loaded from an ``.ebm`` file in a fresh process,
 with an empty Numba cache (NUMBA_CACHE_DIR set to a new directory: everything is compiled)
@@ -138,35 +142,24 @@ def _time_once(body, setup=None):
     return c1 - c0, t1 - t0
 
 
-def bench(body, repeats, setup=None, warmup=1):
-    """Time body() ``repeats`` times (setup() untimed before each) on two clocks: CPU time of
-    this process (robust when other processes share the cores) and wall time."""
-    for _ in range(warmup):
-        _time_once(body, setup)
-    gc_on = gc.isenabled()
-    gc.disable()
-    try:
-        samples = [_time_once(body, setup) for _ in range(repeats)]
-    finally:
-        if gc_on:
-            gc.enable()
-    return _stats([c for c, _ in samples], [w for _, w in samples])
-
-
-def bench_interleaved(py, c_cmds, repeats):
+def bench_interleaved(py, c_cmds, repeats, slow=None, slow_repeats=5):
     """Round-robin timing: in each of ``repeats`` rounds every Python engine (name ->
     (setup, body)) runs once, then every C command (name -> argv printing one JSON line
-    with one timed repeat). Load from other processes then falls on all engines alike, and
-    each C sample comes from a fresh process (its own memory layout). Returns name -> stats
-    of one whole run (seconds)."""
-    for setup, body in py.values():  # warm-up (compilation, caches)
+    with one timed repeat); the ``slow`` engines (snnTorch, Norse) run in ``slow_repeats``
+    rounds spread evenly over the others. Load from other processes then falls on all
+    engines alike, and each C sample comes from a fresh process (its own memory layout).
+    Returns name -> (CPU ns samples, wall ns samples) of one whole run each."""
+    slow = slow or {}
+    slow_rounds = {round(i * (repeats - 1) / max(slow_repeats - 1, 1)) for i in range(min(slow_repeats, repeats))}
+    for setup, body in list(py.values()) + list(slow.values()):  # warm-up (compilation, caches)
         _time_once(body, setup)
-    samples = {name: ([], []) for name in list(py) + list(c_cmds)}
+    samples = {name: ([], []) for name in list(py) + list(c_cmds) + list(slow)}
     gc_on = gc.isenabled()
     try:
-        for _ in range(repeats):
+        for rnd in range(repeats):
             gc.disable()
-            for name, (setup, body) in py.items():
+            engines = list(py.items()) + (list(slow.items()) if rnd in slow_rounds else [])
+            for name, (setup, body) in engines:
                 c, w = _time_once(body, setup)
                 samples[name][0].append(c)
                 samples[name][1].append(w)
@@ -183,7 +176,7 @@ def bench_interleaved(py, c_cmds, repeats):
     finally:
         if gc_on:
             gc.enable()
-    return {name: _stats(*v) for name, v in samples.items()}
+    return samples
 
 
 def per_step(t, T):
@@ -265,10 +258,10 @@ def numpy_engine(layers, xs):
     return {"numpy float32 step": (reset, loop)}, record
 
 
-def torch_engines(layers, xs, reps, have):
-    """snnTorch and Norse step loops under torch.no_grad (skipped when not importable)."""
+def torch_engines(layers, xs, have):
+    """snnTorch and Norse step loops under torch.no_grad (skipped when not importable):
+    ({name: (setup, body)}, notes)."""
     res, notes = {}, []
-    T = xs.shape[0]
     try:
         import torch
     except ImportError:
@@ -314,7 +307,7 @@ def torch_engines(layers, xs, reps, have):
                 for x in xt:
                     net(x)
 
-        res["snnTorch step"] = per_step(bench(loop, reps, setup=lambda: sutils.reset(net)), T)
+        res["snnTorch step"] = (lambda: sutils.reset(net), loop)
     except ImportError:
         notes.append("snntorch not importable: column skipped")
 
@@ -343,7 +336,7 @@ def torch_engines(layers, xs, reps, have):
                     for k in range(len(cells)):
                         h, states[k] = cells[k](fcs[k](h), states[k])
 
-        res["Norse step"] = per_step(bench(loop, reps), T)
+        res["Norse step"] = (None, loop)
     except ImportError:
         notes.append("norse not importable: column skipped")
     return res, notes
@@ -512,6 +505,17 @@ def cold_start(model_paths, T):
 # ============================================================================ report
 
 
+def _steal():
+    """Seconds of CPU time stolen by the hypervisor so far (all CPUs; /proc/stat), or None.
+    Stolen time slows everything measured while it happens, on either clock."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def machine_info(have):
     info = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
             "python": platform.python_version(), "platform": platform.platform()}
@@ -545,6 +549,65 @@ def fmt_us(v):
     return f"{v * 1e6:9.2f}" if v * 1e6 < 1000 else f"{v * 1e6:9.0f}"
 
 
+CASES = {  # key: (title, network, n_in, input kind, seed)
+    "a": ("(a) watch 6→128→128→5, real input", net_watch, 6, "normal", 10),
+    "b_spikes": ("(b) 512×512 → 512 LIF, 10% spikes in", net_dense512, 512, "spikes", 20),
+    "b_dense": ("(b) 512×512 → 512 LIF, dense real in", net_dense512, 512, "normal", 20),
+}
+
+
+def build_case(key, T):
+    """The case's layers, inputs, float model and quantized model (deterministic)."""
+    from edgebrain.model import Model
+    from edgebrain.quant import quantize
+
+    title, net, n_in, kind, seed = CASES[key]
+    layers = net()
+    xs = inputs(kind, T, n_in, seed)
+    calib = inputs(kind, 1000, n_in, seed + 1)
+    model = Model(to_graph(layers, n_in))
+    qmodel, qrep = quantize(model, calib, weight_bits=8, state_bits=16)
+    return title, layers, xs, model, qmodel, qrep
+
+
+def worker(key, T, rounds, slow_rounds, c_cmds_path):
+    """One timing process (see main): every engine of one case, interleaved; prints the raw
+    samples as one JSON line."""
+    _, layers, xs, model, qmodel, _ = build_case(key, T)
+    py, _ = edgebrain_engines(model, qmodel, xs)
+    npy, _ = numpy_engine(layers, xs)
+    py.update(npy)
+    have = {}
+    slow, notes = torch_engines(layers, xs, have) if slow_rounds else ({}, [])
+    c_cmds = json.loads(Path(c_cmds_path).read_text()) if c_cmds_path else {}
+    samples = bench_interleaved(py, c_cmds, rounds, slow=slow, slow_repeats=slow_rounds)
+    print(json.dumps({"samples": samples, "have": have, "notes": notes}))
+
+
+def measure(key, T, c_cmds, workdir, processes, rounds, slow_rounds):
+    """Samples of every engine for one case, pooled over ``processes`` fresh worker
+    processes (each with its own memory layout; a single process can land in a slower
+    one, by up to a few tens of per cent on this kind of machine)."""
+    path = Path(workdir) / f"{key}.c_cmds.json"
+    path.write_text(json.dumps(c_cmds))
+    pooled, have, notes = {}, {}, []
+    for w in range(processes):
+        sr = slow_rounds // processes + (1 if w < slow_rounds % processes else 0)
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", key, "--steps", str(T),
+               "--rounds", str(rounds), "--slow-rounds", str(sr), "--c-cmds", str(path)]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode:
+            raise SystemExit(f"timing worker failed:\n{r.stderr}")
+        d = json.loads(r.stdout.strip().splitlines()[-1])
+        have.update(d["have"])
+        notes += [x for x in d["notes"] if x not in notes]
+        for name, (cpu, wall) in d["samples"].items():
+            pc, pw = pooled.setdefault(name, ([], []))
+            pc += cpu
+            pw += wall
+    return {name: per_step(_stats(*v), T) for name, v in pooled.items()}, have, notes
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer repeats and steps (CI smoke test)")
@@ -554,41 +617,45 @@ def main(argv=None):
                     help="clock of the table and the targets: process CPU time (default; robust on a shared "
                          "machine) or wall time; both are measured and kept in --json")
     ap.add_argument("--no-cold", action="store_true", help="skip the cold-start subprocesses")
+    ap.add_argument("--processes", type=int, default=None,
+                    help="timing processes per case, whose samples are pooled (default 3; 1 with --quick)")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--rounds", type=int, default=11, help=argparse.SUPPRESS)
+    ap.add_argument("--slow-rounds", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--c-cmds", default="", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
+    if a.worker:
+        worker(a.worker, a.steps, a.rounds, a.slow_rounds, a.c_cmds)
+        return 0
 
     T = a.steps or (300 if a.quick else 2000)
-    reps_fast = 3 if a.quick else 33   # edgebrain, NumPy, C
-    reps_torch = 1 if a.quick else 5   # snnTorch, Norse
+    procs = max(1, a.processes or (1 if a.quick else 3))
+    rounds = 3 if a.quick else 11      # per process: edgebrain, NumPy, C
+    reps_fast = procs * rounds
+    reps_torch = 1 if a.quick else 5   # snnTorch, Norse (spread over the processes)
     clk = a.clock
-    from edgebrain.model import Model
-    from edgebrain.quant import quantize
 
-    load0 = os.getloadavg()
+    load0, steal0 = os.getloadavg(), _steal()
     have, notes = {}, []
     work = tempfile.mkdtemp(prefix="eb_bench_")
     exes, n = build_c(work, have)
     notes += n
 
-    cases = {
-        "a": ("(a) watch 6→128→128→5, real input", net_watch(), 6, "normal", 10),
-        "b_spikes": ("(b) 512×512 → 512 LIF, 10% spikes in", net_dense512(), 512, "spikes", 20),
-        "b_dense": ("(b) 512×512 → 512 LIF, dense real in", net_dense512(), 512, "normal", 20),
-    }
     results, checks, extra, qmodels = {}, {}, {}, {}
-    for key, (title, layers, n_in, kind, seed) in cases.items():
+    for key in CASES:
+        title, layers, xs, model, qmodel, qrep = build_case(key, T)
         print(f"== {title}: T={T}", flush=True)
-        xs = inputs(kind, T, n_in, seed)
-        calib = inputs(kind, 1000, n_in, seed + 1)
-        model = Model(to_graph(layers, n_in))
-        qmodel, qrep = quantize(model, calib, weight_bits=8, state_bits=16)
         qmodels[key] = qmodel
-        py, same_check = edgebrain_engines(model, qmodel, xs)
-        npy, np_record = numpy_engine(layers, xs)
-        py.update(npy)
+        # correctness first (in this process): C vs edgebrain int, step vs run, NumPy vs float
         c_cmds, chk = c_engines(exes, qmodel, xs, work, key)
-        r = {k: per_step(v, T) for k, v in bench_interleaved(py, c_cmds, reps_fast).items()}
+        py, same_check = edgebrain_engines(model, qmodel, xs)
         step_eq_run = same_check()
+        _, np_record = numpy_engine(layers, xs)
         np_spikes = np_record()
+        # timing: pooled over fresh worker processes
+        r, h, n = measure(key, T, c_cmds, work, procs, rounds, reps_torch)
+        have.update(h)
+        notes += [x for x in n if x not in notes]
         checks[key] = chk
         for cc, d in chk.items():
             print(f"  C ({cc}) == edgebrain int: {d['equal']}"
@@ -610,11 +677,6 @@ def main(argv=None):
         print(f"  spike rates {', '.join(f'{k} {v:.3f}' for k, v in rates.items())};"
               f" NumPy/edgebrain float spike agreement {extra[key]['numpy_vs_edgebrain_float_spike_agreement']:.4f}",
               flush=True)
-        rt, n = torch_engines(layers, xs, reps_torch, have)
-        r.update(rt)
-        for x in n:
-            if x not in notes:
-                notes.append(x)
         results[key] = r
         for name, t in r.items():
             print(f"  {name:24s} cpu {fmt_us(t['cpu'][0])} µs/step (min {fmt_us(t['cpu'][1]).strip()}),"
@@ -665,10 +727,11 @@ def main(argv=None):
         p = Path(work) / "watch.ebm"
         qmodels["a"].save(p)  # the .ebm holds the graph and the integer parameters
         cold = cold_start({"float": p, "int": p}, T)
-    load1 = os.getloadavg()
+    load1, steal1 = os.getloadavg(), _steal()
 
     info = machine_info(have)
     info["loadavg_start"], info["loadavg_end"] = load0, load1
+    info["steal_s"] = (steal1 - steal0) if steal0 is not None and steal1 is not None else None
     # ---- print the report
     print()
     print(f"date {info['date']}; {info.get('Model name', platform.processor())}, {info.get('CPU(s)', '?')} CPUs "
@@ -677,9 +740,12 @@ def main(argv=None):
     for cc in ("gcc", "clang"):
         if cc in info:
             print(f"{cc}: {info[cc]}  ({' '.join(CFLAGS)})")
-    print(f"load average at start {load0[0]:.2f}, at end {load1[0]:.2f} (1 min)")
-    print(f"batch 1, single thread, T = {T} steps per run; median over {reps_fast} runs "
-          f"({reps_torch} for snnTorch/Norse); µs per step, {'process CPU time' if clk == 'cpu' else 'wall time'}\n")
+    print(f"load average at start {load0[0]:.2f}, at end {load1[0]:.2f} (1 min)"
+          + (f"; CPU time stolen by the hypervisor during the run: {info['steal_s']:.1f} s"
+             if info["steal_s"] is not None else ""))
+    print(f"batch 1, single thread, T = {T} steps per run; median over {reps_fast} runs in {procs} processes "
+          f"({reps_torch} for snnTorch/Norse; C: one process per run); µs per step, "
+          f"{'process CPU time' if clk == 'cpu' else 'wall time'}\n")
     print(table(results, ratios[clk], clk))
     print("\n/C: time ÷ the fastest C build of that column; snnT/x: snnTorch time ÷ this time (speed-up)")
     other = "wall" if clk == "cpu" else "cpu"
@@ -703,12 +769,13 @@ def main(argv=None):
             print(f"  {k:12s} {d['import_s'] * 1e3:8.1f} {d['load_s'] * 1e3:8.1f} {d['first_step_s'] * 1e3:9.2f} "
                   f"{d['second_step_s'] * 1e3:9.3f} {d['first_run_s'] * 1e3:9.1f} {d['process_wall_s'] * 1e3:9.0f} "
                   f"{d['peak_rss_kib'] / 1024:6.1f} MiB")
-    print(f"\npeak RSS of this benchmark process (numpy, numba, torch, snnTorch, Norse loaded): {peak_main / 1024:.1f} MiB")
+    print(f"\npeak RSS of the benchmark's main process (no torch; timing runs in worker processes): {peak_main / 1024:.1f} MiB")
     for x in notes:
         print("note:", x)
 
     if a.json:
-        doc = {"machine": info, "T": T, "repeats": {"fast": reps_fast, "torch": reps_torch}, "clock": clk,
+        doc = {"machine": info, "T": T, "repeats": {"fast": reps_fast, "torch": reps_torch, "processes": procs},
+               "clock": clk,
                "us_per_step": {k: {n: {c: {"median": v[c][0] * 1e6, "min": v[c][1] * 1e6} for c in ("cpu", "wall")}
                                    for n, v in r.items()} for k, r in results.items()},
                "ratios": ratios, "targets": {c: {k: {"value": v, "met": ok} for k, (v, ok) in t.items()}
