@@ -30,6 +30,7 @@ import numpy as np
 from . import __version__, ops
 from .errors import EdgebrainError, FormatError, ModelError
 from .graph import Graph
+from .quant import check_quant
 
 MAGIC = b"EDGEBRN\x00"
 VERSION = (1, 0)
@@ -267,7 +268,10 @@ def _parse(blob: bytes, header: dict, hlen: int, data0: int):
     _check_meta(g.meta)
     quant = _decode(header.get("quant"), arrays) if header.get("quant") is not None else None
     if quant is not None:
-        _check_quant(g, quant)
+        try:
+            check_quant(g, quant)
+        except ModelError as e:
+            raise FormatError(f"quantization parameters: {e.detail}") from None
     return g, quant
 
 
@@ -293,104 +297,3 @@ def _check_meta(meta) -> None:
     if rep is not None and not (isinstance(rep, dict) and isinstance(rep.get("warnings", []), list)):
         raise FormatError("header field 'meta.import_report' is malformed; expected an object with a "
                           "'warnings' list")
-
-
-_NEURON_INT = ("beta_m", "gmem_m", "gmem_s", "bias")
-
-
-def _check_quant(g: Graph, quant) -> None:
-    def bad(msg):
-        raise FormatError(f"quantization parameters: {msg}")
-
-    if not isinstance(quant, dict):
-        bad(f"header field 'quant' is a {type(quant).__name__}; expected an object")
-    for k, allowed in (("weight_bits", (4, 8, 16)), ("state_bits", (16, 32))):
-        if quant.get(k) not in allowed or isinstance(quant.get(k), bool):
-            bad(f"'{k}' = {quant.get(k)!r}; expected one of {allowed}")
-    nodes, scales = quant.get("nodes"), quant.get("scales", {})
-    if not isinstance(nodes, dict) or not isinstance(scales, dict):
-        bad("'nodes' and 'scales' must be objects")
-    for n, v in scales.items():
-        if n not in g.nodes or not (_is_num(v) and v > 0):
-            bad(f"'scales.{n}' = {v!r}; expected a positive number for a node of the graph")
-    for n, q in nodes.items():
-        if n not in g.nodes:
-            bad(f"node '{n}' is not in the graph")
-    for n in g.outputs:
-        if n not in scales:
-            bad(f"'scales' has no entry for output node '{n}'")
-    for name in g.order:
-        op = g.nodes[name]
-        q = nodes.get(name)
-        where = f"node '{name}' ({op.kind})"
-
-        def need(key, kind, shape=None, optional=False):
-            if key not in q:
-                if optional:
-                    return
-                bad(f"{where}: field '{key}' is missing")
-            v = q[key]
-            if kind == "num":
-                if not _is_num(v):
-                    bad(f"{where}: field '{key}' = {v!r}; expected a finite number")
-            elif kind == "pos":
-                if not (_is_num(v) and v > 0):
-                    bad(f"{where}: field '{key}' = {v!r}; expected a positive number")
-            elif kind == "int":
-                if not (isinstance(v, int) and not isinstance(v, bool) and -2 ** 31 <= v < 2 ** 31):
-                    bad(f"{where}: field '{key}' = {v!r}; expected a 32-bit integer")
-            elif kind == "bool":
-                if not isinstance(v, bool):
-                    bad(f"{where}: field '{key}' = {v!r}; expected true or false")
-            elif kind == "str":
-                if v not in ("mul", "shift"):
-                    bad(f"{where}: field '{key}' = {v!r}; expected 'mul' or 'shift'")
-            else:  # integer array, of exactly `shape` or broadcasting to it
-                a = v if isinstance(v, np.ndarray) else None
-                if a is None or a.dtype.kind not in "iu":
-                    bad(f"{where}: field '{key}' is {type(v).__name__}; expected an integer array")
-                exact = kind == "iarr"
-                try:
-                    ok = a.shape == tuple(shape) if exact else np.broadcast_shapes(a.shape, shape) == tuple(shape)
-                except ValueError:
-                    ok = False
-                if not ok:
-                    bad(f"{where}: field '{key}' has shape {a.shape}; expected "
-                        f"{tuple(shape) if exact else f'a shape that broadcasts to {tuple(shape)}'}")
-
-        needs_q = isinstance(op, (ops.Input, ops.Affine, ops.Conv1d, ops.Conv2d, ops.SumPool2d, ops.Scale,
-                                  ops.Threshold, ops.Neuron))
-        if not needs_q:
-            continue
-        if not isinstance(q, dict):
-            bad(f"{where}: entry is missing or not an object")
-        if isinstance(op, ops.Input):
-            need("scale", "pos")
-            need("lo", "int")
-            need("hi", "int")
-        elif isinstance(op, (ops.Affine, ops.Conv1d, ops.Conv2d)):
-            co = (op.weight.shape[0],)
-            need("w", "iarr", op.weight.shape)
-            need("b", "iarr", co, optional=True)
-            need("rq_m", "iarr", co)
-            need("rq_s", "iarr", co)
-            need("identity", "bool")
-            need("wide", "bool")
-        elif isinstance(op, ops.SumPool2d):
-            need("m", "int")
-            need("s", "int")
-        elif isinstance(op, ops.Scale):
-            need("m", "iarr", op.scale.shape)
-            need("s", "iarr", op.scale.shape)
-        elif isinstance(op, ops.Threshold):
-            need("th", "iarr", op.threshold.shape)
-        else:
-            shape = g.in_shapes[name]
-            need("s_v", "pos")
-            need("dq", "int")
-            need("decay", "str")
-            for k in _NEURON_INT + (("thr", "v_reset") if op.spiking else ()) + (
-                    ("alpha_m", "gsyn_m", "gsyn_s") if op.cuba else ()):
-                need(k, "barr", shape)
-            if op.cuba:
-                need("s_i", "pos")
