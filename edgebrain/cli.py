@@ -151,10 +151,15 @@ def convert(
     state_bits: int = typer.Option(16, help="integer state width: 16 or 32"),
     per_layer: bool = typer.Option(False, help="one weight scale per layer instead of per output channel"),
     decay: str = typer.Option("mul", help="integer decay: mul (multiply-shift) or shift (bit shift)"),
+    encoder: Optional[str] = typer.Option(None, help="stream pre-processing the model carries, e.g. 'delta:threshold=0.1'"),
+    decoder: Optional[str] = typer.Option(None, help="decision rule the model carries, e.g. 'count:window=25'"),
+    class_names: Optional[str] = typer.Option(None, "--class-names", help="comma-separated class names, in output order"),
+    rate: Optional[float] = typer.Option(None, help="model steps per second of sensor time (for streaming)"),
     json_out: bool = typer.Option(False, "--json", help="print the result as JSON"),
 ):
     """Convert a NIR file to an edgebrain model (optionally quantized), or a model back to NIR."""
     m = _load_model(model, dt, dialect, reset)
+    _set_stream_config(m, encoder, decoder, class_names, rate)
     report = None
     if quantize:
         if not calib:
@@ -191,6 +196,35 @@ def convert(
     if report:
         _print_quant(c, report)
     c.print(f"wrote {out} ({out.stat().st_size} bytes, {result['nodes']} nodes, {result['params']} parameters)")
+
+
+def _set_stream_config(m, encoder, decoder, class_names, rate) -> None:
+    """Store stream settings in the model, after checking that they can be built."""
+    if not any(v is not None for v in (encoder, decoder, class_names, rate)):
+        return
+    from .stream.registry import build_decoder, build_encoder
+
+    cfg = dict(m.graph.meta.get("stream") or {})
+    if encoder is not None:
+        build_encoder(encoder)
+        cfg["encoder"] = encoder
+    if class_names is not None:
+        names = [x.strip() for x in class_names.split(",")]
+        n_out = sum(int(__import__("numpy").prod(sh)) for sh in m.output_shapes.values())
+        if len(names) != n_out or not all(names):
+            raise InputError(f"--class-names gives {len(names)} names; the model has {n_out} outputs")
+        cfg["labels"] = names
+    if decoder is not None:
+        from .stream.pipeline import _with_labels, default_labels
+
+        name, kw = _with_labels(decoder, default_labels(m, cfg))
+        build_decoder({"type": name, **kw})
+        cfg["decoder"] = decoder
+    if rate is not None:
+        if not rate > 0:
+            raise InputError(f"--rate {rate}; expected steps per second > 0")
+        cfg["rate"] = float(rate)
+    m.graph.meta["stream"] = cfg
 
 
 def _print_quant(c, rep) -> None:
@@ -330,6 +364,164 @@ def demo(json_out: bool = typer.Option(False, "--json", help="print the result a
     from .demo import run_demo
 
     run_demo(json_out=json_out)
+
+
+# ---------------------------------------------------------------------- streaming
+
+
+def _options(pairs) -> dict:
+    from .stream.base import _value
+
+    out = {}
+    for p in pairs or ():
+        k, eq, v = p.partition("=")
+        if not eq or not k:
+            raise InputError(f"--option '{p}': expected key=value")
+        out[k.strip()] = _value(v.strip())
+    return out
+
+
+class _PrettySink:
+    """Human-readable decisions on stdout (the default sink without --json)."""
+
+    name = "pretty"
+
+    def __init__(self, console):
+        self.c = console
+
+    def emit(self, d):
+        label = d.label if d.label is not None else "—"
+        truth = f"  truth {d.truth}" + (" ✓" if d.truth == d.label else " ✗") if d.truth is not None else ""
+        lat = f"  {1e3 * d.latency:7.3f} ms" if d.latency is not None else ""
+        self.c.print(f"t={d.t:9.3f} s  {label:<14} {d.confidence:5.2f}{lat}{truth}", highlight=False)
+
+    def summary(self, s):
+        pass
+
+    def close(self):
+        pass
+
+
+def _print_summary(c, s: dict) -> None:
+    lat = s["latency_ms"]
+    c.print(f"[bold]summary[/]: {s['decisions']} decisions ({s['no_decision']} without a decision) over "
+            f"{s['stream_seconds']:.2f} s of stream in {s['wall_seconds']:.2f} s "
+            f"(real-time factor {s['realtime_factor']}×, {s['throughput_per_s']} {'events' if s['kind'] == 'events' else 'samples'}/s)")
+    if lat["n"]:
+        c.print(f"  latency from sample arrival to decision: p50 {lat['p50']} ms, p90 {lat['p90']} ms, "
+                f"p99 {lat['p99']} ms, max {lat['max']} ms")
+    if "accuracy" in s:
+        c.print(f"  accuracy against the recording's labels: {100 * s['accuracy']:.1f} % of {s['scored_decisions']}")
+    inp = s["input"]
+    c.print(f"  input: {inp['repaired']} repaired, {inp['dropped']} dropped, {inp['reconnects']} reconnects")
+    for m in inp["messages"][:5]:
+        c.print(f"    {m}")
+    if s["spike_rate"]:
+        c.print("  spike rate per step: " + ", ".join(f"{k} {v:.3f}" for k, v in s["spike_rate"].items()))
+    if s.get("interrupted"):
+        c.print("  (stopped by Ctrl-C)")
+
+
+@app.command()
+def stream(
+    model: str = typer.Argument(..., help=".ebm or .nir model"),
+    source: str = typer.Option(..., "--source", "-s", help="file, or serial://DEV?baud=N, tcp://host:port, udp://:port, mic://default"),
+    format: Optional[str] = typer.Option(None, "--format", "-f", help="source format (default: detected)"),
+    encoder: Optional[str] = typer.Option(None, help="encoder spec (default: the model's, else by source kind)"),
+    decoder: Optional[str] = typer.Option(None, help="decoder spec, e.g. count:window=25,hop=5"),
+    sink: List[str] = typer.Option([], "--sink", help="extra sink (repeatable): csv:path=F, file:path=F, udp:host=H,port=P, mqtt:host=H"),
+    option: List[str] = typer.Option([], "--option", "-O", help="source option key=value (repeatable), e.g. rate=100"),
+    precision: Precision = typer.Option(Precision.float, help="float or int (quantized model)"),
+    realtime: bool = typer.Option(False, help="play files back at their recorded rate"),
+    duration: Optional[float] = typer.Option(None, help="stop after this many seconds of stream time"),
+    json_out: bool = typer.Option(False, "--json", help="one JSON object per decision, then {'summary': ...}"),
+    dt: Optional[float] = typer.Option(None, help="timestep (NIR models)"),
+    dialect: Optional[str] = typer.Option(None, help="exporter convention (NIR models)"),
+):
+    """Stream a sensor file or live link through a model and print its decisions."""
+    from .stream.pipeline import build_pipeline
+    from .stream.registry import build_sink
+
+    m = _load_model(model, dt, dialect, None)
+    if precision.value == "int" and not m.quant:
+        raise InputError("--precision int needs a quantized model (edgebrain convert --quantize ...)", file=model)
+    c = _console()
+    sinks = [build_sink("stdout")] if json_out else [_PrettySink(c)]
+    try:
+        sinks += [build_sink(sp) for sp in sink]
+        pipe = build_pipeline(m, source, format=format, encoder=encoder, decoder=decoder, sinks=sinks,
+                              precision=precision.value, realtime=realtime, source_options=_options(option),
+                              max_seconds=duration)
+        from .progress import bar
+
+        total = pipe.source.info.n_items
+        pb = bar(total or 0, "streaming", "events" if pipe.source.info.kind == "events" else "samples",
+                 enabled=bool(total) and not pipe.source.live)
+        last = [0]
+
+        def progress(done):
+            pb.update(done - last[0])
+            last[0] = done
+
+        try:
+            summary = pipe.run(progress=progress)
+        finally:
+            pb.close()
+    finally:
+        for k in sinks:
+            k.close()
+    if not json_out:
+        _print_summary(c, summary)
+
+
+@app.command()
+def record(
+    source: str = typer.Option(..., "--source", "-s", help="file or live source URL"),
+    output: str = typer.Option(..., "-o", "--output", help="output file: .npy (events), .csv (IMU), .wav (audio)"),
+    format: Optional[str] = typer.Option(None, "--format", "-f", help="source format (default: detected)"),
+    option: List[str] = typer.Option([], "--option", "-O", help="source option key=value (repeatable)"),
+    duration: Optional[float] = typer.Option(None, help="stop after this many seconds of stream time"),
+    json_out: bool = typer.Option(False, "--json", help="print the result as JSON"),
+):
+    """Capture a live source to a file, or convert a file to another format."""
+    from .stream.recording import record as do_record
+
+    res = do_record(source, output, format=format, options=_options(option), duration=duration)
+    if json_out:
+        typer.echo(json.dumps(res, indent=1))
+    else:
+        typer.echo(f"wrote {res['output']}: {res['items']} {res['unit']} ({res['seconds']:.3f} s); "
+                   f"{res['input']['repaired']} repaired, {res['input']['dropped']} dropped")
+
+
+data_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Inspect sensor recordings.")
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("info")
+def data_info(
+    file: str = typer.Argument(..., help="sensor recording"),
+    format: Optional[str] = typer.Option(None, "--format", "-f", help="format (default: detected)"),
+    option: List[str] = typer.Option([], "--option", "-O", help="reader option key=value (repeatable)"),
+    json_out: bool = typer.Option(False, "--json", help="print as JSON"),
+):
+    """Format, sensor size or channels, rate, number of events or samples, duration, damage."""
+    from .stream.recording import info
+
+    res = info(file, format=format, options=_options(option))
+    if json_out:
+        typer.echo(json.dumps(res, indent=1, default=str))
+        return
+    c = _console()
+    c.print(f"[bold]{file}[/]: {res['format']} ({res['kind']})")
+    for k in ("sensor_size", "channels", "channel_names", "rate", "items", "duration", "label_names"):
+        if res.get(k) is not None:
+            c.print(f"  {k.replace('_', ' ')}: {res[k]}")
+    dmg = res["damage"]
+    c.print(f"  damage: {dmg['repaired']} repaired, {dmg['dropped']} dropped" + ("" if dmg["repaired"] or dmg["dropped"]
+                                                                                   else " (none found)"))
+    for m in dmg["messages"][:10]:
+        c.print(f"    {m}")
 
 
 def _click_exc(name: str) -> tuple:

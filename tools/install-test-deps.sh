@@ -4,6 +4,12 @@
 # torch 2.13.0 CPU first, then the frameworks' own packages without their declared deps.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# system packages the tests use: a real MQTT broker and socat (pseudo-terminals); root only
+if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  if ! command -v mosquitto >/dev/null 2>&1 || ! command -v socat >/dev/null 2>&1; then
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto socat >/dev/null
+  fi
+fi
 PIP="python -m pip install -q --disable-pip-version-check"
 $PIP -e ".[dev]"
 $PIP "torch==2.13.0"
