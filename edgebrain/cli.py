@@ -406,10 +406,10 @@ def _print_summary(c, s: dict) -> None:
     lat = s["latency_ms"]
     c.print(f"[bold]summary[/]: {s['decisions']} decisions ({s['no_decision']} without a decision) over "
             f"{s['stream_seconds']:.2f} s of stream in {s['wall_seconds']:.2f} s "
-            f"(real-time factor {s['realtime_factor']}×, {s['throughput_per_s']} {'events' if s['kind'] == 'events' else 'samples'}/s)")
+            f"(real-time factor {s['realtime_factor'] or 0:.1f}×, {s['throughput_per_s'] or 0:.0f} {'events' if s['kind'] == 'events' else 'samples'}/s)")
     if lat["n"]:
-        c.print(f"  latency from sample arrival to decision: p50 {lat['p50']} ms, p90 {lat['p90']} ms, "
-                f"p99 {lat['p99']} ms, max {lat['max']} ms")
+        c.print(f"  latency from sample arrival to decision: p50 {lat['p50']:.3f} ms, p90 {lat['p90']:.3f} ms, "
+                f"p99 {lat['p99']:.3f} ms, max {lat['max']:.3f} ms")
     if "accuracy" in s:
         c.print(f"  accuracy against the recording's labels: {100 * s['accuracy']:.1f} % of {s['scored_decisions']}")
     inp = s["input"]

@@ -41,6 +41,7 @@ time alignment and zero padding at both ends; output sample n is at time n / rat
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import queue
@@ -301,6 +302,54 @@ def read_wav_header(f, path: str | None = None) -> WavHeader:
     raise err(pos, f"no 'data' chunk among the first {MAX_CHUNKS} chunks; expected one")
 
 
+MAX_STREAM_HEADER = 1 << 20   # bytes of RIFF chunks a streamed WAV may send before its audio data
+
+
+def parse_wav_stream_header(buf: bytes, where: str | None = None) -> WavHeader | None:
+    """The header of a WAV arriving on a link (a streamed WAV), from the bytes received so far:
+    None while more are needed, else the header, ``data_offset`` being the number of header bytes.
+    The sizes in it are not trusted (a writer that cannot seek leaves 0 or 0xFFFFFFFF, some leave a
+    wrong one): the audio runs until the link ends; the declared data size is kept in ``data_size``
+    (None when 0 or 0xFFFFFFFF) for information. A header it cannot use is a FormatError."""
+    def err(offset, what):
+        return FormatError(what, file=where, where=f"byte {offset}")
+
+    head = bytes(buf[:12])
+    if head[:4] == b"RIFX":
+        raise err(0, "big-endian RIFX WAV is not supported; expected 'RIFF' (little-endian)")
+    if not (b"RIFF".startswith(head[:4]) or b"RF64".startswith(head[:4])):
+        raise err(0, f"expected 'RIFF' or 'RF64', found {head[:4]!r}: not a WAV stream")
+    if len(buf) < 12:
+        return None
+    if head[8:12] != b"WAVE":
+        raise err(8, f"expected 'WAVE' after the RIFF header, found {head[8:12]!r}")
+    container = head[:4].decode()
+    fmt = None
+    pos = 12
+    for _ in range(MAX_CHUNKS):
+        if len(buf) < pos + 8:
+            return None
+        cid, size = bytes(buf[pos:pos + 4]), struct.unpack_from("<I", buf, pos + 4)[0]
+        if not _is_chunk_id(cid):
+            raise err(pos, f"expected a chunk id (4 ASCII characters), found {cid!r}")
+        if cid == b"data":
+            if fmt is None:
+                raise err(pos, "'data' chunk before the 'fmt ' chunk; expected 'fmt ' first")
+            return WavHeader(channel_mask=fmt.pop("channel_mask"), tag=fmt.pop("tag"), data_offset=pos + 8,
+                             data_size=None if size in _STREAMED else size, file_size=0, riff_size=None,
+                             container=container, notes=fmt.pop("notes"), **fmt)
+        nxt = pos + 8 + size + (size & 1)
+        if nxt > MAX_STREAM_HEADER:
+            raise err(pos, f"chunk '{cid.decode('ascii')}' of {size} bytes before the audio data; expected the "
+                           f"'data' chunk within the first {MAX_STREAM_HEADER} bytes")
+        if len(buf) < nxt:
+            return None
+        if cid == b"fmt ":
+            fmt = _parse_fmt(io.BytesIO(bytes(buf[pos + 8:pos + 8 + size])), pos, size, 0, where)
+        pos = nxt
+    raise err(pos, f"no 'data' chunk among the first {MAX_CHUNKS} chunks; expected one")
+
+
 def _parse_fmt(f, pos: int, size: int, file_size: int, path) -> dict:
     def err(rel, what):
         return FormatError(what, file=path, where=f"offset {pos + 8 + rel} (fmt chunk)")
@@ -380,6 +429,40 @@ def decode_pcm(raw: bytes | np.ndarray, encoding: str, width: int, channels: int
     else:
         x = b.view("<i4").astype(np.float32) * np.float32(2.0 ** -31)
     return x.reshape(-1, channels)
+
+
+#: raw PCM sample formats of live links (``sample=``): name → (encoding, bytes per sample)
+SAMPLE_FORMATS = {"u8": ("pcm", 1), "s16le": ("pcm", 2), "s24le": ("pcm", 3), "s32le": ("pcm", 4),
+                  "f32le": ("float", 4), "f64le": ("float", 8)}
+
+
+class PcmDecoder:
+    """Little-endian PCM bytes in blocks of any length → whole sample frames, (n, channels) float32
+    (:func:`decode_pcm`). A block may end inside a sample or a frame: those bytes wait for the next
+    block. Used by :class:`WavSource` on file blocks and by the live links (``format=pcm|wav``)."""
+
+    def __init__(self, encoding: str, width: int, channels: int):
+        self.encoding, self.width, self.channels = encoding, int(width), int(channels)
+        self.block_align = self.width * self.channels
+        self._tail = b""
+
+    @property
+    def pending(self) -> int:
+        """Bytes of an incomplete frame held back."""
+        return len(self._tail)
+
+    def feed(self, data) -> np.ndarray:
+        raw = self._tail + bytes(data) if self._tail else data
+        usable = len(raw) - len(raw) % self.block_align
+        self._tail = bytes(raw[usable:])
+        if not usable:
+            return np.zeros((0, self.channels), np.float32)
+        return decode_pcm(raw[:usable] if usable < len(raw) else raw, self.encoding, self.width, self.channels)
+
+    def discard(self) -> int:
+        """Drop the bytes of an incomplete frame (the link dropped, a datagram ended); their number."""
+        n, self._tail = len(self._tail), b""
+        return n
 
 
 # ---------------------------------------------------------------------------------------- sources
@@ -523,7 +606,7 @@ class WavSource(_AudioSource):
         remaining = declared if declared is not None else None
         step = self.chunk * h.block_align
         got = 0
-        leftover = b""
+        dec = PcmDecoder(h.encoding, h.width, h.channels)
         while remaining is None or remaining > 0:
             want = step if remaining is None else min(step, remaining)
             raw = f.read(want)
@@ -532,21 +615,19 @@ class WavSource(_AudioSource):
             got += len(raw)
             if remaining is not None:
                 remaining -= len(raw)
-            if leftover:
-                raw = leftover + raw
-            usable = len(raw) - len(raw) % h.block_align
-            leftover = raw[usable:]
-            if usable:
-                yield decode_pcm(raw[:usable], h.encoding, h.width, h.channels)
-        frames = (got - len(leftover)) // h.block_align
+            x = dec.feed(raw)
+            if len(x):
+                yield x
+        leftover = dec.pending
+        frames = (got - leftover) // h.block_align
         truncated = declared is not None and got < declared
         if truncated:
             self.stats.note("repaired", f"{self.path}: offset {h.data_offset + got}",
                             f"data chunk declares {declared} bytes but the file ends after {got} (truncated); "
                             f"used the {frames} complete sample frames present")
         if leftover:
-            self.stats.note("dropped", f"{self.path}: offset {h.data_offset + got - len(leftover)}",
-                            f"{len(leftover)} trailing byte(s), less than one sample frame "
+            self.stats.note("dropped", f"{self.path}: offset {h.data_offset + got - leftover}",
+                            f"{leftover} trailing byte(s), less than one sample frame "
                             f"({h.block_align} bytes); dropped")
         for what in h.notes:
             if truncated and what.startswith("RIFF header says"):

@@ -28,6 +28,7 @@ model input is 1-D.
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 from numba import njit
@@ -40,56 +41,64 @@ NEVER = -(1 << 62)
 
 # kernel state slots
 S_OPEN, S_NOPEN, S_FLAG, S_LAST = 0, 1, 2, 3  # open window, its kept events, arrival flag, last time
-
-
-@njit(cache=True)
-def _move(cur, row):
-    """Add the open window's counts (``cur``) into ``row`` and clear ``cur``."""
-    C, H, W = cur.shape
-    for c in range(C):
-        for y in range(H):
-            for x in range(W):
-                v = cur[c, y, x]
-                if v != 0:
-                    row[c, y, x] += v
-                    cur[c, y, x] = 0
+S_NCUR = 4  # bins held in the open frame (cur_idx / cur_val)
+NO_LIMIT = 1 << 62
 
 
 @njit(cache=True)
 def bin_events(ev, n, count_mode, window, count, pol, xmap, ymap, refr, denoise, sw, sh,
-               last_any, last_kept, cur, st, out, out_t, out_flag, clip, k_final):
-    """Bin ``ev[0:n]``; returns the number of rows of ``out`` completed.
+               last_any, last_kept, cur_idx, cur_val, st, out, out_t, out_flag, clip, k_final, touched, n_clear):
+    """Bin ``ev[0:n]``; returns (rows of ``out`` completed, bins of ``out`` to clear before its next use).
 
     pol: 0 split, 1 merge, 2 signed. ``xmap``/``ymap``: frame column/row of each sensor column/row
-    (crop and downsampling), -1 outside the crop. ``cur`` holds the open window (time mode) or the frame being
-    filled (count mode) between calls. Time mode: ``out`` row r is window ``st[S_OPEN]`` (at entry)
-    + r and ``k_final`` is the window open at the end of this call (rows go up to
-    ``k_final - st[S_OPEN]``); events of earlier windows are added straight into their rows.
+    (crop and downsampling), -1 outside the crop. Between calls the open frame — the open window
+    (time mode) or the frame being filled (count mode) — is held sparsely: its ``st[S_NCUR]`` nonzero
+    bins (flat index in the frame, count) in ``cur_idx`` / ``cur_val`` (room needed: the bins of the
+    frame, or ``st[S_NCUR]`` + ``n`` if fewer).
+    Time mode: ``out`` row r is window ``st[S_OPEN]`` (at entry) + r and ``k_final`` is the window
+    open at the end of this call (rows go up to ``k_final - st[S_OPEN]``).
     out_flag per row: 0 no kept event, 1 last kept event in this call, 2 in an earlier call.
     Counts are capped at ``clip`` as they are added (split/merge); signed frames are clamped by the
-    caller."""
+    caller.
+
+    All events are added straight into ``out`` (one row more than the rows completed: the open
+    frame is put into its row at entry and taken back out at exit), by flat index. ``out`` is reused
+    across calls: the bins ``touched[:n_clear]`` (written by the previous call on this ``out``;
+    every other bin is zero) are cleared first; the bin of each event added is listed in
+    ``touched`` (room needed: ``n`` + ``st[S_NCUR]``)."""
+    fo = out.reshape(-1)
+    for j in range(n_clear):
+        fo[touched[j]] = 0
+    C = out.shape[1]
+    H = out.shape[2]
+    W = out.shape[3]
+    frame = C * H * W
+    m = 0
+    ncur = st[S_NCUR]
+    for q in range(ncur):  # the open frame into row 0
+        j = cur_idx[q]
+        fo[j] = cur_val[q]
+        touched[m] = j
+        m += 1
+    m_open = 0  # touched[m_open:] are bins of the open row
     k_open = st[S_OPEN]
     k_base = k_open
     n_open = st[S_NOPEN]
     flag = 2 if n_open > 0 else 0
     last_t = st[S_LAST]
     rows = 0
-    if count_mode:
-        tgt = cur
-    elif k_final > k_open:
-        _move(cur, out[0])
-        tgt = out[0]
-    else:
-        tgt = cur
+    base = 0  # the open row starts at fo[base]
     capped = clip > 0 and pol != 2
-    t_next = (k_open + 1) * window  # end of the open window
+    split = 1 if pol == 0 else 0
+    t_next = NO_LIMIT if count_mode else (k_open + 1) * window  # end of the open window
+    n_lim = count if count_mode else NO_LIMIT
     for i in range(n):
         t = ev[i]["t"]
         x = np.int64(ev[i]["x"])
         y = np.int64(ev[i]["y"])
         if x >= sw or y >= sh:
             continue
-        if not count_mode and t >= t_next:
+        if t >= t_next:
             w = t // window
             if w > k_open:
                 out_t[k_open - k_base] = (k_open + 1) * window
@@ -101,7 +110,8 @@ def bin_events(ev, n, count_mode, window, count, pol, xmap, ymap, refr, denoise,
                 k_open = w
                 flag = 0
                 n_open = 0
-                tgt = cur if w >= k_final else out[w - k_base]
+                base = rows * frame
+                m_open = m
                 t_next = (k_open + 1) * window
         if denoise > 0:
             lim = t - denoise
@@ -130,25 +140,25 @@ def bin_events(ev, n, count_mode, window, count, pol, xmap, ymap, refr, denoise,
         if xc < 0 or yc < 0:
             continue
         p = ev[i]["p"]
-        if pol == 0:
-            c = 1 if p else 0
-            if not capped or tgt[c, yc, xc] < clip:
-                tgt[c, yc, xc] += 1
-        elif pol == 1:
-            if not capped or tgt[0, yc, xc] < clip:
-                tgt[0, yc, xc] += 1
-        else:
-            tgt[0, yc, xc] += 1 if p else -1
+        j = base + ((split if p else 0) * H + yc) * W + xc
+        v = fo[j]
+        if pol == 2:
+            fo[j] = v + (1 if p else -1)
+        elif not capped or v < clip:
+            fo[j] = v + 1
+        touched[m] = j  # every event (a test of v == 0 here would cost more than the extra clears)
+        m += 1
         flag = 1
         last_t = t
         n_open += 1
-        if count_mode and n_open >= count:
-            _move(cur, out[rows])
+        if n_open >= n_lim:  # count mode: the frame is complete
             out_t[rows] = t
             out_flag[rows] = 1
             rows += 1
             n_open = 0
             flag = 0
+            base = rows * frame
+            m_open = m
     if not count_mode and k_final > k_open:
         out_t[k_open - k_base] = (k_open + 1) * window
         out_flag[k_open - k_base] = flag
@@ -159,11 +169,23 @@ def bin_events(ev, n, count_mode, window, count, pol, xmap, ymap, refr, denoise,
         k_open = k_final
         flag = 0
         n_open = 0
+        m_open = m
+    # the open frame (bins touched[m_open:]) out of its row, back into cur
+    ncur = 0
+    for q in range(m_open, m):
+        j = touched[q]
+        v = fo[j]
+        if v != 0:
+            cur_idx[ncur] = j - base
+            cur_val[ncur] = v
+            ncur += 1
+            fo[j] = 0
+    st[S_NCUR] = ncur
     st[S_OPEN] = k_open
     st[S_NOPEN] = n_open
     st[S_FLAG] = flag
     st[S_LAST] = last_t
-    return rows
+    return rows, m_open
 
 
 class EventBinner(Encoder):
@@ -294,24 +316,60 @@ class EventBinner(Encoder):
     def reset(self) -> None:
         if not self.configured:
             return
-        C, H, W = self.shape
-        self._cur = np.zeros((C, H, W), np.float32)
         self._st = np.zeros(8, np.int64)
         self._st[S_LAST] = -1
+        self._cur_idx = np.empty(0, np.int64)    # the open frame, sparse (see bin_events)
+        self._cur_val = np.empty(0, np.float32)
         self._any = np.full((self._sh, self._sw), NEVER, np.int64) if self.denoise_us > 0 else np.zeros((1, 1), np.int64)
         self._kept = (np.full((self._sh, self._sw), NEVER, np.int64) if self.refractory_us > 0
                       else np.zeros((1, 1), np.int64))
         self._open_arrival = 0.0
+        self._out = None       # output frames, reused across calls (see _frames)
+        self._n_clear = 0      # bins of _out written by the last call (listed in _touched)
+        self._touched = np.empty(0, np.int64)
+
+    def _frames(self, rows: int, n_events: int):
+        """(out, out_t, out_flag, touched, n_clear): output frames for ``rows`` steps and the open one.
+
+        The frames of the previous call are reused when nothing outside this encoder holds them any
+        more (the caller has dropped that call's Steps, and every view of them): the kernel then
+        clears only the bins that call wrote (``touched[:n_clear]``) instead of this call allocating
+        and zeroing a fresh array of mostly empty frames (at 1 ms windows that zeroing, not the
+        events, was most of the binning time). A caller that keeps its Steps gets fresh frames."""
+        rows += 1  # the open frame's row
+        out, self._out = self._out, None  # dropped while the kernel runs (an exception: fresh frames next time)
+        n_clear = self._n_clear
+        # references to `out` now: this local and getrefcount's argument; any other is the caller's
+        if out is not None and (out.shape[0] < rows or sys.getrefcount(out) > 2
+                                or (out.shape[0] > 4 * rows and out.nbytes > (32 << 20))):
+            out = None
+        if out is None:
+            cap = rows + rows // 8 + 1  # a little room: the next chunk may span one window more
+            out = np.zeros((cap,) + tuple(self.shape), np.float32)
+            self._out_t = np.empty(cap, np.int64)
+            self._out_flag = np.empty(cap, np.int8)
+            n_clear = 0
+        ncur = int(self._st[S_NCUR])
+        need = n_events + ncur
+        if self._touched.shape[0] < need:
+            touched = np.empty(max(need, 2 * self._touched.shape[0]), np.int64)
+            touched[:n_clear] = self._touched[:n_clear]  # still to clear
+            self._touched = touched
+        need = min(need, int(np.prod(self.shape)))
+        if self._cur_idx.shape[0] < need:
+            cap = max(need, min(2 * self._cur_idx.shape[0], int(np.prod(self.shape))))
+            idx, val = np.empty(cap, np.int64), np.empty(cap, np.float32)
+            idx[:ncur], val[:ncur] = self._cur_idx[:ncur], self._cur_val[:ncur]
+            self._cur_idx, self._cur_val = idx, val
+        return out, self._out_t, self._out_flag, self._touched, n_clear
 
     def _run(self, ev, k_final, arrival, rows_max):
-        C, H, W = self.shape
-        out = np.zeros((max(rows_max, 1), C, H, W), np.float32)
-        out_t = np.zeros(max(rows_max, 1), np.int64)
-        out_flag = np.zeros(max(rows_max, 1), np.int8)
-        rows = bin_events(ev, len(ev), self.count is not None, self._window, self.count or 0, self._pol,
-                          self._xmap, self._ymap, self.refractory_us,
-                          self.denoise_us, self._sw, self._sh, self._any, self._kept, self._cur, self._st, out,
-                          out_t, out_flag, self.clip or 0, k_final)
+        out, out_t, out_flag, touched, n_clear = self._frames(rows_max, len(ev))
+        rows, n_clear = bin_events(ev, len(ev), self.count is not None, self._window, self.count or 0, self._pol,
+                                   self._xmap, self._ymap, self.refractory_us, self.denoise_us, self._sw, self._sh,
+                                   self._any, self._kept, self._cur_idx, self._cur_val, self._st, out, out_t,
+                                   out_flag, self.clip or 0, k_final, touched, n_clear)
+        self._out, self._n_clear = out, n_clear
         if self._pol == 2 and self.clip:
             np.clip(out[:rows], -self.clip, self.clip, out=out[:rows])
         arr = np.where(out_flag[:rows] == 2, self._open_arrival, arrival)
@@ -346,9 +404,10 @@ class EventBinner(Encoder):
     def flush(self) -> Steps | None:
         if not self.configured or self._st[S_NOPEN] == 0:
             return None
-        C, H, W = self.shape
-        out = np.zeros((1, C, H, W), np.float32)
-        _move(self._cur, out[0])
+        out = np.zeros((1,) + tuple(self.shape), np.float32)
+        ncur = int(self._st[S_NCUR])
+        out.reshape(-1)[self._cur_idx[:ncur]] = self._cur_val[:ncur]
+        self._st[S_NCUR] = 0
         if self._pol == 2 and self.clip:
             np.clip(out, -self.clip, self.clip, out=out)
         t = self._st[S_LAST] if self.count is not None else (self._st[S_OPEN] + 1) * self._window

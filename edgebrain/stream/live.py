@@ -5,6 +5,11 @@
     tcp://:5000                              listen on port 5000 for one device (another after a drop)
     udp://:5000                              datagrams on port 5000, each holding one or more lines
 
+With ``format=`` in the URL (or ``--format``) the same links carry binary streams instead: raw PCM or
+a streamed WAV (``format=pcm|wav``), Prophesee EVT words (``format=evt3|evt2|evt21|raw``) or AEDAT 4
+packets (``format=aedat4``); see :mod:`edgebrain.stream.livebin`, which reuses the link reading and
+reconnection below (:class:`_LinkReader`).
+
 The device prints one sample per line, numbers separated by commas, tabs or spaces, no header
 (Edge Impulse ``data-forwarder``). The channel count is fixed by the first lines that agree
 (or ``channels=``); the rate is given (``rate=100``) or measured from the arrival times of the
@@ -221,6 +226,138 @@ class _UdpLink(_Link):
             s.close()
 
 
+# ---------------------------------------------------------------------- reading a link across drops
+
+
+class _LinkReader:
+    """Bytes from a link as they arrive, across drops: the link is reopened with exponential backoff
+    (``backoff`` doubling to ``backoff_max``) up to ``reconnect`` attempts or ``give_up`` seconds,
+    and the stream ends cleanly when it cannot be. Shared by the line sources and the binary ones
+    (:mod:`edgebrain.stream.livebin`). ``on_drop()`` is called when the link drops (before the
+    reconnection attempts: the consumer discards its partial record), ``on_reconnect()`` after a
+    successful reopening (a device may send its header again). ``close()`` may be called from
+    another thread."""
+
+    def __init__(self, link: _Link, url: str, stats, *, timeout=5.0, reconnect=10, backoff=0.1, backoff_max=2.0,
+                 give_up=None, poll=0.02, on_drop=None, on_reconnect=None):
+        self.link, self.url, self.stats = link, url, stats
+        self.timeout, self.reconnect = float(timeout), int(reconnect)
+        self.backoff, self.backoff_max = float(backoff), float(backoff_max)
+        self.give_up = None if give_up is None else float(give_up)
+        self.poll = float(poll)
+        if not self.timeout > 0 or not self.poll > 0:
+            raise InputError(f"{url}: timeout and poll must be > 0")
+        self.on_drop, self.on_reconnect = on_drop, on_reconnect
+        self.closed = False
+        self._dry = 0                    # drops in a row without data in between
+        self._last_data = now()
+
+    def connect_first(self, connect_timeout: float) -> None:
+        if isinstance(self.link, _TcpServer):
+            try:
+                self.link.open(connect_timeout)
+            except OSError as e:
+                raise InputError(f"{self.url}: {e}") from None
+            return
+        delay, last = self.backoff, None
+        for attempt in range(max(1, self.reconnect + 1)):
+            try:
+                self.link.open(delay)
+                return
+            except OSError as e:
+                last = e
+            if attempt < self.reconnect:
+                self.sleep(delay)
+                delay = min(2 * delay, self.backoff_max)
+        raise InputError(f"{self.url}: cannot open ({last})")
+
+    def sleep(self, seconds: float) -> None:
+        end = now() + seconds
+        while not self.closed:
+            d = end - now()
+            if d <= 0:
+                return
+            time.sleep(min(d, 0.05))
+
+    def recover(self, reason: str) -> bool:
+        """After a drop: reopen with backoff. True when the link is back."""
+        if self.on_drop is not None:
+            self.on_drop()
+        self.link.close()
+        if self.closed:
+            return False
+        if not self.link.reconnectable or self.reconnect <= 0:
+            self.stats.note("link", self.url, f"link ended ({reason}); not reconnecting", 0)
+            return False
+        self._dry += 1
+        if self._dry > self.reconnect:
+            self.stats.note("link", self.url, f"link dropped ({reason}) {self._dry} times in a row without "
+                                              "delivering data; stream ends", 0)
+            return False
+        self.stats.note("link", self.url, f"link dropped ({reason}); reconnecting", 0)
+        t0 = now()
+        delay, last, attempt = self.backoff, None, 0
+        server = isinstance(self.link, _TcpServer)
+        while attempt < self.reconnect and not self.closed:
+            if self.give_up is not None and now() - t0 >= self.give_up:
+                break
+            attempt += 1
+            if not server:
+                self.sleep(delay)
+                if self.closed:
+                    break
+            try:
+                self.link.open(delay)
+            except OSError as e:
+                last = e
+                delay = min(2 * delay, self.backoff_max)
+                continue
+            dt = now() - t0
+            self.stats.note("reconnect", self.url, f"reconnected after {dt:.2f} s ({attempt} attempt"
+                                                   f"{'s' if attempt > 1 else ''})")
+            self._last_data = now()
+            if self.on_reconnect is not None:
+                self.on_reconnect()
+            return True
+        if not self.closed:
+            self.stats.note("link", self.url, f"gave up after {attempt} reconnection attempts in "
+                                              f"{now() - t0:.1f} s ({last}); stream ends", 0)
+        return False
+
+    def reads(self, idle: bool = False) -> Iterator[tuple[float, bytes]]:
+        """(arrival, bytes) as they come (one datagram per item on UDP), across drops and reconnections;
+        with ``idle``, also (now, b"") after every ``poll`` seconds without data (so that a caller can
+        keep its own deadlines)."""
+        self._last_data = now()
+        while not self.closed:
+            try:
+                data = self.link.read(self.poll)
+            except _Dropped as e:
+                if self.closed or not self.recover(str(e)):
+                    return
+                continue
+            t = now()
+            if data is None:
+                if t - self._last_data > self.timeout:
+                    if not self.link.reconnectable:
+                        self.stats.note("link", self.url, f"no data for {self.timeout:g} s; stream ends", 0)
+                        return
+                    if not self.recover(f"no data for {self.timeout:g} s"):
+                        return
+                if idle:
+                    yield t, b""
+                continue
+            self._last_data = t
+            self._dry = 0
+            yield t, data
+
+    def close(self) -> None:
+        self.closed = True
+        link = self.link
+        if link is not None:
+            (link.shutdown if isinstance(link, _TcpServer) else link.close)()
+
+
 # ---------------------------------------------------------------------- the source
 
 
@@ -251,9 +388,7 @@ class LineSource(Source):
         if self.names and self.C != len(self.names):
             raise InputError(f"{url}: {len(self.names)} names for channels={self.C}")
         self.labels_col = None if labels_col is None else int(labels_col)
-        self.timeout, self.reconnect = float(timeout), int(reconnect)
-        self.backoff, self.backoff_max = float(backoff), float(backoff_max)
-        self.give_up = None if give_up is None else float(give_up)
+        self.timeout = float(timeout)
         self.detect_lines, self.detect_seconds = int(detect_lines), float(detect_seconds)
         self.max_line, self.poll = int(max_line), float(poll)
         if repair not in ("skip", "hold"):
@@ -266,18 +401,16 @@ class LineSource(Source):
                 self.lo, self.hi = float(valid[0]), float(valid[1])
             except (TypeError, IndexError, ValueError):
                 raise InputError(f"{url}: valid={valid!r}; expected lo|hi") from None
-        if not self.timeout > 0 or not self.poll > 0:
-            raise InputError(f"{url}: timeout and poll must be > 0")
+        self.link_reader = _LinkReader(link, url, self.stats, timeout=timeout, reconnect=reconnect, backoff=backoff,
+                                       backoff_max=backoff_max, give_up=give_up, poll=poll, on_drop=self._dropped)
         self._buf = b""
         self._discarding = False
-        self._closed = False
         self._n = 0                      # samples emitted (stream time = n / rate)
-        self._dry = 0                    # drops in a row without data in between
         self._last = None                # last valid value per channel (repair=hold)
         self._pending: list = []         # (arrival, line) read while opening
         self._extra = {"link": link.kind, "protocol": "edge-impulse data-forwarder lines"}
         try:
-            self._connect_first(float(connect_timeout))
+            self.link_reader.connect_first(float(connect_timeout))
             self._reader = self._reads()
             rate, detected, measured = self._prime(None if rate is None else float(rate))
         except BaseException:
@@ -299,98 +432,14 @@ class LineSource(Source):
     def _where(self) -> str:
         return self.url
 
-    def _connect_first(self, connect_timeout: float) -> None:
-        if isinstance(self.link, _TcpServer):
-            try:
-                self.link.open(connect_timeout)
-            except OSError as e:
-                raise InputError(f"{self.url}: {e}") from None
-            return
-        delay, last = self.backoff, None
-        for attempt in range(max(1, self.reconnect + 1)):
-            try:
-                self.link.open(delay)
-                return
-            except OSError as e:
-                last = e
-            if attempt < self.reconnect:
-                self._sleep(delay)
-                delay = min(2 * delay, self.backoff_max)
-        raise InputError(f"{self.url}: cannot open ({last})")
-
-    def _sleep(self, seconds: float) -> None:
-        end = now() + seconds
-        while not self._closed:
-            d = end - now()
-            if d <= 0:
-                return
-            time.sleep(min(d, 0.05))
-
-    def _recover(self, reason: str) -> bool:
-        """After a drop: reopen with backoff. True when the link is back."""
+    def _dropped(self) -> None:
         if self._buf or self._discarding:
             self.stats.note("repaired", self.url, "partial line discarded when the link dropped")
             self._buf, self._discarding = b"", False
-        self.link.close()
-        if self._closed:
-            return False
-        if not self.link.reconnectable or self.reconnect <= 0:
-            self.stats.note("link", self.url, f"link ended ({reason}); not reconnecting", 0)
-            return False
-        self._dry += 1
-        if self._dry > self.reconnect:
-            self.stats.note("link", self.url, f"link dropped ({reason}) {self._dry} times in a row without "
-                                              "delivering data; stream ends", 0)
-            return False
-        self.stats.note("link", self.url, f"link dropped ({reason}); reconnecting", 0)
-        t0 = now()
-        delay, last, attempt = self.backoff, None, 0
-        server = isinstance(self.link, _TcpServer)
-        while attempt < self.reconnect and not self._closed:
-            if self.give_up is not None and now() - t0 >= self.give_up:
-                break
-            attempt += 1
-            if not server:
-                self._sleep(delay)
-                if self._closed:
-                    break
-            try:
-                self.link.open(delay)
-            except OSError as e:
-                last = e
-                delay = min(2 * delay, self.backoff_max)
-                continue
-            dt = now() - t0
-            self.stats.note("reconnect", self.url, f"reconnected after {dt:.2f} s ({attempt} attempt"
-                                                   f"{'s' if attempt > 1 else ''})")
-            self._last_data = now()
-            return True
-        if not self._closed:
-            self.stats.note("link", self.url, f"gave up after {attempt} reconnection attempts in "
-                                              f"{now() - t0:.1f} s ({last}); stream ends", 0)
-        return False
 
     def _reads(self) -> Iterator[tuple[float, list]]:
         """(arrival, complete lines) as they come, across drops and reconnections."""
-        self._last_data = now()
-        while not self._closed:
-            try:
-                data = self.link.read(self.poll)
-            except _Dropped as e:
-                if self._closed or not self._recover(str(e)):
-                    return
-                continue
-            t = now()
-            if data is None:
-                if t - self._last_data > self.timeout:
-                    if not self.link.reconnectable:
-                        self.stats.note("link", self.url, f"no data for {self.timeout:g} s; stream ends", 0)
-                        return
-                    if not self._recover(f"no data for {self.timeout:g} s"):
-                        return
-                continue
-            self._last_data = t
-            self._dry = 0
+        for t, data in self.link_reader.reads():
             lines = self._split(data)
             if lines:
                 yield t, lines
@@ -536,31 +585,40 @@ class LineSource(Source):
             self.close()
 
     def close(self) -> None:
-        self._closed = True
-        link = getattr(self, "link", None)
-        if link is not None:
-            (link.shutdown if isinstance(link, _TcpServer) else link.close)()
+        reader = getattr(self, "link_reader", None)
+        if reader is not None:
+            reader.close()
 
 
 # ---------------------------------------------------------------------- URL openers
 
 _OPTIONS = ("rate", "channels", "names", "labels_col", "timeout", "reconnect", "backoff", "backoff_max", "give_up",
             "connect_timeout", "detect_lines", "detect_seconds", "max_line", "chunk_ms", "valid", "repair", "poll")
+LINE_FORMATS = (None, "", "lines", "ei")
 
 
-def _options(u: urllib.parse.SplitResult, format, options: dict, extra: tuple) -> dict:
-    if format not in (None, "lines", "ei"):
-        raise InputError(f"{u.scheme}:// sources carry Edge Impulse data-forwarder lines; format '{format}' is not "
-                         "supported (expected lines)")
+def _options(u: urllib.parse.SplitResult, format, options: dict, extra: tuple) -> tuple[str | None, dict]:
+    """(format, options) from the URL query and the caller's options (which win). ``format`` (or
+    ``?format=``) selects a binary stream (:mod:`.livebin`); without it the link carries lines."""
     opts = {k: _value(v) for k, v in urllib.parse.parse_qsl(u.query, keep_blank_values=True)}
     opts.update(options)
+    q = opts.pop("format", None)
+    fmt = format or q
+    fmt = None if fmt in LINE_FORMATS else str(fmt).lower()
+    if fmt is not None:
+        from .livebin import FORMATS as BINARY
+
+        if fmt not in BINARY:
+            raise InputError(f"{u.scheme}://: format '{fmt}' is not a live stream format; expected lines (the "
+                             f"default) or one of {', '.join(BINARY)}")
+        return fmt, opts
     if isinstance(opts.get("valid"), str) and "," in opts["valid"]:
         opts["valid"] = [_value(x) for x in opts["valid"].split(",")]
     unknown = [k for k in opts if k not in _OPTIONS + extra]
     if unknown:
         raise InputError(f"{u.scheme}://: unknown option{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
-                         f"expected {', '.join(_OPTIONS + extra)}")
-    return opts
+                         f"expected {', '.join(_OPTIONS + extra)} (or format= for a binary stream)")
+    return None, opts
 
 
 def _url(u) -> str:
@@ -577,35 +635,39 @@ def _port(u) -> int:
     return p
 
 
-def _make(link: _Link, url: str, opts: dict) -> LineSource:
+def _make(link: _Link, url: str, fmt: str | None, opts: dict) -> Source:
     try:
+        if fmt is not None:
+            from .livebin import open_binary
+
+            return open_binary(link, url, fmt, opts)
         return LineSource(link, url, **opts)
     except BaseException:
         (link.shutdown if isinstance(link, _TcpServer) else link.close)()
         raise
 
 
-def open_serial(u: urllib.parse.SplitResult, format=None, **options) -> LineSource:
-    opts = _options(u, format, options, ("baud",))
+def open_serial(u: urllib.parse.SplitResult, format=None, **options) -> Source:
+    fmt, opts = _options(u, format, options, ("baud",))
     port = urllib.parse.unquote(u.netloc + u.path)
     if not port:
         raise InputError(f"{_url(u)}: no port; expected serial:///dev/ttyUSB0?baud=115200")
     link = _SerialLink(port, int(opts.pop("baud", 115200)), float(opts.get("poll", 0.02)))
-    return _make(link, _url(u), opts)
+    return _make(link, _url(u), fmt, opts)
 
 
-def open_tcp(u: urllib.parse.SplitResult, format=None, **options) -> LineSource:
-    opts = _options(u, format, options, ())
+def open_tcp(u: urllib.parse.SplitResult, format=None, **options) -> Source:
+    fmt, opts = _options(u, format, options, ())
     port, host = _port(u), u.hostname or ""
     poll = float(opts.get("poll", 0.02))
     link = _TcpServer(host, port, poll) if not host else _TcpClient(host, port, poll)
-    return _make(link, _url(u), opts)
+    return _make(link, _url(u), fmt, opts)
 
 
-def open_udp(u: urllib.parse.SplitResult, format=None, **options) -> LineSource:
-    opts = _options(u, format, options, ())
+def open_udp(u: urllib.parse.SplitResult, format=None, **options) -> Source:
+    fmt, opts = _options(u, format, options, ())
     link = _UdpLink(u.hostname or "", _port(u), float(opts.get("poll", 0.02)))
-    return _make(link, _url(u), opts)
+    return _make(link, _url(u), fmt, opts)
 
 
 SCHEMES = {"serial": open_serial, "tcp": open_tcp, "udp": open_udp}

@@ -201,7 +201,7 @@ def spiking_nodes(model) -> list[str]:
 
 # ---------------------------------------------------------------------- assembling a pipeline
 
-AUDIO_FORMATS = ("wav", "flac", "mic")
+AUDIO_FORMATS = ("wav", "flac", "mic", "pcm")
 
 
 def stream_config(model) -> dict:

@@ -22,7 +22,7 @@ from . import base
 
 MODULES = (
     "edgebrain.stream.imu",          # IMU CSV, WISDM raw, UEA .ts
-    "edgebrain.stream.live",         # serial://, tcp://, udp:// line sources (Edge Impulse forwarder convention)
+    "edgebrain.stream.live",         # serial://, tcp://, udp:// (lines; format=pcm|wav|evt3|evt2|aedat4: livebin)
     "edgebrain.stream.events",       # event-camera files (AEDAT, EVT, .dat, N-MNIST, .npy)
     "edgebrain.stream.binning",      # event binning encoder
     "edgebrain.stream.audio",        # WAV, FLAC, mic://

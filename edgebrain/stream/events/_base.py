@@ -161,6 +161,8 @@ class EventFileSource(Source):
         raise NotImplementedError
 
     def _batches(self):
+        """Decoded :class:`Batch` es; a live reader also yields None when a read from its link is
+        decoded, so that the events are handed over without waiting for a full chunk."""
         raise NotImplementedError
 
     # ---------------------------------------------------------------- helpers
@@ -210,6 +212,12 @@ class EventFileSource(Source):
         pending, npend = [], 0
         carry = None
         for batch in self._batches():
+            if batch is None:  # a live source's read ended: hand over what can be finished now
+                if pending:
+                    carry, evs = self._finish(st, carry, pending, width, height, final=False)
+                    pending, npend = [], 0
+                    yield from evs
+                continue
             if not len(batch):
                 continue
             pending.append(batch)

@@ -121,6 +121,32 @@ def _judge(src, i, n, d, ref_raw, wrap, width, height, jump, window, final):
 
 
 @njit(cache=True)
+def _run(src, i, n, prev, off, width, height, out, k):
+    """The fast path of :func:`finish` for a run of valid events whose times do not decrease, from
+    event ``i`` (``prev``: the time of the event before it, just accepted): each is accepted (its step
+    from the previous event is confirmed by the next one), so all but the last (whose step may need
+    events beyond the run) are written, at time ``t + off``, with no per-event state. Returns (the
+    index of the run's last event, k). A function of its own: inside finish the loop compiles to
+    slower code."""
+    xj, yj, tj, pj = _ev(src, i)
+    if not (xj >= 0 and xj < width and yj >= 0 and yj < height and pj <= 1 and tj >= prev):
+        return i, k
+    j = i
+    while j + 1 < n:
+        x1, y1, t1, p1 = _ev(src, j + 1)
+        if not (x1 >= 0 and x1 < width and y1 >= 0 and y1 < height and p1 <= 1 and t1 >= tj):
+            break
+        out[k]["x"] = np.uint16(xj)
+        out[k]["y"] = np.uint16(yj)
+        out[k]["t"] = tj + off
+        out[k]["p"] = np.uint8(pj)
+        k += 1
+        j += 1
+        xj, yj, tj, pj = x1, y1, t1, p1
+    return j, k
+
+
+@njit(cache=True)
 def finish(src, n, width, height, wrap_bits, jump, window, final, st, out, o0):
     """Filter, repair and write events ``0 .. n-1`` of ``src`` (see :func:`_ev`) into ``out[o0:]``.
 
@@ -178,6 +204,13 @@ def finish(src, n, width, height, wrap_bits, jump, window, final, st, out, o0):
                 out[k]["p"] = np.uint8(pi)
                 k += 1
                 i += 1
+                if wrap == 0 and i + 1 < n:
+                    j, k = _run(src, i, n, raw, ref_t - ref_raw - t0, width, height, out, k)
+                    if j > i:
+                        last = _ev(src, j - 1)[2]
+                        ref_t += last - ref_raw
+                        ref_raw = last
+                        i = j
                 continue
         if xi < 0 or xi >= width or yi < 0 or yi >= height:
             st[F_OOS] += 1

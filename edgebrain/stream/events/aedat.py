@@ -388,7 +388,21 @@ def _decompressor(code: int):
     if code in (1, 2):
         import lz4.frame
 
-        return lz4.frame.decompress
+        d = lz4.frame.LZ4FrameDecompressor()
+
+        def dl(b):
+            # one decompression context for all packets (lz4.frame.decompress makes one per call,
+            # which cost as much as decompressing the small packets of sparse recordings)
+            try:
+                out = d.decompress(b)
+                ok = d.eof
+            except Exception:  # noqa: BLE001
+                ok = False
+            d.reset()
+            if ok:
+                return out
+            return lz4.frame.decompress(b)  # a damaged frame: lz4's own verdict (and error message)
+        return dl
     if code in (3, 4):
         import zstandard
 
@@ -404,21 +418,20 @@ def _decompressor(code: int):
 def aedat4_check(q, starts, w, h, bad, back):
     """Per packet k (events starts[k]..starts[k+1] of ``q``, AEDAT 4 event structs as int64 pairs:
     t; x | y << 16 | on << 32) the number of events outside the sensor or with a polarity byte other
-    than 0/1, and of steps back in time."""
+    than 0/1, and of steps back in time (counted without branches)."""
+    wx = min(w, 0x8000)
+    hy = min(h, 0x8000)
     for k in range(starts.shape[0] - 1):
         nb = 0
         nback = 0
-        prev = q[starts[k], 0]
-        for i in range(starts[k], starts[k + 1]):
-            ti = q[i, 0]
-            v = q[i, 1]
-            xi = (v & 0xFFFF) - ((v & 0x8000) << 1)
-            yi = ((v >> 16) & 0xFFFF) - (((v >> 16) & 0x8000) << 1)
-            if xi < 0 or xi >= w or yi < 0 or yi >= h or ((v >> 32) & 0xFF) > 1:
-                nb += 1
-            if ti < prev:
-                nback += 1
-            prev = ti
+        if starts[k + 1] > starts[k]:
+            prev = q[starts[k], 0]
+            for i in range(starts[k], starts[k + 1]):
+                ti = q[i, 0]
+                v = q[i, 1]  # x, y: int16 (negative: bit 15 set, so >= 0x8000 as unsigned)
+                nb += ((v & 0xFFFF) >= wx) | (((v >> 16) & 0xFFFF) >= hy) | (((v >> 32) & 0xFF) > 1)
+                nback += ti < prev
+                prev = ti
         bad[k] = nb
         back[k] = nback
 
@@ -618,7 +631,9 @@ class Aedat4Source(EventFileSource):
         buf, boff = self._buf
         if not (boff <= pos and pos + n <= boff + len(buf)):
             self._f.seek(pos)
-            buf = self._f.read(max(BLOCK, n))
+            # not beyond the end of the file: a read allocates what it asks for, and memory fresh
+            # from the system costs more than the read itself
+            buf = self._f.read(max(n, min(BLOCK, self.size - pos)))
             boff = pos
             self._buf = (buf, boff)
         return memoryview(buf)[pos - boff:pos - boff + n]

@@ -95,6 +95,141 @@ def sniff_raw(head: bytes, version: str) -> bool:
     return _has_line(head, rb"^% evt " + v + rb"\s*$") or _has_line(head, rb"^% format " + f)
 
 
+WORD_BYTES = {"evt2": 4, "evt21": 8, "evt3": 2}
+MAX_BUFFER = 64 << 20   # undecided words buffered at most (then decoded as if the input ended)
+
+
+class RawDecoder:
+    """Prophesee RAW words (EVT 2.0 / 2.1 / 3.0) fed as byte blocks of any size, decoded by the
+    kernels of :mod:`._kernels`: the decoding shared by :class:`RawSource` (file blocks) and the live
+    link readers (``tcp://…?format=evt3``, :mod:`edgebrain.stream.livebin`).
+
+    A block may end inside a word (the bytes wait for the next block) or before the words that
+    decide on a time word (they are decoded with the next block): the kernels' state carries
+    across calls, so the output does not depend on how the bytes were split.
+
+    * EVT 2.0 / 2.1: :meth:`batches` yields :class:`Batch` es with raw timestamps (finished by the
+      source's chunking, :meth:`EventFileSource.chunks`).
+    * EVT 3.0: :meth:`events` decodes and finishes in one pass (:func:`._kernels.evt3_fused`) and
+      yields full ``EVENT_DTYPE`` arrays of ``cap`` events; :meth:`take` hands over the rest.
+
+    ``final=True`` says that no more bytes follow. Damage is noted through ``src`` (its
+    ``_note_decoder`` / ``_note_fused`` / ``note``) with byte offsets from ``offset``; ``what`` names
+    the input in those notes ("file", "stream")."""
+
+    def __init__(self, src, encoding: str, *, offset: int = 0, cap: int = 1 << 20, legacy: int = 0,
+                 size: tuple | None = None, jump: int = 1000, what: str = "file"):
+        self.src, self.enc, self.legacy, self.what = src, encoding, int(legacy), what
+        self.ws = WORD_BYTES[encoding]
+        self.dt = {2: "<u2", 4: "<u4", 8: "<u8"}[self.ws]
+        self.st = K.decoder_state()
+        self.buf = b""
+        self.off = offset            # input offset of buf[0]
+        self.cap = int(cap)
+        if encoding == "evt3":
+            from ..base import EVENT_DTYPE
+            from ._base import NO_SIZE
+
+            self._dtype = EVENT_DTYPE
+            self.width, self.height = size or (NO_SIZE, NO_SIZE)
+            self.jump = int(jump)
+            self.fst = K.finish_state()
+            self.out = np.empty(self.cap + 16, EVENT_DTYPE)
+            self.ko = 0
+
+    def _append(self, data, final: bool) -> bytes:
+        if not isinstance(data, bytes):
+            data = bytes(data)
+        buf = self.buf + data if self.buf else data
+        usable = len(buf) - len(buf) % self.ws
+        if final and usable < len(buf):
+            n = len(buf) - usable
+            if self.ws == 2:
+                what = f"{self.what} ends inside a 2-byte word: last byte ignored (truncated {self.what})"
+            else:
+                what = (f"{self.what} ends inside a {self.ws}-byte word: last {n} bytes ignored (truncated "
+                        f"{self.what})")
+            self.src.note("repaired", f"byte {self.off + usable}", what)
+            buf = buf[:usable]
+        self.buf = buf
+        return buf
+
+    def discard_partial(self) -> int:
+        """Drop the bytes of an incomplete word (the link dropped, a datagram ended); their number.
+        Whole words waiting for a decision are kept."""
+        n = len(self.buf) % self.ws
+        if n:
+            self.buf = self.buf[:len(self.buf) - n]
+        return n
+
+    def batches(self, data=b"", final: bool = False):
+        """EVT 2.0 / 2.1: decode ``data`` after the bytes before it; yield :class:`Batch` es."""
+        st, ws = self.st, self.ws
+        buf = self._append(data, final)
+        cap = min(self.cap, 1 << 20) + 64
+        while True:
+            n = len(buf) // ws
+            if n == 0:
+                break
+            fin = final or len(buf) > MAX_BUFFER
+            words = np.frombuffer(buf, self.dt, count=n)
+            ox = np.empty(cap, np.uint16)
+            oy = np.empty(cap, np.uint16)
+            ot = np.empty(cap, np.int64)
+            op = np.empty(cap, np.uint8)
+            before = st.copy()
+            st[K.D_UNKNOWN_I] = st[K.D_REJECT_I] = st[K.D_JUMP_I] = st[K.D_REJECT_L_I] = -1
+            if self.enc == "evt2":
+                used, k = K.evt2_decode(words, n, fin, st, ox, oy, ot, op)
+            else:
+                used, k = K.evt21_decode(words, n, fin, self.legacy, st, ox, oy, ot, op)
+            off = self.off
+            self.src._note_decoder(before, st, off, ws)
+            buf = buf[used * ws:]
+            self.buf, self.off = buf, off + used * ws
+            if k:
+                yield Batch(ox[:k], oy[:k], ot[:k], op[:k], loc=range_loc(off, off + used * ws))
+            if k < cap - 64:
+                break  # all decoded, or the rest waits for more input
+
+    def events(self, data=b"", final: bool = False):
+        """EVT 3.0: decode and finish ``data`` after the bytes before it; yield full arrays."""
+        st, fst = self.st, self.fst
+        buf = self._append(data, final)
+        while True:
+            n = len(buf) // 2
+            if n == 0:
+                break
+            fin = final or len(buf) > MAX_BUFFER
+            words = np.frombuffer(buf, "<u2", count=n)
+            before, fbefore = st.copy(), fst.copy()
+            st[K.D_UNKNOWN_I] = st[K.D_REJECT_I] = st[K.D_JUMP_I] = st[K.D_REJECT_L_I] = -1
+            fst[K.F_OOS_I] = fst[K.F_CLAMP_I] = fst[K.F_RESET_I] = -1
+            used, k = K.evt3_fused(words, n, fin, st, fst, self.width, self.height, self.jump, self.out, self.ko)
+            self.src._note_decoder(before, st, self.off, 2)
+            self.src._note_fused(fbefore, fst, self.off, self.width, self.height)
+            self.ko += k
+            buf = buf[used * 2:]
+            self.buf, self.off = buf, self.off + used * 2
+            if self.ko >= self.cap:
+                full, self.ko = self.out[:self.ko], 0
+                self.out = np.empty(self.cap + 16, self._dtype)
+                yield full
+                continue
+            break  # all decoded, or the rest waits for more input
+
+    def take(self):
+        """EVT 3.0: the events decoded but not yet handed over (None if there are none)."""
+        if not self.ko:
+            return None
+        ko, self.ko = self.ko, 0
+        if ko > 0.75 * self.cap:
+            ev = self.out[:ko]
+            self.out = np.empty(self.cap + 16, self._dtype)
+            return ev
+        return self.out[:ko].copy()
+
+
 class RawSource(EventFileSource):
     """Prophesee RAW (EVT 2.0 / 2.1 / 3.0). Options: ``encoding`` (evt2|evt21|evt3; default from the
     header), ``evt21_order`` (auto|u64|legacy)."""
@@ -169,117 +304,42 @@ class RawSource(EventFileSource):
             scores.append(ok + cont)
         return int(scores[1] > scores[0])
 
+    def _decoder(self, **kw) -> RawDecoder:
+        dec = RawDecoder(self, self.encoding, offset=self.start, cap=self.chunk_events, legacy=self.legacy, **kw)
+        self._dstate = dec.st
+        return dec
+
     def _batches(self):
-        enc, ws = self.encoding, self.word
-        dt = {2: "<u2", 4: "<u4", 8: "<u8"}[ws]
-        st = K.decoder_state()
-        self._dstate = st
-        cap = min(self.chunk_events, 1 << 20) + 64
+        dec = self._decoder()
         self._f.seek(self.start)
-        buf = b""
-        off = self.start
-        eof = False
-        need = True
         while True:
-            if need and not eof:
-                data = self._f.read(BLOCK)
-                if not data:
-                    eof = True
-                else:
-                    buf = buf + data if buf else data
-            usable = len(buf) - len(buf) % ws
-            if eof and usable < len(buf):
-                self.note("repaired", f"byte {off + usable}",
-                          f"file ends inside a {ws}-byte word: last {len(buf) - usable} bytes ignored (truncated file)")
-                buf = buf[:usable]
-            n = usable // ws
-            if n == 0:
-                if eof:
-                    break
-                need = True
-                continue
-            final = eof or len(buf) > (64 << 20)
-            words = np.frombuffer(buf, dt, count=n)
-            ox = np.empty(cap, np.uint16)
-            oy = np.empty(cap, np.uint16)
-            ot = np.empty(cap, np.int64)
-            op = np.empty(cap, np.uint8)
-            before = st.copy()
-            st[K.D_UNKNOWN_I] = st[K.D_REJECT_I] = st[K.D_JUMP_I] = st[K.D_REJECT_L_I] = -1
-            if enc == "evt2":
-                used, k = K.evt2_decode(words, n, final, st, ox, oy, ot, op)
-            else:
-                used, k = K.evt21_decode(words, n, final, self.legacy, st, ox, oy, ot, op)
-            self._note_decoder(before, st, off, ws)
-            if k:
-                yield Batch(ox[:k], oy[:k], ot[:k], op[:k], loc=range_loc(off, off + used * ws))
-            full = k >= cap - 64
-            buf = buf[used * ws:]
-            off += used * ws
-            if used == n and eof:
+            data = self._f.read(BLOCK)
+            if not data:
                 break
-            need = not full
-            if used < n and not full and final:
-                break  # cannot happen: a final call decodes everything
+            yield from dec.batches(data)
+        yield from dec.batches(final=True)
 
     def chunks(self):
         if self.encoding != "evt3":
             yield from super().chunks()
             return
         # EVT 3.0: decoded and finished in one pass, straight into the chunk's records
-        from ..base import EVENT_DTYPE
-        from ._base import NO_SIZE
-
-        width, height = self.info.sensor_size or (NO_SIZE, NO_SIZE)
-        st = K.decoder_state()
-        fst = K.finish_state()
-        self._dstate = st
-        cap = self.chunk_events + 16
-        out = np.empty(cap, EVENT_DTYPE)
-        ko = 0
+        dec = self._decoder(size=self._limits(), jump=self.jump)
         self._f.seek(self.start)
-        buf, off, eof, need = b"", self.start, False, True
         while True:
-            if need and not eof:
-                data = self._f.read(BLOCK)
-                if not data:
-                    eof = True
-                else:
-                    buf = buf + data if buf else data
-            usable = len(buf) - len(buf) % 2
-            if eof and usable < len(buf):
-                self.note("repaired", f"byte {off + usable}",
-                          "file ends inside a 2-byte word: last byte ignored (truncated file)")
-                buf = buf[:usable]
-            n = usable // 2
-            if n == 0 and eof:
+            data = self._f.read(BLOCK)
+            if not data:
                 break
-            if n:
-                final = eof or len(buf) > (64 << 20)
-                words = np.frombuffer(buf, "<u2", count=n)
-                before, fbefore = st.copy(), fst.copy()
-                st[K.D_UNKNOWN_I] = st[K.D_REJECT_I] = st[K.D_JUMP_I] = st[K.D_REJECT_L_I] = -1
-                fst[K.F_OOS_I] = fst[K.F_CLAMP_I] = fst[K.F_RESET_I] = -1
-                used, k = K.evt3_fused(words, n, final, st, fst, width, height, self.jump, out, ko)
-                self._note_decoder(before, st, off, 2)
-                self._note_fused(fbefore, fst, off, width, height)
-                ko += k
-                buf = buf[used * 2:]
-                off += used * 2
-                if ko >= cap - 16:
-                    yield from self._emit(out[:ko])
-                    out = np.empty(cap, EVENT_DTYPE)
-                    ko = 0
-                    need = False
-                    continue
-                if used == n and eof:
-                    break
-            need = True
-        if ko:
-            yield from self._emit(out[:ko] if ko > 0.75 * cap else out[:ko].copy())
-        if fst[K.F_INIT]:
-            self.info.extra.setdefault("t0_us", int(fst[K.F_FIRST]))
-        self._after(fst)
+            for ev in dec.events(data):
+                yield from self._emit(ev)
+        for ev in dec.events(final=True):
+            yield from self._emit(ev)
+        ev = dec.take()
+        if ev is not None:
+            yield from self._emit(ev)
+        if dec.fst[K.F_INIT]:
+            self.info.extra.setdefault("t0_us", int(dec.fst[K.F_FIRST]))
+        self._after(dec.fst)
 
     def _emit(self, ev):
         return self._split(ev)
