@@ -45,19 +45,30 @@ S_NCUR = 4  # bins held in the open frame (cur_idx / cur_val)
 NO_LIMIT = 1 << 62
 
 
-@njit(cache=True)
-def bin_events(ev, n, count_mode, window, count, pol, xmap, ymap, refr, denoise, sw, sh,
-               last_any, last_kept, cur_idx, cur_val, st, out, out_t, out_flag, clip, k_final, touched, n_clear):
-    """Bin ``ev[0:n]``; returns (rows of ``out`` completed, bins of ``out`` to clear before its next use).
+# bin_events configuration slots (an int64 array: one argument instead of nine, since each argument
+# of a compiled call costs some dispatch time, paid per chunk)
+C_COUNT_MODE, C_WINDOW, C_COUNT, C_POL, C_REFR, C_DENOISE, C_SW, C_SH, C_CLIP = range(9)
 
-    pol: 0 split, 1 merge, 2 signed. ``xmap``/``ymap``: frame column/row of each sensor column/row
+
+@njit(cache=True)
+def bin_events(ev, n, cfg, t_end, xmap, ymap, last_any, last_kept, cur_idx, cur_val, st, out, out_t, out_flag,
+               touched, n_clear):
+    """Bin ``ev[0:n]``; returns (rows of ``out`` completed, bins of ``out`` to clear before its next use,
+    rows ``out`` needs): when ``out`` has fewer rows than needed, nothing is done and the third value
+    says how many it must have (the other two are then 0 and ``n_clear``).
+
+    ``cfg`` (slots C_*): count_mode, window, count, pol (0 split, 1 merge, 2 signed), refractory,
+    denoise, sensor width and height, clip. ``t_end``: no later event will be earlier than this
+    (-1: unknown). ``xmap``/``ymap``: frame column/row of each sensor column/row
     (crop and downsampling), -1 outside the crop. Between calls the open frame — the open window
     (time mode) or the frame being filled (count mode) — is held sparsely: its ``st[S_NCUR]`` nonzero
     bins (flat index in the frame, count) in ``cur_idx`` / ``cur_val`` (room needed: the bins of the
     frame, or ``st[S_NCUR]`` + ``n`` if fewer).
-    Time mode: ``out`` row r is window ``st[S_OPEN]`` (at entry) + r and ``k_final`` is the window
-    open at the end of this call (rows go up to ``k_final - st[S_OPEN]``).
-    out_flag per row: 0 no kept event, 1 last kept event in this call, 2 in an earlier call.
+    Time mode: ``out`` row r is window ``st[S_OPEN]`` (at entry) + r and ``k_final`` (the window
+    open at the end of this call: that of the latest event time or ``t_end``) - ``st[S_OPEN]`` rows
+    are completed.
+    out_flag per row: 0 no kept event, 1 last kept event in this call, 2 in an earlier call (only
+    row 0 can be).
     Counts are capped at ``clip`` as they are added (split/merge); signed frames are clamped by the
     caller.
 
@@ -66,6 +77,30 @@ def bin_events(ev, n, count_mode, window, count, pol, xmap, ymap, refr, denoise,
     across calls: the bins ``touched[:n_clear]`` (written by the previous call on this ``out``;
     every other bin is zero) are cleared first; the bin of each event added is listed in
     ``touched`` (room needed: ``n`` + ``st[S_NCUR]``)."""
+    count_mode = cfg[C_COUNT_MODE] != 0
+    window = cfg[C_WINDOW]
+    count = cfg[C_COUNT]
+    pol = cfg[C_POL]
+    refr = cfg[C_REFR]
+    denoise = cfg[C_DENOISE]
+    sw = cfg[C_SW]
+    sh = cfg[C_SH]
+    clip = cfg[C_CLIP]
+    k_final = np.int64(0)
+    if count_mode:
+        need = (st[S_NOPEN] + n) // count + 1
+    else:
+        t_max = t_end
+        for i in range(n):
+            ti = ev[i]["t"]
+            if ti > t_max:
+                t_max = ti
+        k_final = st[S_OPEN]
+        if t_max >= 0 and t_max // window > k_final:
+            k_final = t_max // window
+        need = k_final - st[S_OPEN] + 1
+    if out.shape[0] < need:
+        return 0, n_clear, need
     fo = out.reshape(-1)
     for j in range(n_clear):
         fo[touched[j]] = 0
@@ -185,7 +220,48 @@ def bin_events(ev, n, count_mode, window, count, pol, xmap, ymap, refr, denoise,
     st[S_NOPEN] = n_open
     st[S_FLAG] = flag
     st[S_LAST] = last_t
-    return rows, m_open
+    return rows, m_open, 0
+
+
+# Output frames of binners that are gone, for the next binner of the same frame shape: a new
+# binner (a new stream, a file opened again) would otherwise allocate and zero them again, which
+# at 1 ms windows costs as much as binning a few hundred thousand events. At most _POOL_MAX entries
+# of at most _POOL_BYTES each are kept.
+_POOL: list = []
+_POOL_MAX = 2
+_POOL_BYTES = 64 << 20
+
+
+def _pool_put(out, out_t, out_flag, touched, n_clear) -> None:
+    if out.nbytes <= _POOL_BYTES:
+        _POOL.append((out, out_t, out_flag, touched, n_clear))
+        while len(_POOL) > _POOL_MAX:
+            _POOL.pop(0)
+
+
+def _pool_get(shape, rows):
+    """(out, out_t, out_flag, touched, n_clear) from the pool with frames of ``shape`` and at least
+    ``rows`` rows that nothing else holds (frames the Steps of the binner that left them still use
+    are dropped from the pool), or None."""
+    shape = tuple(shape)
+    best = None
+    for e in _POOL:  # the smallest that is large enough
+        if e[0].shape[1:] == shape and e[0].shape[0] >= rows and (best is None or e[0].shape[0] < best[0].shape[0]):
+            best = e
+    if best is None:
+        return None
+    for k in range(len(_POOL)):
+        if _POOL[k] is best:
+            del _POOL[k]
+            break
+    else:
+        return None  # taken meanwhile (another thread)
+    out, out_t, out_flag, touched, n_clear = best
+    best = e = None
+    # references to `out` now: this local and getrefcount's argument; any other is a caller's
+    if sys.getrefcount(out) > 2:
+        return None  # still in use: dropped
+    return out, out_t, out_flag, touched, n_clear
 
 
 class EventBinner(Encoder):
@@ -316,6 +392,7 @@ class EventBinner(Encoder):
     def reset(self) -> None:
         if not self.configured:
             return
+        self._release()
         self._st = np.zeros(8, np.int64)
         self._st[S_LAST] = -1
         self._cur_idx = np.empty(0, np.int64)    # the open frame, sparse (see bin_events)
@@ -327,79 +404,105 @@ class EventBinner(Encoder):
         self._out = None       # output frames, reused across calls (see _frames)
         self._n_clear = 0      # bins of _out written by the last call (listed in _touched)
         self._touched = np.empty(0, np.int64)
+        self._cfg = np.array([self.count is not None, self._window, self.count or 0, self._pol, self.refractory_us,
+                              self.denoise_us, self._sw, self._sh, self.clip or 0], np.int64)
+        self._frame_size = int(np.prod(self.shape))
+        self._plain = not self.flatten and tuple(self.out_shape) == tuple(self.shape)
+        self._no_frames = np.zeros((0,) + tuple(self.shape), np.float32)
+        self._out_t = np.empty(0, np.int64)
+        self._out_flag = np.empty(0, np.int8)
 
-    def _frames(self, rows: int, n_events: int):
-        """(out, out_t, out_flag, touched, n_clear): output frames for ``rows`` steps and the open one.
+    def _release(self) -> None:
+        """Hand the output frames to the next binner of the same frame shape (see _frames)."""
+        out = getattr(self, "_out", None)
+        if out is not None:
+            self._out = None
+            _pool_put(out, self._out_t, self._out_flag, self._touched, self._n_clear)
+
+    def __del__(self):
+        try:
+            self._release()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
+
+    def _frames(self, rows: int):
+        """(out, out_t, out_flag, n_clear): output frames for ``rows`` steps, the open one included.
 
         The frames of the previous call are reused when nothing outside this encoder holds them any
         more (the caller has dropped that call's Steps, and every view of them): the kernel then
         clears only the bins that call wrote (``touched[:n_clear]``) instead of this call allocating
         and zeroing a fresh array of mostly empty frames (at 1 ms windows that zeroing, not the
-        events, was most of the binning time). A caller that keeps its Steps gets fresh frames."""
-        rows += 1  # the open frame's row
-        out, self._out = self._out, None  # dropped while the kernel runs (an exception: fresh frames next time)
-        n_clear = self._n_clear
-        # references to `out` now: this local and getrefcount's argument; any other is the caller's
-        if out is not None and (out.shape[0] < rows or sys.getrefcount(out) > 2
-                                or (out.shape[0] > 4 * rows and out.nbytes > (32 << 20))):
-            out = None
+        events, was most of the binning time). A caller that keeps its Steps gets fresh frames. A
+        new encoder takes the frames of one that is gone (same frame shape), if there is one."""
+        out = None
+        n_clear = 0
+        got = _pool_get(self.shape, rows)
+        if got is not None:
+            out, self._out_t, self._out_flag, touched, n_clear = got
+            if self._touched.shape[0] < touched.shape[0]:
+                self._touched = touched
+            else:
+                self._touched[:n_clear] = touched[:n_clear]
         if out is None:
             cap = rows + rows // 8 + 1  # a little room: the next chunk may span one window more
             out = np.zeros((cap,) + tuple(self.shape), np.float32)
             self._out_t = np.empty(cap, np.int64)
             self._out_flag = np.empty(cap, np.int8)
             n_clear = 0
+        return out, n_clear
+
+    def _run(self, ev, t_end, arrival):
+        n = len(ev)
         ncur = int(self._st[S_NCUR])
-        need = n_events + ncur
+        need = n + ncur
         if self._touched.shape[0] < need:
             touched = np.empty(max(need, 2 * self._touched.shape[0]), np.int64)
-            touched[:n_clear] = self._touched[:n_clear]  # still to clear
+            touched[:self._n_clear] = self._touched[:self._n_clear]  # still to clear
             self._touched = touched
-        need = min(need, int(np.prod(self.shape)))
+        need = min(need, self._frame_size)
         if self._cur_idx.shape[0] < need:
-            cap = max(need, min(2 * self._cur_idx.shape[0], int(np.prod(self.shape))))
+            cap = max(need, min(2 * self._cur_idx.shape[0], self._frame_size))
             idx, val = np.empty(cap, np.int64), np.empty(cap, np.float32)
             idx[:ncur], val[:ncur] = self._cur_idx[:ncur], self._cur_val[:ncur]
             self._cur_idx, self._cur_val = idx, val
-        return out, self._out_t, self._out_flag, self._touched, n_clear
-
-    def _run(self, ev, k_final, arrival, rows_max):
-        out, out_t, out_flag, touched, n_clear = self._frames(rows_max, len(ev))
-        rows, n_clear = bin_events(ev, len(ev), self.count is not None, self._window, self.count or 0, self._pol,
-                                   self._xmap, self._ymap, self.refractory_us, self.denoise_us, self._sw, self._sh,
-                                   self._any, self._kept, self._cur_idx, self._cur_val, self._st, out, out_t,
-                                   out_flag, self.clip or 0, k_final, touched, n_clear)
-        self._out, self._n_clear = out, n_clear
+        out, self._out = self._out, None  # dropped while the kernel runs (an exception: fresh frames next time)
+        n_clear = self._n_clear
+        # references to `out` now: this local and getrefcount's argument; any other is the caller's
+        if out is None or sys.getrefcount(out) > 2:
+            out, n_clear = self._no_frames, 0  # the kernel says how many rows it needs
+        t_end = -1 if t_end is None else int(t_end)
+        while True:
+            rows, n_clear, need = bin_events(ev, n, self._cfg, t_end, self._xmap, self._ymap, self._any, self._kept,
+                                             self._cur_idx, self._cur_val, self._st, out, self._out_t,
+                                             self._out_flag, self._touched, n_clear)
+            if not need:
+                break
+            out, n_clear = self._frames(need)
+        x = out[:rows]
+        if out.shape[0] <= 4 * (rows + 1) or out.nbytes <= (32 << 20):  # else: too big to keep after a burst
+            self._out, self._n_clear = out, n_clear
         if self._pol == 2 and self.clip:
-            np.clip(out[:rows], -self.clip, self.clip, out=out[:rows])
-        arr = np.where(out_flag[:rows] == 2, self._open_arrival, arrival)
+            np.clip(x, -self.clip, self.clip, out=x)
+        arr = np.full(rows, arrival, np.float64)
+        if rows and self._out_flag[0] == 2:  # only the window open at entry can have its events from before
+            arr[0] = self._open_arrival
         if self._st[S_FLAG] == 1:
             self._open_arrival = arrival
-        return self._steps(out[:rows], out_t[:rows], arr)
+        return self._steps(x, self._out_t[:rows], arr)
 
     def _steps(self, x, t_us, arrival) -> Steps:
-        if len(x):
-            x = x.reshape((len(x),) + self.out_shape)
-        else:
+        if not len(x):
             x = np.zeros((0,) + self.out_shape, np.float32)
-        return Steps(x=x, t=t_us.astype(np.float64) / 1e6, arrival=np.asarray(arrival, np.float64), labels=None)
+        elif not self._plain:
+            x = x.reshape((len(x),) + self.out_shape)
+        return Steps(x=x, t=t_us / 1e6, arrival=arrival, labels=None)
 
     def encode(self, chunk) -> Steps:
         if not self.configured:
             raise InputError("bin: configure() was not called")
-        ev = chunk.events if isinstance(chunk, Events) else chunk
-        arrival = getattr(chunk, "arrival", 0.0)
-        t_end = getattr(chunk, "t_end", None)
-        n = len(ev)
-        if self.count is not None:
-            rows_max = (int(self._st[S_NOPEN]) + n) // self.count
-            return self._run(ev, 0, arrival, rows_max)
-        t_max = int(ev["t"].max()) if n else -1
-        if t_end is not None:
-            t_max = max(t_max, int(t_end))
-        k_open = int(self._st[S_OPEN])
-        k_final = max(k_open, t_max // self._window) if t_max >= 0 else k_open
-        return self._run(ev, k_final, arrival, k_final - k_open)
+        if isinstance(chunk, Events):
+            return self._run(chunk.events, chunk.t_end, chunk.arrival)
+        return self._run(chunk, getattr(chunk, "t_end", None), getattr(chunk, "arrival", 0.0))
 
     def flush(self) -> Steps | None:
         if not self.configured or self._st[S_NOPEN] == 0:
@@ -416,7 +519,7 @@ class EventBinner(Encoder):
         self._st[S_FLAG] = 0
         if self.count is None:
             self._st[S_OPEN] += 1
-        return self._steps(out, np.array([t], np.int64), np.array([arrival]))
+        return self._steps(out, np.array([t], np.int64), np.array([arrival], np.float64))
 
     def spec(self) -> str:
         parts = []

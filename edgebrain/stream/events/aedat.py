@@ -320,6 +320,11 @@ AEDAT4_EVENT = np.dtype([("t", "<i8"), ("x", "<i2"), ("y", "<i2"), ("on", "u1"),
 COMPRESSION = {0: "none", 1: "lz4", 2: "lz4_high", 3: "zstd", 4: "zstd_high"}
 LZ4_MAGIC = b"\x04\x22\x4d\x18"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+AEDAT4_BATCH = 1 << 16  # events per batch at most (see Aedat4Source._batches)
+_HDR = struct.Struct("<II4s").unpack_from  # EVTS packet body: size prefix, root table offset, identifier
+_I32 = struct.Struct("<i").unpack_from
+_U32 = struct.Struct("<I").unpack_from
+_VT = struct.Struct("<HHH").unpack_from    # vtable: its size, the table's size, field 0 offset
 
 
 class _FB:
@@ -387,20 +392,21 @@ def _decompressor(code: int):
         return bytes
     if code in (1, 2):
         import lz4.frame
+        from lz4.frame._frame import create_decompression_context, decompress_chunk, reset_decompression_context
 
-        d = lz4.frame.LZ4FrameDecompressor()
+        ctx = create_decompression_context()
 
         def dl(b):
             # one decompression context for all packets (lz4.frame.decompress makes one per call,
-            # which cost as much as decompressing the small packets of sparse recordings)
+            # which cost as much as decompressing the small packets of sparse recordings), used
+            # directly: LZ4FrameDecompressor.decompress copies a memoryview input first
             try:
-                out = d.decompress(b)
-                ok = d.eof
+                out, _, ok = decompress_chunk(ctx, b)
             except Exception:  # noqa: BLE001
                 ok = False
-            d.reset()
             if ok:
                 return out
+            reset_decompression_context(ctx)
             return lz4.frame.decompress(b)  # a damaged frame: lz4's own verdict (and error message)
         return dl
     if code in (3, 4):
@@ -418,9 +424,11 @@ def _decompressor(code: int):
 def aedat4_check(q, starts, w, h, bad, back):
     """Per packet k (events starts[k]..starts[k+1] of ``q``, AEDAT 4 event structs as int64 pairs:
     t; x | y << 16 | on << 32) the number of events outside the sensor or with a polarity byte other
-    than 0/1, and of steps back in time (counted without branches)."""
+    than 0/1, and of steps back in time (counted without branches). Returns the number of packets
+    that hold garbage (more than max(2, 1 %) of either)."""
     wx = min(w, 0x8000)
     hy = min(h, 0x8000)
+    njunk = 0
     for k in range(starts.shape[0] - 1):
         nb = 0
         nback = 0
@@ -434,6 +442,115 @@ def aedat4_check(q, starts, w, h, bad, back):
                 prev = ti
         bad[k] = nb
         back[k] = nback
+        lim = max(2, (starts[k + 1] - starts[k]) // 100)
+        if nb > lim or nback > lim:
+            njunk += 1
+    return njunk
+
+
+@njit(cache=True, inline="always")
+def _le(b, p, width, signed):
+    """The little-endian integer of ``width`` bytes at ``b[p]``."""
+    v = np.int64(0)
+    for k in range(width):
+        v |= np.int64(b[p + k]) << (8 * k)
+    if signed and width < 8 and v >= (np.int64(1) << (8 * width - 1)):
+        v -= np.int64(1) << (8 * width)
+    return v
+
+
+@njit(cache=True)
+def aedat4_table(b, start, count, stream, res):
+    """The FileDataTable entries (a flatbuffer vector of ``count`` tables at ``b[start]``; fields
+    1 stream id (i32), 2 element count, 3 first and 4 last timestamp (i64)) of stream ``stream``:
+    res = (elements, first time, last time, entries). Returns 0, 1 (an offset out of range) or 2
+    (an entry without one of these fields)."""
+    size = b.shape[0]
+    n_items = np.int64(0)
+    t_first = np.int64(0)
+    t_last = np.int64(0)
+    found = 0
+    for k in range(count):
+        p = start + 4 * k
+        if p < 0 or p + 4 > size:
+            return 1
+        tpos = p + _le(b, p, 4, False)
+        if tpos + 4 > size:
+            return 1
+        vt = tpos - _le(b, tpos, 4, True)
+        if vt < 0 or vt + 2 > size:
+            return 1
+        vsize = _le(b, vt, 2, False)
+        sid = np.int64(0)
+        n = np.int64(0)
+        a = np.int64(0)
+        e = np.int64(0)
+        for i in range(1, 5):
+            if vsize < 6 + 2 * i:
+                return 2
+            fo = _le(b, min(vt + 4 + 2 * i, size - 2), 2, False)
+            if fo == 0:
+                return 2
+            w = 4 if i == 1 else 8
+            if tpos + fo + w > size:
+                return 1
+            v = _le(b, tpos + fo, w, True)
+            if i == 1:
+                sid = v
+            elif i == 2:
+                n = v
+            elif i == 3:
+                a = v
+            else:
+                e = v
+        if sid == stream:
+            n_items += n
+            if found == 0 or a < t_first:
+                t_first = a
+            if found == 0 or e > t_last:
+                t_last = e
+            found += 1
+    res[0] = n_items
+    res[1] = t_first
+    res[2] = t_last
+    res[3] = found
+    return 0
+
+
+# Read buffers of AEDAT 4 readers that are done, for the next one (a file opened again, the next
+# file): a new buffer of a few MB costs a page fault per 4 kB when it is first filled, more than
+# reading the file into it. At most two are kept.
+_READ_POOL: list = []
+
+
+def _take_buffer(n: int) -> bytearray:
+    for k in range(len(_READ_POOL) - 1, -1, -1):
+        try:
+            if len(_READ_POOL[k]) >= n:
+                return _READ_POOL.pop(k)
+        except IndexError:  # taken meanwhile (another thread)
+            break
+    return bytearray(n)
+
+
+def _give_buffer(b: bytearray) -> None:
+    if len(b):
+        _READ_POOL.append(b)
+        if len(_READ_POOL) > 2:
+            _READ_POOL.remove(min(_READ_POOL, key=len))
+
+
+class _PacketLoc:
+    """Locator of the events of a batch: packet file offsets by first event index."""
+
+    __slots__ = ("starts", "pos")
+
+    def __init__(self, starts, pos):
+        self.starts, self.pos = starts, pos
+
+    def __call__(self, i: int) -> str:
+        k = max(0, int(np.searchsorted(self.starts, i, "right")) - 1)
+        return f"packet at byte {self.pos[k]}, event {i - int(self.starts[k])}"
 
 
 class Aedat4Source(EventFileSource):
@@ -441,6 +558,7 @@ class Aedat4Source(EventFileSource):
 
     format_name = "aedat4"
     options = ("stream",)
+    _rbuf = bytearray()  # the read buffer while packets are read (see _view)
 
     def _open(self, stream=None):
         head = self.read_at(0, 18)
@@ -533,35 +651,19 @@ class Aedat4Source(EventFileSource):
 
     def _table_entries(self, body: bytes) -> None:
         """Sum the elements and span the times of this stream's packets in the data table (the
-        flatbuffer tables of all entries read at once with numpy gathers, bounds-checked)."""
+        flatbuffer tables of all entries read by :func:`aedat4_table`, bounds-checked)."""
         fb = _FB(body, 4 + struct.unpack_from("<I", body, 4)[0])
         start, count = fb.vector(0, 4)
         if not count:
             return
-        b = np.frombuffer(body, np.uint8)
-        size = len(b)
-
-        def gather(pos, width, dt):
-            pos = np.asarray(pos, np.int64)
-            if pos.min() < 0 or pos.max() + width > size:
-                raise ValueError("data table entry out of range")
-            return b[pos[:, None] + np.arange(width)].copy().view(dt).ravel().astype(np.int64)
-
-        tpos = gather(start + 4 * np.arange(count), 4, "<u4") + start + 4 * np.arange(count)
-        vt = tpos - gather(tpos, 4, "<i4")
-        vsize = gather(vt, 2, "<u2")
-
-        def field(i, width, dt):
-            fo = np.where(vsize >= 6 + 2 * i, gather(np.minimum(vt + 4 + 2 * i, size - 2), 2, "<u2"), 0)
-            if (fo == 0).any():
-                raise ValueError(f"entry without field {i}")
-            return gather(tpos + fo, width, dt)
-
-        sid, n, a, e = field(1, 4, "<i4"), field(2, 8, "<i8"), field(3, 8, "<i8"), field(4, 8, "<i8")
-        m = sid == self.stream
-        self.info.n_items = int(n[m].sum())
-        if m.any() and e[m].max() >= a[m].min():
-            self.info.duration = (int(e[m].max()) - int(a[m].min())) / 1e6
+        res = np.zeros(4, np.int64)
+        err = aedat4_table(np.frombuffer(body, np.uint8), start, count, self.stream, res)
+        if err:
+            raise ValueError("data table entry out of range" if err == 1 else "data table entry without a field")
+        n, a, e, m = (int(v) for v in res)
+        self.info.n_items = n
+        if m and e >= a:
+            self.info.duration = (e - a) / 1e6
 
     def _decompress_prefix(self, data: bytes) -> tuple[bytes, int]:
         """Decompress one frame at the start of ``data``: (body, number of bytes after the frame)."""
@@ -616,6 +718,25 @@ class Aedat4Source(EventFileSource):
 
     def _events(self, body: bytes):
         """(start, count) of the event vector in a decompressed EVTS packet body, or raise ValueError."""
+        # the usual layout, read with few calls (per packet); anything else: _events_checked
+        n = len(body)
+        if n >= 16:
+            size, root, ident = _HDR(body, 0)
+            t = 4 + root
+            if size == n - 4 and ident == b"EVTS" and t <= n - 4:
+                vt = t - _I32(body, t)[0]
+                if 0 <= vt <= n - 6:
+                    vsize, _, f0 = _VT(body, vt)
+                    p = t + f0
+                    if vsize >= 6 and vt + vsize <= n and f0 and p + 4 <= n:
+                        q = p + _U32(body, p)[0]
+                        if q + 4 <= n:
+                            cnt = _U32(body, q)[0]
+                            if q + 4 + 16 * cnt <= n:
+                                return q + 4, cnt
+        return self._events_checked(body)
+
+    def _events_checked(self, body: bytes):
         if len(body) < 12:
             raise ValueError("body shorter than a flatbuffer header")
         size = struct.unpack_from("<I", body, 0)[0]
@@ -627,33 +748,85 @@ class Aedat4Source(EventFileSource):
         return fb.vector(0, 16)
 
     def _view(self, pos: int, n: int) -> memoryview:
-        """Bytes [pos, pos+n) of the file (fewer at its end), from a block read ahead."""
+        """Bytes [pos, pos+n) of the file (fewer at its end), from a block read ahead into the read
+        buffer (``self._rbuf``, reused: memory fresh from the system costs more than the read)."""
         buf, boff = self._buf
         if not (boff <= pos and pos + n <= boff + len(buf)):
+            want = max(n, min(BLOCK, self.size - pos))
+            if len(self._rbuf) < want:
+                self._rbuf = bytearray(want)
             self._f.seek(pos)
-            # not beyond the end of the file: a read allocates what it asks for, and memory fresh
-            # from the system costs more than the read itself
-            buf = self._f.read(max(n, min(BLOCK, self.size - pos)))
+            got = self._f.readinto(memoryview(self._rbuf)[:want])
+            buf = memoryview(self._rbuf)[:got]
             boff = pos
             self._buf = (buf, boff)
-        return memoryview(buf)[pos - boff:pos - boff + n]
+        return buf[pos - boff:pos - boff + n]
 
     def _batches(self):
         pos = self.start
         end = self.dtp if self.dtp >= 0 else self.size
-        parts, locs, n = [], [], 0
+        # batches of a few packets rather than of a whole chunk: the event structs then go through
+        # the check, finish and binning while they are still in the cache, and the buffers of one
+        # batch are reused by the next (large buffers come fresh from the system: page faults)
+        limit = min(self.chunk_events, AEDAT4_BATCH)
         self._buf = (b"", 0)
+        self._rbuf = _take_buffer(min(BLOCK, self.size - pos))
+        try:
+            yield from self._packets(pos, end, limit)
+        finally:
+            self._buf = (b"", 0)
+            _give_buffer(self._rbuf)
+            self._rbuf = bytearray()
+
+    def _packets(self, pos, end, limit):
+        parts, locs, n = [], [], 0
         unpack = struct.Struct("<ii").unpack_from
+        stream, streams, decompress, events = self.stream, self.streams, self.decompress, self._events
+        buf, boff, blen = b"", 0, 0
         while pos < end:
-            hdr = self._view(pos, 8)
-            if len(hdr) < 8:
-                if len(hdr):
-                    self.note("repaired", f"byte {pos}", f"file ends inside a packet header: last {len(hdr)} bytes "
-                              "ignored (truncated file)")
-                break
-            sid, size = unpack(hdr)
+            o = pos - boff
+            if o < 0 or o + 8 > blen:
+                self._view(pos, 8)
+                buf, boff = self._buf
+                blen = len(buf)
+                o = pos - boff
+                if o + 8 > blen:
+                    if blen > o:
+                        self.note("repaired", f"byte {pos}", f"file ends inside a packet header: last {blen - o} "
+                                  "bytes ignored (truncated file)")
+                    break
+            sid, size = unpack(buf, o)
+            if sid == stream and 0 < size and pos + 8 + size <= end:
+                if o + 8 + size <= blen:
+                    data = buf[o + 8:o + 8 + size]
+                else:
+                    data = self._view(pos + 8, size)
+                    buf, boff = self._buf
+                    blen = len(buf)
+                try:
+                    body = decompress(data)
+                    s, cnt = events(body)
+                except Exception as e:  # noqa: BLE001 - any decoder error means a damaged packet
+                    self.note("repaired", f"byte {pos}", f"event packet does not decode ({type(e).__name__}: "
+                              f"{str(e)[:80]}): skipped")
+                    nxt = self._resync(pos)
+                    if nxt is None:
+                        break
+                    if nxt != pos + 8 + size:
+                        self.note("repaired", f"byte {pos + 8}", f"bytes {pos + 8}-{nxt} skipped to the next packet")
+                    pos = nxt
+                    continue
+                if cnt:
+                    parts.append(memoryview(body)[s:s + 16 * cnt])
+                    locs.append((n, pos))
+                    n += cnt
+                    if n >= limit:
+                        yield self._batch(parts, locs)
+                        parts, locs, n = [], [], 0
+                pos += 8 + size
+                continue
             if not self._header_ok(sid, size, pos):
-                if sid in self.streams and size > 0 and pos + 8 + size > self.size and self.dtp < 0:
+                if sid in streams and size > 0 and pos + 8 + size > self.size and self.dtp < 0:
                     self.note("repaired", f"byte {pos}", f"file ends inside a packet ({self.size - pos - 8} of {size} "
                               "bytes; truncated file): packet skipped")
                     break
@@ -667,33 +840,9 @@ class Aedat4Source(EventFileSource):
                     break
                 pos = nxt
                 continue
-            if sid != self.stream:
-                kind = self.streams[sid]["typeIdentifier"]
-                self.skipped[kind] = self.skipped.get(kind, 0) + 1
-                pos += 8 + size
-                continue
-            try:
-                body = self.decompress(self._view(pos + 8, size))
-                s, cnt = self._events(body)
-            except Exception as e:  # noqa: BLE001 - any decoder error means a damaged packet
-                self.note("repaired", f"byte {pos}", f"event packet does not decode ({type(e).__name__}: "
-                          f"{str(e)[:80]}): skipped")
-                nxt = self._resync(pos)
-                if nxt is None:
-                    break
-                if nxt != pos + 8 + size:
-                    self.note("repaired", f"byte {pos + 8}", f"bytes {pos + 8}-{nxt} skipped to the next packet")
-                pos = nxt
-                continue
-            if cnt:
-                parts.append(memoryview(body)[s:s + 16 * cnt])
-                locs.append((n, pos))
-                n += cnt
+            kind = streams[sid]["typeIdentifier"]
+            self.skipped[kind] = self.skipped.get(kind, 0) + 1
             pos += 8 + size
-            if n >= self.chunk_events:
-                yield self._batch(parts, locs)
-                parts, locs, n = [], [], 0
-        self._buf = (b"", 0)
         if parts:
             yield self._batch(parts, locs)
 
@@ -702,16 +851,17 @@ class Aedat4Source(EventFileSource):
         garbage (LZ4 frames carry no checksum here: most events outside the sensor, invalid polarity
         values or time running backwards) is skipped whole (counted) rather than passing random
         events on."""
-        raw = np.frombuffer(b"".join(parts), "<i8").reshape(-1, 2)
-        starts = np.array([i0 for i0, _ in locs] + [len(raw)], np.int64)
+        raw = np.frombuffer(b"".join(parts), "<i8").reshape(-1, 2)  # (a copy: aligned)
+        starts = np.empty(len(locs) + 1, np.int64)
+        starts[:-1] = [i0 for i0, _ in locs]
+        starts[-1] = len(raw)
         w, h = self.info.sensor_size or (65536, 65536)
-        bad = np.zeros(len(locs), np.int64)
-        back = np.zeros(len(locs), np.int64)
-        aedat4_check(raw, starts, w, h, bad, back)
-        cnt = np.diff(starts)
-        lim = np.maximum(2, cnt // 100)
-        junk = (bad > lim) | (back > lim)
-        if junk.any():
+        bad = np.empty(len(locs), np.int64)
+        back = np.empty(len(locs), np.int64)
+        if aedat4_check(raw, starts, w, h, bad, back):
+            cnt = np.diff(starts)
+            lim = np.maximum(2, cnt // 100)
+            junk = (bad > lim) | (back > lim)
             keep = np.ones(len(raw), bool)
             for k in np.flatnonzero(junk):
                 self.note("dropped", f"packet at byte {locs[k][1]}",
@@ -721,8 +871,10 @@ class Aedat4Source(EventFileSource):
             raw = raw[keep]
             newstart = np.cumsum(np.where(junk, 0, cnt)) - np.where(junk, 0, cnt)
             locs = [(int(newstart[k]), locs[k][1]) for k in range(len(locs)) if not junk[k]]
+            starts = np.array([i0 for i0, _ in locs] + [len(raw)], np.int64)
         b = Batch(raw)
-        b._locs = [(i0, lambda i, pos=pos: f"packet at byte {pos}, event {i}") for i0, pos in locs]
+        if locs:
+            b._locs = [(0, _PacketLoc(starts[:-1], [p for _, p in locs]))]
         return b
 
     def _after(self, st):
