@@ -295,6 +295,32 @@ def inspect(
                 f"weights + {tot['state_int_bytes']} B state" if s["quantized"] else "; not quantized"))
     if s["delayed_edges"]:
         c.print("recurrent edges (one-step delay): " + ", ".join(f"{a}→{b}" for a, b in s["delayed_edges"]))
+    card = m.graph.meta.get("card")
+    if card:
+        _print_card(c, card, m.graph.meta.get("stream") or {})
+
+
+def _print_card(c, card: dict, stream: dict) -> None:
+    """The model card stored in a (zoo) model: data, pre-processing, accuracy, cost."""
+    c.print(f"[bold]model card[/]: {card.get('title', '')}")
+    c.print(f"  data: {card.get('data', '')}")
+    c.print(f"  encoder {stream.get('encoder')}; decoder {stream.get('decoder')}; rate {stream.get('rate')} steps/s; "
+            f"classes {', '.join(map(str, stream.get('labels') or []))}")
+    for r in card.get("results", []):
+        c.print(f"  {r['model']}, {r['precision']}: accuracy {100 * r['accuracy']:.2f} %")
+    labels = card.get("labels") or []
+    conf = card.get("confusion_int8")
+    if conf and labels:
+        c.print("  int8 confusion (rows truth, columns decision): " + "; ".join(
+            f"{lab} " + "/".join(str(v) for v in row) for lab, row in zip(labels, conf)))
+    act = card.get("activity") or {}
+    if act:
+        c.print(f"  spike activity {act.get('mean_spike_activity', 0):.3f} (mean over populations); synaptic operations "
+                f"per second of input {act.get('synaptic_ac_per_s', 0):.3g} AC + {act.get('synaptic_mac_per_s', 0):.3g} MAC")
+    lat = card.get("latency_us") or {}
+    if lat:
+        c.print(f"  latency per timestep on {card.get('machine')}: float p50 {lat['float']['p50']} µs, "
+                f"int8 p50 {lat['int']['p50']} µs")
 
 
 # ---------------------------------------------------------------------- run
@@ -359,11 +385,22 @@ def run(
 
 
 @app.command()
-def demo(json_out: bool = typer.Option(False, "--json", help="print the result as JSON")):
-    """Convert, quantize and run the built-in example model on a generated input (no data needed)."""
-    from .demo import run_demo
+def demo(
+    name: str = typer.Argument("har", help="har (smartwatch activity), kws (spoken digits), nmnist (event camera), "
+                               "or motion (built-in synthetic example)"),
+    precision: str = typer.Option("int", help="int (fixed point, as deployed) or float"),
+    items: int = typer.Option(0, "--items", help="recordings to stream (0: the demo's default)"),
+    realtime: bool = typer.Option(False, help="pace playback at the recorded rate"),
+    json_out: bool = typer.Option(False, "--json", help="print the result as JSON"),
+):
+    """Stream real recordings through a zoo model and print decisions against the truth, then a summary.
+    Without recordings (no EDGEBRAIN_DATA, ../shared/datasets or cache), runs the synthetic example."""
+    from .demo import run_demo, run_zoo_demo
 
-    run_demo(json_out=json_out)
+    if name == "motion":
+        run_demo(json_out=json_out)
+        return
+    run_zoo_demo(name, precision=precision, items=items, realtime=realtime, json_out=json_out)
 
 
 # ---------------------------------------------------------------------- streaming
@@ -522,6 +559,279 @@ def data_info(
                                                                                    else " (none found)"))
     for m in dmg["messages"][:10]:
         c.print(f"    {m}")
+
+
+@data_app.command("list")
+def data_list(json_out: bool = typer.Option(False, "--json", help="print as JSON")):
+    """The public datasets edgebrain knows (zoo training, demos), and where each was found."""
+    from .datasets import roots, status
+
+    rows = status()
+    if json_out:
+        typer.echo(json.dumps(rows, indent=1))
+        return
+    c = _console()
+    for r in rows:
+        where = r["found"] or "[yellow]not found[/] (edgebrain data fetch " + r["name"] + ")"
+        c.print(f"[bold]{r['name']}[/] ({r['files']} files, {r['licence']}): {r['description']}\n    {where}")
+    c.print("searched: " + "; ".join(f"{w} ({p})" for w, p in roots()))
+
+
+@data_app.command("fetch")
+def data_fetch(
+    name: str = typer.Argument(..., help="dataset name (edgebrain data list)"),
+    mirror: Optional[str] = typer.Option(None, help="base URL laid out like the datasets folder, e.g. file:///srv/datasets "
+                                         "(default $EDGEBRAIN_MIRROR, else the original public location)"),
+    json_out: bool = typer.Option(False, "--json", help="print the result as JSON"),
+):
+    """Download a public dataset into the user cache, checking every file's SHA-256."""
+    from .datasets import fetch, manifests
+    from .progress import bar
+
+    b = bar(len(manifests().get(name, {})), f"fetch {name}", "files", enabled=not json_out)
+    try:
+        res = fetch(name, mirror=mirror, progress=b.update)
+    finally:
+        b.close()
+    if json_out:
+        typer.echo(json.dumps(res, indent=1))
+        return
+    _console().print(f"{name}: {res['fetched']} files fetched ({res['bytes_fetched']:,} bytes), "
+                     f"{res['already_present']} already present and verified → {res['destination']}")
+
+
+zoo_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Models trained on real recordings.")
+app.add_typer(zoo_app, name="zoo")
+
+
+@zoo_app.command("list")
+def zoo_list(json_out: bool = typer.Option(False, "--json", help="print as JSON")):
+    """The bundled models (use them as zoo:NAME wherever a model is accepted), with their test accuracy."""
+    from . import zoo
+
+    rows = zoo.entries()
+    if json_out:
+        typer.echo(json.dumps(rows, indent=1))
+        return
+    from rich.table import Table
+
+    t = Table()
+    for col in ("model", "task", "accuracy float", "accuracy int8", "params", "int8 bytes"):
+        t.add_column(col)
+    pct = (lambda v: f"{100 * v:.1f} %" if v is not None else "—")
+    for r in rows:
+        t.add_row(r["name"], r["title"], pct(r["accuracy_float"]), pct(r["accuracy_int8"]), str(r["params"]),
+                  str(r["int8_bytes"]))
+    _console().print(t)
+
+
+devices_app = typer.Typer(add_completion=False, no_args_is_help=True,
+                          help="Device profiles: list, show, and check whether a model fits a device.")
+
+
+class FitPrecision(str, Enum):
+    auto = "auto"
+    float = "float"
+    int = "int"
+
+
+@devices_app.command("list")
+def devices_list(json_out: bool = typer.Option(False, "--json", help="print as JSON")):
+    """The device profiles edgebrain knows (devices/*.toml, $EDGEBRAIN_DEVICES), with CPU, memory and Python."""
+    from . import devices as D
+
+    devs = D.load_all()
+    rows = [{"name": d.name, "title": d.data["title"], "kind": d.kind, "cpu": d.data["cpu"]["model"],
+             "cores": d.data["cpu"]["cores"], "clock_mhz": d.data["cpu"]["clock_mhz"],
+             "ram_bytes": d.data["memory"]["ram_bytes"], "flash_bytes": d.data["memory"]["flash_bytes"],
+             "python": d.data["python"]["runtime"], "meters": [s["meter"] for s in d.data["sensors"]], "file": d.path}
+            for d in devs]
+    if json_out:
+        typer.echo(json.dumps(rows, indent=1))
+        return
+    from rich.table import Table
+
+    t = Table()
+    for col in ("device", "kind", "cores", "clock", "RAM", "flash", "Python", "title"):
+        t.add_column(col, no_wrap=col != "title")
+    for r in rows:
+        t.add_row(r["name"], r["kind"], str(r["cores"]), f"{r['clock_mhz']:.0f} MHz", D.fmt_bytes(r["ram_bytes"]),
+                  D.fmt_bytes(r["flash_bytes"]) if r["flash_bytes"] else "storage", r["python"], r["title"])
+    c = _console()
+    c.print(t)
+    c.print("searched: " + "; ".join(f"{w} ({p})" for w, p in D.search_dirs()) + "; or pass --device FILE.toml")
+
+
+@devices_app.command("show")
+def devices_show(
+    name: str = typer.Argument(..., help="device name or alias (edgebrain devices list), or a .toml profile"),
+    json_out: bool = typer.Option(False, "--json", help="print as JSON"),
+):
+    """Every field of a device profile, with its source; estimated values are marked."""
+    from rich.markup import escape
+
+    from . import devices as D
+
+    d = D.load(name)
+    if json_out:
+        typer.echo(json.dumps(d.as_dict(), indent=1))
+        return
+    c = _console()
+    c.print(f"[bold]{d.name}[/]: {d.data['title']} ({d.kind}) — {d.path}")
+    if d.data.get("notes"):
+        c.print(f"  {d.data['notes']}", markup=False)
+    for sec in ("cpu", "memory", "python", "power", "perf", "runtime", "energy"):
+        c.print(f"[bold]{sec}[/]" + ("  (pJ; memory per 64-bit access)" if sec == "energy" else ""))
+        for k, v in d.data[sec].items():
+            p = d.provenance.get(f"{sec}.{k}")
+            if isinstance(v, int) and k.endswith("_bytes") and v:
+                v = f"{v} ({D.fmt_bytes(v)})"
+            tag = ""
+            if p:
+                tag = f"  [dim]\\[{p['source']}][/]" + ("  [yellow]estimated[/]" if p["estimated"] else "")
+                if p.get("note"):
+                    tag += f"  [dim]{escape(p['note'])}[/]"
+            c.print(f"  {k} = {escape(str(v))}{tag}", highlight=False)
+    c.print("[bold]sensors[/]")
+    for s in d.data["sensors"]:
+        extra = ", ".join(f"{k} {s[k]}" for k in ("scope", "rate_hz", "rails") if k in s)
+        c.print(f"  {s['meter']}: {s['how']}" + (f" ({extra})" if extra else ""), highlight=False, markup=False)
+    c.print("[bold]sources[/]")
+    for k, v in d.data["sources"].items():
+        c.print(f"  {k}: {v}", highlight=False, markup=False)
+
+
+@devices_app.command("fit")
+def devices_fit(
+    model: str = typer.Argument(..., help=".ebm or .nir model, or zoo:NAME"),
+    device: str = typer.Option(..., "--device", "-d", help="device name or alias, or a .toml profile"),
+    precision: FitPrecision = typer.Option(FitPrecision.auto, help="deployed precision (auto: int when the model "
+                                           "is quantized or the device is a microcontroller)"),
+    json_out: bool = typer.Option(False, "--json", help="print as JSON"),
+):
+    """Does MODEL fit DEVICE: RAM and flash at the deployed precision, estimated latency and energy."""
+    from rich.markup import escape
+
+    from . import devices as D
+
+    dev = D.load(device)
+    m = _load_model(model)
+    r = D.fit(m, dev, precision.value)
+    r["model"] = model
+    if json_out:
+        typer.echo(json.dumps(r, indent=1, default=str))
+        return
+    c = _console()
+    fb = D.fmt_bytes
+    col = "green" if r["fits"] else "red"
+    c.print(f"[bold]{model}[/] on [bold]{dev.name}[/] ({dev.data['title']}), {r['precision']} precision: "
+            f"[bold {col}]{r['verdict'].upper()}[/]")
+    ram = r["ram"]
+    c.print(f"  RAM   {fb(ram['need'])} of {fb(ram['available'])} — margin {fb(ram['margin'])} "
+            f"({ram['margin_pct']:.1f} %): " + ", ".join(f"{k} {fb(v)}" for k, v in ram["items"].items()),
+            highlight=False)
+    fl = r["flash"]
+    if fl.get("checked") is False:
+        c.print(f"  flash not checked: {fl['reason']} (model weights {fb(fl['need'])})", highlight=False)
+    else:
+        c.print(f"  flash {fb(fl['need'])} of {fb(fl['available'])} — margin {fb(fl['margin'])} "
+                f"({fl['margin_pct']:.1f} %): " + ", ".join(f"{k} {fb(v)}" for k, v in fl["items"].items()),
+                highlight=False)
+    line = f"  latency per timestep ≈ {r['latency_s'] * 1e6:.3g} µs (analytical estimate)"
+    rt = r["realtime"]
+    if rt:
+        line += (f"; {rt['rate']:g} steps/s leaves {rt['budget_s'] * 1e6:.3g} µs per step → "
+                 f"{rt['load_pct']:.3g} % of one core")
+    c.print(line, highlight=False)
+    e = r["energy"]
+    line = (f"  energy per timestep ≈ {e['per_step_j'] * 1e9:.4g} nJ (operations + memory; analytical estimate), "
+            f"{e['device_per_step_j'] * 1e6:.4g} µJ at the device's active power")
+    c.print(line, highlight=False)
+    if "per_window_j" in e:
+        c.print(f"  energy per decision ({e['window']['window']} steps) ≈ {e['per_window_j'] * 1e6:.4g} µJ "
+                f"(operations + memory), {e['device_per_window_j'] * 1e3:.4g} mJ at active power", highlight=False)
+    for w in r["warnings"]:
+        c.print("  [yellow]warning:[/] " + escape(w), highlight=False)
+    c.print("[bold]assumptions[/]")
+    for a in r["assumptions"]:
+        c.print(f"  - {a}", highlight=False, markup=False)
+
+
+app.add_typer(devices_app, name="devices")
+
+
+@app.command()
+def bench(
+    model: str = typer.Argument(..., help=".ebm or .nir file (or zoo:NAME)"),
+    steps: int = typer.Option(1000, "--steps", "-n", help="timed steps (batch 1), also the length of the throughput runs"),
+    batch: int = typer.Option(8, "--batch", "-b", help="batch size for the throughput run"),
+    precision: Optional[Precision] = typer.Option(None, help="float or int (default: int for a quantized model)"),
+    cold: bool = typer.Option(True, "--cold/--no-cold", help="measure start-up in fresh processes (empty and warm "
+                              "Numba cache)"),
+    json_out: bool = typer.Option(False, "--json", help="print as JSON"),
+):
+    """Start-up time (cold and warm Numba cache), per-step latency p50/p90/p99, throughput, peak memory and
+    footprint, printed like TFLite's benchmark_model."""
+    from . import bench as B
+
+    if steps < 1:
+        raise InputError(f"--steps {steps}; expected >= 1")
+    if batch < 1:
+        raise InputError(f"--batch {batch}; expected >= 1")
+    res = B.run(model, steps=steps, batch=batch, precision=precision.value if precision else None, cold=cold,
+                progress=not json_out and steps >= 20000)
+    typer.echo(json.dumps(res, indent=1) if json_out else B.format_report(res))
+
+
+@app.command()
+def profile(
+    model: str = typer.Argument(..., help=".ebm or .nir model, or zoo:NAME"),
+    input: Optional[str] = typer.Option(None, "--input", "-i", help=".npy input, time-major (T, *input) or (T, B, *input): "
+                                        "one inference = one pass over the T steps, per sample"),
+    source: Optional[str] = typer.Option(None, "--source", "-s", help="recording or live link (as for edgebrain stream): "
+                                         "one inference = one decision"),
+    meter: str = typer.Option("model", "--meter", "-m", help="model (no sensor: estimate only), rapl, hwmon, ina3221, "
+                              "tegrastats, pi5-pmic, um25c:PORT, fnb58; options as NAME:TARGET?key=value"),
+    device: str = typer.Option("host", "--device", "-d", help="device profile for the analytical estimate (name or .toml)"),
+    precision: Optional[Precision] = typer.Option(None, help="int or float (default: int for a quantized model)"),
+    baseline: Optional[float] = typer.Option(None, "--baseline", help="idle baseline in seconds (default 30 with a "
+                                             "sensor, 0 with the model meter)"),
+    duration: Optional[float] = typer.Option(None, "--duration", help="measured run in seconds (default: max(10 s, 100 "
+                                             "sensor periods); 1 s with the model meter)"),
+    format: Optional[str] = typer.Option(None, "--format", "-f", help="source format (default: detected)"),
+    option: List[str] = typer.Option([], "--option", "-O", help="source option key=value (repeatable)"),
+    json_out: bool = typer.Option(False, "--json", help="print everything as JSON"),
+    plot: Optional[str] = typer.Option(None, "--plot", help="write the power timeline to this PNG (needs matplotlib)"),
+):
+    """Energy per inference measured with a power meter, the analytical estimate for a device beside it, and
+    NeuroBench's metrics (footprint, sparsity, synaptic operations, membrane updates) on the actual input."""
+    from .energy import profile as P
+
+    if (input is None) == (source is None):
+        raise InputError("give exactly one of --input X.npy or --source SRC")
+    if plot:
+        P.check_plot_path(plot)
+    m = _load_model(model)
+    xs = _load_npy(input, "input") if input is not None else None
+    res = P.profile(m, xs=xs, source=source, meter=meter, device=device,
+                    precision=precision.value if precision else None, baseline_s=baseline, duration_s=duration,
+                    input_name=input or "input", source_format=format, source_options=_options(option),
+                    model_name=model)
+    if plot:
+        from .energy.plot import plot_profile
+
+        res["plot"] = plot_profile(res, plot)
+    if json_out:
+        typer.echo(json.dumps(res, indent=1, default=str))
+    else:
+        typer.echo(P.format_report(res))
+        if plot:
+            typer.echo(f"\nwrote {plot} ({res['plot']['width']}×{res['plot']['height']} px"
+                       + (", estimated power: no sensor)" if res["plot"]["estimate"] else ")"))
+    for flag in ("partial", "too_short"):  # on stderr, one line each, also with --json
+        if res[flag]:
+            typer.echo(f"warning: the measurement is {flag.replace('_', ' ')}: {res['measured'][flag + '_reason']}",
+                       err=True)
 
 
 def _click_exc(name: str) -> tuple:

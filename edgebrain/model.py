@@ -27,6 +27,10 @@ class Model:
     def load(cls, path, dt: float | None = None, dialect: str | None = None, reset: str | None = None) -> "Model":
         """Load a ``.ebm`` model or import a ``.nir`` file (dt, dialect, reset apply to NIR only)."""
         path = os.fspath(path)
+        if path.startswith("zoo:"):
+            from . import zoo
+
+            path = zoo.path(path)
         kind = _sniff(path)
         if kind == "nir":
             from .nir_io import read_nir

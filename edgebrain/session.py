@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import InputError, ModelError
+from .errors import InputError
 from .kernels import engine as E
 from .progress import bar as progress_bar
 from .program import Program, aligned_empty

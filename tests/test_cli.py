@@ -87,8 +87,9 @@ def test_dialect_override_is_reported(nir_file, tmp_path):
     assert any("suggested 'snntorch'" in w for w in res["import"]["warnings"])
 
 
-def test_demo_runs_on_a_fresh_machine():
-    rc, so, se = cli("demo", "--json")
+def test_demo_motion_runs_on_a_fresh_machine():
+    """The built-in synthetic example (also the fallback of `edgebrain demo` without recordings)."""
+    rc, so, se = cli("demo", "motion", "--json")
     assert rc == 0, se
     res = json.loads(so)
     assert res["dialect"] == "snntorch"

@@ -423,3 +423,53 @@ def test_lauscher_cochlea_reference_activity(datasets):
     ours = np.histogram(np.repeat(t, x.sum(1).astype(int)), edges)[0]
     theirs = np.histogram(t_ref, edges)[0]
     assert np.corrcoef(ours, theirs)[0, 1] > 0.3
+
+
+# ------------------------------------------------------------------ gain control (agc=true)
+
+
+def agc_reference(e, hop_s, agc_ms, floor):
+    """Plain NumPy/Python reference of the peak-tracking gain control on energies e (frames, channels)."""
+    d = np.exp(-hop_s * 1000.0 / agc_ms)
+    m = floor
+    out = np.zeros_like(e, dtype=np.float64)
+    for t in range(len(e)):
+        m = max(np.sum(e[t]) / e.shape[1], m * d, floor)
+        out[t] = e[t] / m
+    return out
+
+
+@pytest.mark.parametrize("filterbank,agc_ms,floor", [("bandpass", 1000.0, 1e-7), ("mel", 250.0, 1e-5),
+                                                     ("bandpass", 40.0, 1e-3)])
+def test_agc_matches_numpy_reference(datasets, filterbank, agc_ms, floor):
+    _, x8 = fsdd16k(datasets)
+    common = dict(filterbank=filterbank, channels=16, hop_ms=20, fmin=100, fmax=3800)
+    e = run(frontend(8000, **common, log="none"), x8, 8000)[0].astype(np.float64)
+    mean = np.linspace(1, 3, 16)
+    scale = np.linspace(0.5, 1.5, 16)
+    ref = (np.log1p(1e4 * agc_reference(e, 0.020, agc_ms, floor)) - mean) * scale
+    fe = frontend(8000, **common, log="log1p", k=1e4, agc=True, agc_ms=agc_ms, agc_floor=floor,
+                  mean=list(mean), scale=list(scale))
+    got = run(fe, x8, 8000, sizes=[37, 160, 1000, 5])[0]
+    # the reference starts from energies already rounded to float32 by the log=none output
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
+    # agc=false (the default) is unchanged: plain log1p of the energies
+    plain = run(frontend(8000, **common, log="log1p", k=1e4), x8, 8000)[0]
+    np.testing.assert_allclose(plain, np.log1p(1e4 * e), rtol=1e-4, atol=1e-4)
+
+
+def test_agc_is_level_invariant_and_resets(datasets):
+    _, x8 = fsdd16k(datasets)
+    opts = dict(filterbank="bandpass", channels=24, hop_ms=20, fmin=100, fmax=3800, log="log1p", k=1e4,
+                agc=True, agc_floor=1e-12)
+    fe = frontend(8000, **opts)
+    a = run(fe, x8, 8000)[0]
+    fe.reset()
+    b = run(fe, (x8 * np.float32(0.1)).astype(np.float32), 8000)[0]   # −20 dB
+    np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-3)
+    fe.reset()
+    np.testing.assert_array_equal(run(fe, x8, 8000)[0], a)
+    with pytest.raises(InputError, match="agc"):
+        AudioFrontEnd(agc="maybe")
+    with pytest.raises(InputError, match="agc_ms"):
+        AudioFrontEnd(agc=True, agc_ms=0)

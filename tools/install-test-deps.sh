@@ -14,11 +14,14 @@ PIP="python -m pip install -q --disable-pip-version-check"
 $PIP -e ".[dev]"
 $PIP "torch==2.13.0"
 $PIP snntorch scipy pbr matplotlib tqdm
-# norse declares torchvision (a multi-GB CUDA torch); it imports and runs without it
-$PIP --no-deps norse nirtorch sinabs rockpool
+# norse declares torchvision (a multi-GB CUDA torch); it imports and runs without it.
+# neurobench (tests/test_metrics.py only) declares torchaudio, used by its dataset loaders alone: its
+# metrics and harness need torch, snntorch, numpy, numba and tqdm, all installed above
+$PIP --no-deps norse nirtorch sinabs rockpool "neurobench>=2.3,<3"
 python - <<'PY'
 import importlib
-for m in ("edgebrain", "numba", "nir", "torch", "snntorch", "norse", "sinabs", "rockpool", "hypothesis"):
+for m in ("edgebrain", "numba", "nir", "torch", "snntorch", "norse", "sinabs", "rockpool", "hypothesis",
+          "neurobench.benchmarks"):
     importlib.import_module(m)
 print("test dependencies importable")
 PY

@@ -18,7 +18,7 @@ from snntorch import surrogate
 from snntorch import utils as sutils
 from snntorch.export_nir import export_to_nir
 
-from edgebrain.demo import WINDOW, synthetic_motion
+from edgebrain.demo import synthetic_motion
 
 
 class Net(torch.nn.Module):

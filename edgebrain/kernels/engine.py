@@ -29,7 +29,6 @@ _engine_jit = njit(cache=True, _nrt=False)
 from .conv import conv2d_f32, conv2d_int
 from .dense import dense_f32, dense_int
 from .elementwise import add_into, add_into_sat, copy_into, delay, scale_f32, scale_int, threshold
-from .fixed import sat
 from .neuron import neuron_f32, neuron_int
 from .pool import pool2d_f32, pool2d_int
 

@@ -33,13 +33,21 @@ Stages (all stateful across chunks, so that any chunking of the input gives the 
      bits. The energies then go on as exact multiples of 2^-23 (measured on FSDD: within 0.03 % of
      the largest float energy, a few % on bands 60 dB down).
 
-4. **Log compression** (``log=``): ``log1p`` ``f = ln(1 + k·e)`` (``k`` default 1e4), ``log2``
+4. **Gain control** (``agc=true``; off by default): a streaming automatic gain control that makes
+   the features independent of the recording level. Per frame t, with ``ē_t`` the mean energy over
+   the channels, a peak tracker with instant attack and exponential release
+   ``m_t = max(ē_t, d·m_{t−1}, agc_floor)`` (``m`` starts at ``agc_floor``, default 1e-7;
+   ``d = exp(−hop / agc_ms)``, ``agc_ms`` default 1000 ms) divides every channel's energy:
+   ``e ← e / m_t``. A gain g on the input scales all energies and, once the peak is above the floor,
+   ``m`` by g², so the quotient does not change. Cost per frame: one mean, one multiply, one
+   compare and one division per channel.
+5. **Log compression** (``log=``): ``log1p`` ``f = ln(1 + k·e)`` (``k`` default 1e4), ``log2``
    ``f = log2(max(e, floor) / floor)`` (``floor`` default 1e-6; a count-leading-zeros on a
    microcontroller), or ``none``.
-5. **Normalisation**: ``f = (f − mean) · scale`` with fixed per-channel (or scalar) ``mean`` and
+6. **Normalisation**: ``f = (f − mean) · scale`` with fixed per-channel (or scalar) ``mean`` and
    ``scale`` given as options (``mean=1.5|2.0|…``), so that a deployed model carries them in its
    metadata.
-6. **Output** (``output=``), shaped like the model input:
+7. **Output** (``output=``), shaped like the model input:
 
    * ``features``: the normalised features as float32 input currents, shape (channels,);
    * ``delta``: send-on-delta on each feature with ``threshold`` θ: a per-channel reference r
@@ -256,7 +264,7 @@ class AudioFrontEnd(Encoder):
     _DEFAULTS = dict(filterbank="mel", channels=None, rate=None, hop_ms=None, win_ms=25.0, n_fft=None,
                      fmin=50.0, fmax=None, q=None, tau_ms=None, rectify="square", log="log1p", k=1e4,
                      floor=1e-6, mean=0.0, scale=1.0, output="features", threshold=1.0, max_spikes=1,
-                     polarity=None, fixed=False)
+                     polarity=None, fixed=False, agc=False, agc_ms=1000.0, agc_floor=1e-7)
 
     def __init__(self, **options):
         unknown = set(options) - set(self._DEFAULTS)
@@ -273,9 +281,11 @@ class AudioFrontEnd(Encoder):
                 raise InputError(f"audio front end: {key}={o[key]!r}; expected one of {', '.join(allowed)}")
         if o["polarity"] not in (None, 1, 2):
             raise InputError(f"audio front end: polarity={o['polarity']!r}; expected 1 (signed) or 2 (ON/OFF)")
-        for key in ("k", "floor", "max_spikes"):
+        for key in ("k", "floor", "max_spikes", "agc_ms", "agc_floor"):
             if not (isinstance(o[key], (int, float)) and o[key] > 0):
                 raise InputError(f"audio front end: {key}={o[key]!r}; expected a positive number")
+        if o["agc"] not in (True, False):
+            raise InputError(f"audio front end: agc={o['agc']!r}; expected true or false")
         if o["fixed"] and o["filterbank"] != "bandpass":
             raise InputError("audio front end: fixed=true (integer filterbank) needs filterbank=bandpass")
         self.o = o
@@ -368,6 +378,7 @@ class AudioFrontEnd(Encoder):
             tau = o["tau_ms"] / 1e3 if o["tau_ms"] else self.hop / rate
             self.leak = 1.0 - math.exp(-1.0 / (tau * rate))
             self.leak_q = int(round(self.leak * 2 ** LEAK_BITS))
+        self.agc_decay = math.exp(-(self.hop / rate) / (float(o["agc_ms"]) / 1e3))
         self.mean = _per_channel(o["mean"], n, "mean")
         self.scale = _per_channel(o["scale"], n, "scale")
         self.theta = _per_channel(o["threshold"], n, "threshold")
@@ -394,6 +405,7 @@ class AudioFrontEnd(Encoder):
                 self.xh = np.zeros(2, np.int64)
                 self.e = np.zeros(self.n, np.int64)
         self.state = np.zeros(self.n)       # delta reference or IF membrane
+        self.agc_peak = float(self.o["agc_floor"])
         self.frames = 0
         self.t0 = None
         self.last_arrival = 0.0
@@ -431,9 +443,23 @@ class AudioFrontEnd(Encoder):
                                       self.leak, self.o["rectify"] == "square", self.count, self.hop, out)
         return out[:nf]
 
+    def gain_control(self, e: np.ndarray) -> np.ndarray:
+        """Band energies (frames, channels) divided by the running peak of the per-frame mean energy
+        (``agc=true``, see the module docstring); updates the peak tracker."""
+        e = np.asarray(e, np.float64)
+        out = np.empty_like(e)
+        m, d, fl = self.agc_peak, self.agc_decay, float(self.o["agc_floor"])
+        for t in range(e.shape[0]):
+            m = max(float(e[t].mean()), d * m, fl)
+            out[t] = e[t] / m
+        self.agc_peak = m
+        return out
+
     def features(self, e: np.ndarray) -> np.ndarray:
-        """Band energies → log-compressed, normalised features (float32)."""
+        """Band energies → (gain control →) log-compressed, normalised features (float32)."""
         o = self.o
+        if o["agc"]:
+            e = self.gain_control(e)
         if o["log"] == "log1p":
             f = np.log1p(o["k"] * e)
         elif o["log"] == "log2":

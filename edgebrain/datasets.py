@@ -1,0 +1,167 @@
+"""Public recordings the model zoo is trained on and the demos play: where to find them, how to fetch them.
+
+A dataset is looked for, in this order, in ``$EDGEBRAIN_DATA/<path>``, ``../shared/datasets/<path>``
+(relative to the working directory), and the user cache
+(``$EDGEBRAIN_CACHE`` or ``~/.cache/edgebrain/datasets``). ``fetch`` downloads a dataset file by file
+from its original public location (or a mirror with the same layout, e.g. ``file:///srv/datasets``)
+into the cache, checking each file's size and SHA-256 against the manifest shipped with edgebrain
+(``data/manifests.json.gz``, written by ``tools/make_manifests.py``); a file that does not match is
+deleted and reported, never used.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import shutil
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+from .errors import InputError
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    path: str          # relative location under a data root (and in a mirror)
+    url: str           # original public location; manifest paths are appended
+    licence: str
+    description: str
+
+
+DATASETS = {d.name: d for d in (
+    Dataset("sp-sw-har", "imu/sp-sw-har",
+            "https://raw.githubusercontent.com/GeoTecINIT/sp-sw-har-dataset/1408d85/DATA/",
+            "CC BY 4.0", "smartwatch accelerometer + gyroscope, 100 Hz, 18 subjects, per-sample activity labels "
+            "(Matey-Sanz et al. 2023, doi 10.5281/zenodo.8398688)"),
+    Dataset("basicmotions", "imu/basicmotions",
+            "https://raw.githubusercontent.com/sktime/sktime/main/sktime/datasets/data/BasicMotions/",
+            "BSD-3-Clause (sktime)", "UEA BasicMotions: 6-axis smartwatch IMU, 10 Hz, 4 classes, 40 + 40 cases"),
+    Dataset("fsdd", "audio/fsdd",
+            "https://raw.githubusercontent.com/Jakobovski/free-spoken-digit-dataset/26eb9aa/",
+            "CC BY-SA 4.0", "Free Spoken Digit Dataset: 8 kHz WAV, 5 speakers, digits 0-9"),
+    Dataset("nmnist-small", "events/nmnist-small",
+            "https://raw.githubusercontent.com/bamsumit/slayerPytorch/8f4654e/example/NMNISTsmall/",
+            "CC BY-SA 4.0", "N-MNIST subset: 1,000 training and 100 test samples (SLAYER .bs2)"),
+)}
+
+
+def _get(name: str) -> Dataset:
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise InputError(f"unknown dataset '{name}'; known: {', '.join(DATASETS)}") from None
+
+
+@lru_cache(maxsize=1)
+def manifests() -> dict:
+    """{dataset: {relative file path: [size, sha256]}}."""
+    raw = (resources.files("edgebrain") / "data" / "manifests.json.gz").read_bytes()
+    return json.loads(gzip.decompress(raw))
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("EDGEBRAIN_CACHE") or Path.home() / ".cache" / "edgebrain") / "datasets"
+
+
+def roots() -> list[tuple[str, Path]]:
+    """Candidate data roots in search order, with where each came from."""
+    out = []
+    if os.environ.get("EDGEBRAIN_DATA"):
+        out.append(("EDGEBRAIN_DATA", Path(os.environ["EDGEBRAIN_DATA"])))
+    out.append(("../shared/datasets", Path.cwd().parent / "shared" / "datasets"))
+    out.append(("cache", cache_dir()))
+    return out
+
+
+def find(name: str, required_file: str | None = None) -> Path | None:
+    """Directory of dataset ``name`` in the first root that holds it (``required_file``, default the
+    manifest's first file, must exist there), else None."""
+    d = _get(name)
+    probe = required_file or next(iter(manifests().get(name, {})), None)
+    for _, root in roots():
+        p = root / d.path
+        if p.is_dir() and (probe is None or (p / probe).is_file()):
+            return p
+    return None
+
+
+def locate(name: str) -> Path:
+    p = find(name)
+    if p is None:
+        where = "; ".join(f"{w}: {r / _get(name).path}" for w, r in roots())
+        raise InputError(f"dataset '{name}' not found (looked in {where}); run `edgebrain data fetch {name}` "
+                         "or set EDGEBRAIN_DATA")
+    return p
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def fetch(name: str, mirror: str | None = None, progress=None, timeout: float = 30.0) -> dict:
+    """Download dataset ``name`` into the cache; files already there with the right hash are kept.
+
+    ``mirror``: a base URL laid out like ``../shared/datasets`` (``<mirror>/<dataset path>/<file>``);
+    default ``$EDGEBRAIN_MIRROR``, else the dataset's original location. Returns counts and the
+    destination; raises InputError naming the first file that could not be fetched or verified."""
+    d = _get(name)
+    files = manifests().get(name)
+    if not files:
+        raise InputError(f"no manifest for dataset '{name}'")
+    mirror = mirror or os.environ.get("EDGEBRAIN_MIRROR")
+    base = (mirror.rstrip("/") + "/" + d.path + "/") if mirror else d.url
+    dest = cache_dir() / d.path
+    dest.mkdir(parents=True, exist_ok=True)
+    got = kept = 0
+    nbytes = 0
+    for rel, (size, digest) in files.items():
+        out = dest / rel
+        if out.is_file() and out.stat().st_size == size and sha256(out) == digest:
+            kept += 1
+            if progress:
+                progress(1)
+            continue
+        out.parent.mkdir(parents=True, exist_ok=True)
+        url = base + rel
+        tmp = out.with_name(out.name + ".part")
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as r, open(tmp, "wb") as f:
+                shutil.copyfileobj(r, f, 1 << 20)
+        except (urllib.error.URLError, OSError, ValueError) as e:
+            tmp.unlink(missing_ok=True)
+            raise InputError(f"dataset '{name}': could not download {url}: {getattr(e, 'reason', e)} "
+                             f"({got} files fetched, {kept} already present)") from None
+        n = tmp.stat().st_size
+        h = sha256(tmp)
+        if n != size or h != digest:
+            tmp.unlink()
+            raise InputError(f"dataset '{name}': {url} does not match the manifest (got {n} bytes, sha256 {h[:16]}…; "
+                             f"expected {size} bytes, sha256 {digest[:16]}…); the file was discarded")
+        os.replace(tmp, out)
+        got += 1
+        nbytes += n
+        if progress:
+            progress(1)
+    return {"dataset": name, "destination": str(dest), "fetched": got, "already_present": kept,
+            "bytes_fetched": nbytes, "source": base}
+
+
+def status() -> list[dict]:
+    """Each known dataset, where it was found (or not), its licence."""
+    out = []
+    for name, d in DATASETS.items():
+        p = find(name)
+        out.append({"name": name, "found": str(p) if p else None, "files": len(manifests().get(name, {})),
+                    "licence": d.licence, "description": d.description, "url": d.url})
+    return out
