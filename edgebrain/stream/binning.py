@@ -115,6 +115,7 @@ def bin_events(ev, n, cfg, t_end, xmap, ymap, last_any, last_kept, cur_idx, cur_
         fo[j] = cur_val[q]
         touched[m] = j
         m += 1
+    ncur_in = m
     m_open = 0  # touched[m_open:] are bins of the open row
     k_open = st[S_OPEN]
     k_base = k_open
@@ -176,11 +177,8 @@ def bin_events(ev, n, cfg, t_end, xmap, ymap, last_any, last_kept, cur_idx, cur_
             continue
         p = ev[i]["p"]
         j = base + ((split if p else 0) * H + yc) * W + xc
-        v = fo[j]
         if pol == 2:
-            fo[j] = v + (1 if p else -1)
-        elif not capped or v < clip:
-            fo[j] = v + 1
+            fo[j] += 1 if p else -1
         touched[m] = j  # every event (a test of v == 0 here would cost more than the extra clears)
         m += 1
         flag = 1
@@ -205,6 +203,20 @@ def bin_events(ev, n, cfg, t_end, xmap, ymap, last_any, last_kept, cur_idx, cur_
         flag = 0
         n_open = 0
         m_open = m
+    # split/merge: the counts are added here, in a tight loop over touched[ncur_in:m] rather than in
+    # the loop above (the frames are mostly far out of the cache: a short loop keeps many more of
+    # their cache misses in flight at once). Counting is order-free (capped counts too), so the
+    # frames are the same.
+    if pol != 2:
+        if capped:
+            for q in range(ncur_in, m):
+                j = touched[q]
+                v = fo[j]
+                if v < clip:
+                    fo[j] = v + 1
+        else:
+            for q in range(ncur_in, m):
+                fo[touched[q]] += 1
     # the open frame (bins touched[m_open:]) out of its row, back into cur
     ncur = 0
     for q in range(m_open, m):
