@@ -56,6 +56,51 @@ def damage(kind, rng, example):
     raise SystemExit(f"unknown damage {kind}")
 
 
+def open_link(mode, target):
+    """Open the writer's end of the link (pty: a pseudo-terminal whose slave ``target`` links to;
+    tcp-serve / tcp-connect / udp on 127.0.0.1:``target``), print "ready" once a reader can attach,
+    and return a function sending bytes over it."""
+    if mode == "pty":
+        master, slave = os.openpty()
+        tty.setraw(slave)
+        tmp = target + ".tmp"
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        os.symlink(os.ttyname(slave), tmp)
+        os.replace(tmp, target)
+
+        def send(b):
+            while b:
+                b = b[os.write(master, b):]
+    elif mode == "tcp-serve":
+        ls = socket.socket()
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        ls.bind(("127.0.0.1", int(target)))
+        ls.listen(1)
+        print("ready", flush=True)
+        conn, _ = ls.accept()
+        send = conn.sendall
+    elif mode == "tcp-connect":
+        deadline = time.time() + 20
+        while True:
+            try:
+                conn = socket.create_connection(("127.0.0.1", int(target)), timeout=5)
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.05)
+        send = conn.sendall
+    else:
+        us = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+
+        def send(b):
+            us.sendto(b, ("127.0.0.1", int(target)))
+    if mode != "tcp-serve":
+        print("ready", flush=True)
+    return send
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("mode", choices=["pty", "tcp-serve", "tcp-connect", "udp"])
@@ -84,44 +129,7 @@ def main():
     if a.cut:
         out.append(lines[-1][: len(lines[-1]) // 2])
 
-    if a.mode == "pty":
-        master, slave = os.openpty()
-        tty.setraw(slave)
-        tmp = a.target + ".tmp"
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
-        os.symlink(os.ttyname(slave), tmp)
-        os.replace(tmp, a.target)
-
-        def send(b):
-            while b:
-                b = b[os.write(master, b):]
-    elif a.mode == "tcp-serve":
-        ls = socket.socket()
-        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        ls.bind(("127.0.0.1", int(a.target)))
-        ls.listen(1)
-        print("ready", flush=True)
-        conn, _ = ls.accept()
-        send = conn.sendall
-    elif a.mode == "tcp-connect":
-        deadline = time.time() + 20
-        while True:
-            try:
-                conn = socket.create_connection(("127.0.0.1", int(a.target)), timeout=5)
-                break
-            except OSError:
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.05)
-        send = conn.sendall
-    else:
-        us = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-
-        def send(b):
-            us.sendto(b, ("127.0.0.1", int(a.target)))
-    if a.mode != "tcp-serve":
-        print("ready", flush=True)
+    send = open_link(a.mode, a.target)
     if a.go:
         sys.stdin.readline()
 

@@ -24,13 +24,12 @@ the last byte. Prints ``ready`` once the link exists and ``sent N`` at the end.
 from __future__ import annotations
 
 import argparse
-import os
 import random
-import socket
 import struct
 import sys
 import time
-import tty
+
+from _replay import open_link  # noqa: E402  (tests/ is the script's directory)
 
 
 def wav_parts(data: bytes):
@@ -110,44 +109,7 @@ def main():
     out += data[pos:stop]
     lo, hi = (int(x) for x in a.pieces.split(":"))
 
-    if a.mode == "pty":
-        master, slave = os.openpty()
-        tty.setraw(slave)
-        tmp = a.target + ".tmp"
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
-        os.symlink(os.ttyname(slave), tmp)
-        os.replace(tmp, a.target)
-
-        def send(b):
-            while b:
-                b = b[os.write(master, b):]
-    elif a.mode == "tcp-serve":
-        ls = socket.socket()
-        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        ls.bind(("127.0.0.1", int(a.target)))
-        ls.listen(1)
-        print("ready", flush=True)
-        conn, _ = ls.accept()
-        send = conn.sendall
-    elif a.mode == "tcp-connect":
-        deadline = time.time() + 20
-        while True:
-            try:
-                conn = socket.create_connection(("127.0.0.1", int(a.target)), timeout=5)
-                break
-            except OSError:
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.05)
-        send = conn.sendall
-    else:
-        us = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-
-        def send(b):
-            us.sendto(b, ("127.0.0.1", int(a.target)))
-    if a.mode != "tcp-serve":
-        print("ready", flush=True)
+    send = open_link(a.mode, a.target)
     if a.go:
         sys.stdin.readline()
 

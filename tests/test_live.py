@@ -115,18 +115,23 @@ class Reader(threading.Thread):
             if time.perf_counter() - t0 > timeout:
                 if self.src is not None:
                     self.src.close()
-                pytest.fail(f"timed out waiting for {what} ({self.count} samples so far)")
+                pytest.fail(f"timed out waiting for {what} ({self.count} items so far)")
             time.sleep(0.005)
 
-    def finish(self, timeout=WAIT):
+    def collect(self, timeout=WAIT):
+        """Wait for the reader to end; its chunks (the reader's error raised, a hang a failure)."""
         self.join(timeout)
         if self.is_alive():
             if self.src is not None:
                 self.src.close()
             self.join(5)
-            pytest.fail(f"reader did not finish within {timeout} s ({self.count} samples)")
+            pytest.fail(f"reader did not finish within {timeout} s ({self.count} items)")
         if self.error is not None:
             raise self.error
+        return self.chunks
+
+    def finish(self, timeout=WAIT):
+        self.collect(timeout)
         v = np.concatenate([c.values for c in self.chunks]) if self.chunks else np.zeros((0, 6), np.float32)
         t = np.concatenate([c.t for c in self.chunks]) if self.chunks else np.zeros(0)
         return t, v

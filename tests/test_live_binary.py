@@ -31,6 +31,7 @@ from edgebrain.stream import open_source
 from edgebrain.stream.audio import SAMPLE_FORMATS, PcmDecoder, decode_pcm, encode_pcm
 from edgebrain.stream.livebin import raw_header_length
 from tests.conftest import need
+from tests.test_live import Reader as LiveReader
 
 REPLAY = Path(__file__).with_name("_replay_binary.py")
 REPO = Path(__file__).resolve().parent.parent
@@ -114,51 +115,10 @@ def go(p):
     p.stdin.flush()
 
 
-class Reader(threading.Thread):
-    """Opens a source in a thread and collects its chunks until ``want`` items or the end."""
+class Reader(LiveReader):
+    """test_live's reader; ``finish`` returns the chunks (events or samples) as they came."""
 
-    def __init__(self, url, want=None, **options):
-        super().__init__(daemon=True)
-        self.url, self.want, self.options = url, want, options
-        self.src, self.error, self.chunks = None, None, []
-        self.count = 0
-        self.start()
-
-    def run(self):
-        try:
-            self.src = open_source(self.url, **self.options)
-            for c in self.src.chunks():
-                self.chunks.append(c)
-                self.count += len(c)
-                if self.want is not None and self.count >= self.want:
-                    break
-        except BaseException as e:  # noqa: BLE001 - reported by the test
-            self.error = e
-        finally:
-            if self.src is not None:
-                self.src.close()
-
-    def wait_for(self, cond, what, timeout=WAIT):
-        t0 = time.perf_counter()
-        while not cond():
-            if self.error is not None:
-                raise self.error
-            if time.perf_counter() - t0 > timeout:
-                if self.src is not None:
-                    self.src.close()
-                pytest.fail(f"timed out waiting for {what} ({self.count} items so far)")
-            time.sleep(0.005)
-
-    def finish(self, timeout=WAIT):
-        self.join(timeout)
-        if self.is_alive():
-            if self.src is not None:
-                self.src.close()
-            self.join(5)
-            pytest.fail(f"reader did not finish within {timeout} s ({self.count} items)")
-        if self.error is not None:
-            raise self.error
-        return self.chunks
+    finish = LiveReader.collect
 
 
 def samples(chunks):

@@ -85,22 +85,7 @@ def energy_by_hand(model, counts, dev, precision="int"):
     return pj * 1e-12
 
 
-from tests.test_meters import Emulator  # noqa: E402  (the emulator child process, shared)
-
-
-@pytest.fixture
-def emulators():
-    started = []
-
-    def start(*args):
-        e = Emulator(*args)
-        started.append(e)
-        e.expect("ready")
-        return e
-
-    yield start
-    for e in started:
-        e.kill()
+from tests.test_meters import emulators  # noqa: E402,F401  (the emulator fixture, shared)
 
 
 # --------------------------------------------------------------------------- the model meter: the estimate
