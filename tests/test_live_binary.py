@@ -13,7 +13,6 @@ live EVT 3.0 link deciding exactly as on the file. Every wait has a timeout.
 from __future__ import annotations
 
 import json
-import os
 import random
 import socket
 import struct
@@ -32,6 +31,7 @@ from edgebrain.stream.audio import SAMPLE_FORMATS, PcmDecoder, decode_pcm, encod
 from edgebrain.stream.livebin import raw_header_length
 from tests.conftest import need
 from tests.test_live import Reader as LiveReader
+from tests.test_live import opened, wait_open
 
 REPLAY = Path(__file__).with_name("_replay_binary.py")
 REPO = Path(__file__).resolve().parent.parent
@@ -141,23 +141,6 @@ def bound(port: int, proto: str) -> bool:
     with open(f"/proc/net/{proto}") as f:
         rows = [ln.split() for ln in f.readlines()[1:]]
     return any(int(r[1].split(":")[1], 16) == port and (proto == "udp" or r[3] == "0A") for r in rows)
-
-
-def opened(path) -> bool:
-    real = os.path.realpath(path)
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            if os.readlink(f"/proc/self/fd/{fd}") == real:
-                return True
-        except OSError:
-            pass
-    return False
-
-
-def wait_open(r, link):
-    """Until the reader has opened the pty (pyserial flushes its input right after opening)."""
-    r.wait_for(lambda: opened(link), "the reader to open the port")
-    time.sleep(0.15)
 
 
 def check_audio(chunks, ref, rate=8000.0):
