@@ -35,6 +35,7 @@ from numba import njit
 
 from ..errors import InputError
 from .base import Encoder, Events, SourceInfo, Steps
+from .prefetch import prefetch_write
 
 POLARITY = ("split", "merge", "signed")
 NEVER = -(1 << 62)
@@ -179,6 +180,7 @@ def bin_events(ev, n, cfg, t_end, xmap, ymap, last_any, last_kept, cur_idx, cur_
         j = base + ((split if p else 0) * H + yc) * W + xc
         if pol == 2:
             fo[j] += 1 if p else -1
+        prefetch_write(fo, j)  # its line is then (mostly) in the cache when the count is added below
         touched[m] = j  # every event (a test of v == 0 here would cost more than the extra clears)
         m += 1
         flag = 1

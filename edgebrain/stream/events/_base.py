@@ -17,12 +17,16 @@ import numpy as np
 
 from ...errors import FormatError, InputError
 from ..base import EVENT_DTYPE, Events, Source, SourceInfo, now
+from ..reuse import ArrayPool
 from . import _kernels as K
 
 DEFAULT_CHUNK = 1 << 19     # events per chunk at most (about 6.5 MB of EVENT_DTYPE)
 DEFAULT_CHUNK_US = 50_000   # and at most this time span (bounds what an encoder makes of one chunk)
 BLOCK = 1 << 22             # bytes read at a time
 NO_SIZE = 1 << 16           # "sensor size unknown": only the u16 range limits coordinates
+
+# finished events, for all readers (a file opened after another one reuses its buffers)
+_EVENTS = ArrayPool(EVENT_DTYPE, keep=4)
 
 
 def parse_size(size) -> tuple | None:
@@ -236,7 +240,7 @@ class EventFileSource(Source):
             return None, []
         b = Batch.concat(parts)
         n = len(b)
-        out = np.empty(n, EVENT_DTYPE)
+        out = _EVENTS.take(n)
         before = st.copy()
         for k in (K.F_OOS_I, K.F_CLAMP_I, K.F_GLITCH_I, K.F_RESET_I, K.F_BADP_I):
             st[k] = -1
@@ -247,23 +251,20 @@ class EventFileSource(Source):
         carry = b.tail(consumed) if consumed < n else None
         if k == 0:
             return carry, []
-        ev = out[:k] if k > 0.75 * n else out[:k].copy()
+        # few events kept (a damaged stretch): a copy, so that the chunks do not pin the whole buffer
+        ev = out[:k] if 4 * k > 3 * n else out[:k].copy()
+        out = None
         return carry, self._split(ev)
 
     def _split(self, ev) -> list:
         """Events chunks of at most ``chunk_us`` each (``t_end`` = the next chunk's first time)."""
         t = ev["t"]
         arrival = now()
-        if self.chunk_us and int(t[-1]) - int(t[0]) > self.chunk_us:
-            t = np.ascontiguousarray(t)
         if not self.chunk_us or int(t[-1]) - int(t[0]) <= self.chunk_us:
             return [Events(ev, arrival=arrival, t_end=int(t[-1]))]
-        bounds = [0]
-        while bounds[-1] < len(t):
-            a = bounds[-1]
-            b = int(np.searchsorted(t, int(t[a]) + self.chunk_us, "left"))
-            bounds.append(max(b, a + 1))
-        return [Events(ev[a:b], arrival=arrival, t_end=int(t[b]) if b < len(t) else int(t[-1]))
+        bounds = K.span_bounds(t, self.chunk_us).tolist()
+        n = len(t)
+        return [Events(ev[a:b], arrival=arrival, t_end=int(t[b]) if b < n else int(t[-1]))
                 for a, b in zip(bounds[:-1], bounds[1:])]
 
     def _note_finish(self, before, st, b, width, height):

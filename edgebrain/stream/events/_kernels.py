@@ -297,6 +297,32 @@ D_REJECT_L, D_REJECT_L_I = 18, 19   # EVT 3.0: TIME_LOW words ignored as outlier
 D_SIZE = 24
 
 
+@njit(cache=True)
+def span_bounds(t, span):
+    """Chunk boundaries of the non-decreasing times ``t``: [0, b1, ..., n] with each chunk starting
+    at the first time ≥ (start time of the previous chunk) + ``span`` (every chunk holds at least
+    one event). Works on the strided ``t`` field of an event array (no copy)."""
+    n = t.shape[0]
+    out = np.empty(n + 1, np.int64)
+    out[0] = 0
+    m = 1
+    a = 0
+    while a < n:
+        lim = t[a] + span
+        lo = a + 1
+        hi = n
+        while lo < hi:  # first index in (a, n] whose time is >= lim
+            mid = (lo + hi) >> 1
+            if t[mid] < lim:
+                lo = mid + 1
+            else:
+                hi = mid
+        out[m] = lo
+        m += 1
+        a = lo
+    return out[:m]
+
+
 def decoder_state() -> np.ndarray:
     st = np.zeros(D_SIZE, np.int64)
     st[D_UNKNOWN_I] = -1

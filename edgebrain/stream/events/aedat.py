@@ -28,6 +28,12 @@ import numpy as np
 from numba import njit
 
 from ...errors import InputError
+from ..reuse import ArrayPool
+from . import _aedat4_scan as _scan
+from . import _lz4
+from ._aedat4_scan import END as SCAN_END
+from ._aedat4_scan import FULL as SCAN_FULL
+from ._aedat4_scan import NEED as SCAN_NEED
 from ._base import BLOCK, Batch, EventFileSource, fixed_loc, read_text_header
 
 # chip name pattern → (layout, (width, height))
@@ -517,6 +523,58 @@ def aedat4_table(b, start, count, stream, res):
     return 0
 
 
+# event structs of the packets of a batch, copied out of their decompressed bodies
+_STRUCTS = ArrayPool(np.int64, row=(2,), keep=3)
+# decompressed packet bodies of the compiled scan (a packet whose body is larger takes the Python path)
+SCRATCH_BYTES = 1 << 20
+_SCRATCH = ArrayPool(np.uint8, keep=2)
+PACKETS_PER_BATCH = 4096
+_II = struct.Struct("<ii").unpack_from
+
+
+class _FastScan:
+    """The compiled scan of one reader (see :mod:`._aedat4_scan`): its LZ4 context (``lz`` is None
+    when the lz4 package's C functions cannot be reached), scratch buffer and stream tables."""
+
+    def __init__(self, src, limit):
+        self.src = src
+        self.limit = limit
+        self.lz = _lz4.load()
+        if self.lz is None:
+            return
+        self.sizes = np.zeros(2, np.int64)
+        self.scratch = _SCRATCH.take(SCRATCH_BYTES)
+        nk = min(max(src.streams) + 1, 1024) if src.streams else 0
+        self.known = np.zeros(nk, np.uint8)
+        for sid in src.streams:
+            if 0 <= sid < nk:
+                self.known[sid] = 1
+        self.skipped = np.zeros(nk, np.int64)
+        w, h = src.info.sensor_size or (65536, 65536)
+        self.w, self.h = int(w), int(h)
+
+    def run(self, pos, end):
+        """Scan from ``pos``: (status, the offset it stopped at)."""
+        src = self.src
+        buf, boff = src._buf
+        arr = np.frombuffer(src._rbuf, np.uint8, count=len(buf))
+        status, o, src._n, src._npk = _scan.scan(
+            arr, pos - boff, end - boff, src.stream, self.known, self.skipped, self.lz.decompress, self.lz.reset,
+            self.lz.ctx, self.sizes, self.scratch, src._q, src._n, self.limit, src._pk_first, src._pk_pos, src._npk,
+            boff, self.w, self.h)
+        return status, boff + int(o)
+
+    def close(self):
+        """Add the skipped packets it counted to the reader's and free the LZ4 context."""
+        if self.lz is None:
+            return
+        for sid in np.flatnonzero(self.skipped):
+            kind = self.src.streams[int(sid)]["typeIdentifier"]
+            self.src.skipped[kind] = self.src.skipped.get(kind, 0) + int(self.skipped[sid])
+        self.skipped[:] = 0
+        self.lz.close()
+        self.lz = None
+
 # Read buffers of AEDAT 4 readers that are done, for the next one (a file opened again, the next
 # file): a new buffer of a few MB costs a page fault per 4 kB when it is first filled, more than
 # reading the file into it. At most two are kept.
@@ -766,92 +824,159 @@ class Aedat4Source(EventFileSource):
         pos = self.start
         end = self.dtp if self.dtp >= 0 else self.size
         # batches of a few packets rather than of a whole chunk: the event structs then go through
-        # the check, finish and binning while they are still in the cache, and the buffers of one
-        # batch are reused by the next (large buffers come fresh from the system: page faults)
+        # finish and binning while they are still in the cache, and the buffers of one batch are
+        # reused by the next (large buffers come fresh from the system: page faults)
         limit = min(self.chunk_events, AEDAT4_BATCH)
         self._buf = (b"", 0)
         self._rbuf = _take_buffer(min(BLOCK, self.size - pos))
+        fast = _FastScan(self, limit) if self.compression in (1, 2) else None
+        if fast is not None and fast.lz is None:
+            fast = None
+        self._new_batch(limit)
         try:
-            yield from self._packets(pos, end, limit)
+            yield from self._packets(pos, end, limit, fast)
         finally:
+            if fast is not None:
+                fast.close()
             self._buf = (b"", 0)
             _give_buffer(self._rbuf)
             self._rbuf = bytearray()
+            self._q = None
 
-    def _packets(self, pos, end, limit):
-        parts, locs, n = [], [], 0
-        unpack = struct.Struct("<ii").unpack_from
-        stream, streams, decompress, events = self.stream, self.streams, self.decompress, self._events
-        buf, boff, blen = b"", 0, 0
+    def _packets(self, pos, end, limit, fast):
+        """Batches of the events of the packets from ``pos`` to ``end``: runs of well-formed packets
+        through the compiled scan (``fast``, see :mod:`._aedat4_scan`), every other packet through
+        :meth:`_packet`."""
+        refilled = -1
         while pos < end:
+            buf, boff = self._buf
             o = pos - boff
-            if o < 0 or o + 8 > blen:
+            if o < 0 or o + 8 > len(buf):
                 self._view(pos, 8)
                 buf, boff = self._buf
-                blen = len(buf)
                 o = pos - boff
-                if o + 8 > blen:
-                    if blen > o:
-                        self.note("repaired", f"byte {pos}", f"file ends inside a packet header: last {blen - o} "
+                if o + 8 > len(buf):
+                    if len(buf) > o:
+                        self.note("repaired", f"byte {pos}", f"file ends inside a packet header: last {len(buf) - o} "
                                   "bytes ignored (truncated file)")
                     break
-            sid, size = unpack(buf, o)
-            if sid == stream and 0 < size and pos + 8 + size <= end:
-                if o + 8 + size <= blen:
-                    data = buf[o + 8:o + 8 + size]
-                else:
-                    data = self._view(pos + 8, size)
-                    buf, boff = self._buf
-                    blen = len(buf)
-                try:
-                    body = decompress(data)
-                    s, cnt = events(body)
-                except Exception as e:  # noqa: BLE001 - any decoder error means a damaged packet
-                    self.note("repaired", f"byte {pos}", f"event packet does not decode ({type(e).__name__}: "
-                              f"{str(e)[:80]}): skipped")
-                    nxt = self._resync(pos)
-                    if nxt is None:
-                        break
-                    if nxt != pos + 8 + size:
-                        self.note("repaired", f"byte {pos + 8}", f"bytes {pos + 8}-{nxt} skipped to the next packet")
-                    pos = nxt
+            if fast is not None:
+                status, pos = fast.run(pos, end)
+                if status == SCAN_END:
+                    break
+                if status == SCAN_FULL:
+                    yield self._take_batch(limit)
                     continue
-                if cnt:
-                    parts.append(memoryview(body)[s:s + 16 * cnt])
-                    locs.append((n, pos))
-                    n += cnt
-                    if n >= limit:
-                        yield self._batch(parts, locs)
-                        parts, locs, n = [], [], 0
-                pos += 8 + size
-                continue
-            if not self._header_ok(sid, size, pos):
-                if sid in streams and size > 0 and pos + 8 + size > self.size and self.dtp < 0:
-                    self.note("repaired", f"byte {pos}", f"file ends inside a packet ({self.size - pos - 8} of {size} "
-                              "bytes; truncated file): packet skipped")
-                    break
+                if status == SCAN_NEED and refilled != pos:  # read on from this packet (else: the Python path)
+                    refilled = pos
+                    buf, boff = self._buf
+                    o = pos - boff
+                    size = _II(buf, o)[1] if 0 <= o and o + 8 <= len(buf) else 0
+                    self._view(pos, 8 + max(size, 0))
+                    continue
+            nxt = self._packet(pos, end)
+            if nxt is None:
+                break
+            pos = nxt
+            if self._n >= limit or self._npk >= len(self._pk_first):
+                yield self._take_batch(limit)
+        if self._n:
+            yield self._take_batch(limit)
+
+    def _packet(self, pos, end):
+        """The packet at ``pos`` (its header is in the read buffer) the Python way: decoded, checked
+        and its events added to the batch, or skipped with a note saying why. Returns the offset of
+        the next packet, or None when nothing more can be read."""
+        buf, boff = self._buf
+        sid, size = _II(buf, pos - boff)
+        if sid == self.stream and 0 < size and pos + 8 + size <= end:
+            data = self._view(pos + 8, size)
+            try:
+                body = self.decompress(data)
+                s, cnt = self._events(body)
+            except Exception as e:  # noqa: BLE001 - any decoder error means a damaged packet
+                self.note("repaired", f"byte {pos}", f"event packet does not decode ({type(e).__name__}: "
+                          f"{str(e)[:80]}): skipped")
                 nxt = self._resync(pos)
-                self.note("repaired", f"byte {pos}",
-                          f"corrupt packet header (stream {sid}, size {size}): bytes {pos}-{nxt if nxt else end} "
-                          "skipped to the next packet" if nxt else
-                          f"corrupt packet header (stream {sid}, size {size}) and no valid packet after it: "
-                          f"bytes {pos}-{end} skipped")
-                if nxt is None:
-                    break
-                pos = nxt
-                continue
-            kind = streams[sid]["typeIdentifier"]
-            self.skipped[kind] = self.skipped.get(kind, 0) + 1
-            pos += 8 + size
-        if parts:
-            yield self._batch(parts, locs)
+                if nxt is not None and nxt != pos + 8 + size:
+                    self.note("repaired", f"byte {pos + 8}", f"bytes {pos + 8}-{nxt} skipped to the next packet")
+                return nxt
+            if cnt:
+                self._add(body, s, cnt, pos)
+            return pos + 8 + size
+        if not self._header_ok(sid, size, pos):
+            if sid in self.streams and size > 0 and pos + 8 + size > self.size and self.dtp < 0:
+                self.note("repaired", f"byte {pos}", f"file ends inside a packet ({self.size - pos - 8} of {size} "
+                          "bytes; truncated file): packet skipped")
+                return None
+            nxt = self._resync(pos)
+            self.note("repaired", f"byte {pos}",
+                      f"corrupt packet header (stream {sid}, size {size}): bytes {pos}-{nxt if nxt else end} "
+                      "skipped to the next packet" if nxt else
+                      f"corrupt packet header (stream {sid}, size {size}) and no valid packet after it: "
+                      f"bytes {pos}-{end} skipped")
+            return nxt
+        kind = self.streams[sid]["typeIdentifier"]
+        self.skipped[kind] = self.skipped.get(kind, 0) + 1
+        return pos + 8 + size
+
+    # ---------------------------------------------------------------- the batch being filled
+
+    def _new_batch(self, limit):
+        """An empty batch: event structs ``_q`` (int64 pairs, room for ``limit`` events and one
+        packet more of the scan's size), and per packet its first event and file offset."""
+        self._q = _STRUCTS.take(limit + SCRATCH_BYTES // 16)
+        self._n = 0
+        self._pk_first = np.empty(PACKETS_PER_BATCH, np.int64)
+        self._pk_pos = np.empty(PACKETS_PER_BATCH, np.int64)
+        self._npk = 0
+
+    def _add(self, body, s, cnt, pos):
+        """Add the ``cnt`` events at ``body[s:]`` of the packet at ``pos``, unless they are garbage
+        (LZ4 frames carry no checksum here: most events outside the sensor, invalid polarity values
+        or time running backwards), in which case the packet is skipped whole (counted) rather than
+        passing random events on."""
+        n = self._n
+        if n + cnt > len(self._q):
+            q = np.empty((n + cnt, 2), np.int64)
+            q[:n] = self._q[:n]
+            self._q = q
+        q = self._q[n:n + cnt]
+        q.reshape(-1).view(np.uint8)[:] = np.frombuffer(body, np.uint8, count=16 * cnt, offset=s)
+        w, h = self.info.sensor_size or (65536, 65536)
+        bad = np.empty(1, np.int64)
+        back = np.empty(1, np.int64)
+        if aedat4_check(q, np.array([0, cnt], np.int64), w, h, bad, back):
+            self.note("dropped", f"packet at byte {pos}",
+                      f"event packet holds garbage ({bad[0]} of {cnt} events outside the sensor or with bad "
+                      f"polarity, {back[0]} times going back): its {cnt} events skipped", int(cnt))
+            return
+        self._pk_first[self._npk] = n
+        self._pk_pos[self._npk] = pos
+        self._npk += 1
+        self._n = n + cnt
+
+    def _take_batch(self, limit) -> Batch:
+        b = Batch(self._q[:self._n])
+        k = self._npk
+        if k:
+            b._locs = [(0, _PacketLoc(self._pk_first[:k].copy(), self._pk_pos[:k].copy()))]
+        self._new_batch(limit)
+        return b
 
     def _batch(self, parts, locs):
         """One batch from the event vectors of several packets; a packet that decompressed but holds
         garbage (LZ4 frames carry no checksum here: most events outside the sensor, invalid polarity
         values or time running backwards) is skipped whole (counted) rather than passing random
         events on."""
-        raw = np.frombuffer(b"".join(parts), "<i8").reshape(-1, 2)  # (a copy: aligned)
+        n = sum(len(b) for b in parts) // 16
+        raw = _STRUCTS.take(n)  # aligned int64 pairs (the packet bodies are not)
+        dst = memoryview(raw.reshape(-1)).cast("B")
+        o = 0
+        for b in parts:
+            dst[o:o + len(b)] = b
+            o += len(b)
+        dst = None
         starts = np.empty(len(locs) + 1, np.int64)
         starts[:-1] = [i0 for i0, _ in locs]
         starts[-1] = len(raw)
