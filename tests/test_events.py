@@ -1606,3 +1606,26 @@ def test_span_bounds_by_hand():
     assert span_bounds(ev["t"], 1000).tolist() == [0, 7]
     same = np.zeros(4, EVENT_DTYPE)  # equal times: at least one event per chunk, never an empty one
     assert span_bounds(same["t"], 1).tolist() == [0, 4]
+
+
+def test_binner_time_order(nm_events):
+    """A source's chunks are in time order, so the binner takes the latest time from the last event;
+    a plain array is not trusted to be (its latest time is searched for), and an Events chunk that
+    breaks the order is a clear error, never frames written past the end of the output."""
+    ev, src = nm_events
+    shuffled = ev.copy()
+    np.random.default_rng(2).shuffle(shuffled)
+    enc = EventBinner(window_us=5000)
+    enc.configure(src.info, None, None)
+    frames = enc.encode(shuffled).x  # a plain array, unordered
+    # by hand: a late event joins the window open when it comes; windows open up to the latest time
+    assert len(frames) == int(ev["t"].max()) // 5000
+    assert frames.sum() + enc.flush().x.sum() == len(ev)
+    enc = EventBinner(window_us=5000)
+    enc.configure(src.info, None, None)
+    late_first = np.concatenate([ev[-1:], ev[:len(ev) // 2]])  # the latest event first
+    with pytest.raises(InputError, match="not in time order"):
+        enc.encode(Events(late_first, arrival=1.0, t_end=None))
+    enc.reset()
+    ordered = enc.encode(Events(ev, arrival=1.0, t_end=int(ev["t"][-1])))
+    assert np.array_equal(ordered.x, histogram(ev, 5000, ("split", 1, None, (34, 34), None))[:len(ordered.x)])

@@ -52,15 +52,17 @@ C_COUNT_MODE, C_WINDOW, C_COUNT, C_POL, C_REFR, C_DENOISE, C_SW, C_SH, C_CLIP = 
 
 
 @njit(cache=True)
-def bin_events(ev, n, cfg, t_end, xmap, ymap, last_any, last_kept, cur_idx, cur_val, st, out, out_t, out_flag,
-               touched, n_clear):
+def bin_events(ev, n, cfg, t_end, t_last, xmap, ymap, last_any, last_kept, cur_idx, cur_val, st, out, out_t,
+               out_flag, touched, n_clear):
     """Bin ``ev[0:n]``; returns (rows of ``out`` completed, bins of ``out`` to clear before its next use,
     rows ``out`` needs): when ``out`` has fewer rows than needed, nothing is done and the third value
     says how many it must have (the other two are then 0 and ``n_clear``).
 
     ``cfg`` (slots C_*): count_mode, window, count, pol (0 split, 1 merge, 2 signed), refractory,
     denoise, sensor width and height, clip. ``t_end``: no later event will be earlier than this
-    (-1: unknown). ``xmap``/``ymap``: frame column/row of each sensor column/row
+    (-1: unknown). ``t_last``: the time of ``ev[n - 1]`` when the caller knows that the events are in
+    time order (a source's chunk), else -1: the latest time is then found by a pass over them (a
+    chunk that turns out not to be in order stops the call with a third value of -1). ``xmap``/``ymap``: frame column/row of each sensor column/row
     (crop and downsampling), -1 outside the crop. Between calls the open frame — the open window
     (time mode) or the frame being filled (count mode) — is held sparsely: its ``st[S_NCUR]`` nonzero
     bins (flat index in the frame, count) in ``cur_idx`` / ``cur_val`` (room needed: the bins of the
@@ -92,10 +94,13 @@ def bin_events(ev, n, cfg, t_end, xmap, ymap, last_any, last_kept, cur_idx, cur_
         need = (st[S_NOPEN] + n) // count + 1
     else:
         t_max = t_end
-        for i in range(n):
-            ti = ev[i]["t"]
-            if ti > t_max:
-                t_max = ti
+        if t_last >= 0:
+            t_max = max(t_max, t_last)
+        else:
+            for i in range(n):
+                ti = ev[i]["t"]
+                if ti > t_max:
+                    t_max = ti
         k_final = st[S_OPEN]
         if t_max >= 0 and t_max // window > k_final:
             k_final = t_max // window
@@ -138,6 +143,8 @@ def bin_events(ev, n, cfg, t_end, xmap, ymap, last_any, last_kept, cur_idx, cur_
         if t >= t_next:
             w = t // window
             if w > k_open:
+                if not count_mode and w > k_final:  # later than the chunk's last event: not in time order
+                    return rows, n_clear, -1
                 out_t[k_open - k_base] = (k_open + 1) * window
                 out_flag[k_open - k_base] = flag
                 for kk in range(k_open + 1, w):
@@ -465,7 +472,7 @@ class EventBinner(Encoder):
             n_clear = 0
         return out, n_clear
 
-    def _run(self, ev, t_end, arrival):
+    def _run(self, ev, t_end, arrival, ordered=False):
         n = len(ev)
         ncur = int(self._st[S_NCUR])
         need = n + ncur
@@ -485,12 +492,17 @@ class EventBinner(Encoder):
         if out is None or sys.getrefcount(out) > 2:
             out, n_clear = self._no_frames, 0  # the kernel says how many rows it needs
         t_end = -1 if t_end is None else int(t_end)
+        t_last = int(ev[n - 1]["t"]) if ordered and n else -1
         while True:
-            rows, n_clear, need = bin_events(ev, n, self._cfg, t_end, self._xmap, self._ymap, self._any, self._kept,
-                                             self._cur_idx, self._cur_val, self._st, out, self._out_t,
+            rows, n_clear, need = bin_events(ev, n, self._cfg, t_end, t_last, self._xmap, self._ymap, self._any,
+                                             self._kept, self._cur_idx, self._cur_val, self._st, out, self._out_t,
                                              self._out_flag, self._touched, n_clear)
             if not need:
                 break
+            if need < 0:
+                self.reset()
+                raise InputError("bin: an event chunk is not in time order (a source's chunks always are); pass "
+                                 "unordered events as a plain array, which is checked")
             out, n_clear = self._frames(need)
         x = out[:rows]
         if out.shape[0] <= 4 * (rows + 1) or out.nbytes <= (32 << 20):  # else: too big to keep after a burst
@@ -515,7 +527,7 @@ class EventBinner(Encoder):
         if not self.configured:
             raise InputError("bin: configure() was not called")
         if isinstance(chunk, Events):
-            return self._run(chunk.events, chunk.t_end, chunk.arrival)
+            return self._run(chunk.events, chunk.t_end, chunk.arrival, ordered=True)
         return self._run(chunk, getattr(chunk, "t_end", None), getattr(chunk, "arrival", 0.0))
 
     def flush(self) -> Steps | None:

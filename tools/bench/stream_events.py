@@ -11,10 +11,15 @@ recordings in ``../shared/datasets/events/formats`` (or ``$EDGEBRAIN_DATA``):
 * EVT 3.0: ``evt3_sample.raw`` (Gen4.1, 219 596 events / 8.8 ms) repeated ``--copies`` times with
   the TIME_HIGH words of each copy shifted so that time runs on (a valid, longer recording).
 * AEDAT 4.0: the real files ``sample.aedat4`` (DVXplorer) and ``davis346.aedat4``, each decoded
-  ``--repeats`` times (open included), and a 10× version of ``sample.aedat4`` whose event packets
-  were decompressed, time-shifted and recompressed (LZ4 frames). Binned with 1 ms and 10 ms
-  windows: these recordings are sparse (0.2–0.9 M events/s), so at 1 ms most of the binning time
-  is spent producing frames (one 2×120×160 float32 frame per ms), not per event.
+  ``--repeats`` × 5 times (open included: 0.13 and 0.6 s recordings of about 0.1 M events, so
+  opening the file and starting with cold caches is a large share), and 10× versions of both whose
+  event packets were decompressed, time-shifted and recompressed (LZ4 frames): the steady-state
+  throughput of a stream. Binned with 1 ms and 10 ms windows: these recordings are sparse
+  (0.2–0.9 M events/s), so each event lands in a different cache line of a mostly empty frame
+  (2×120×160 or 2×130×173 float32 per ms).
+
+Reported per engine: events/s from the median CPU time, and from the best one ("best": the least
+disturbed run; this machine is shared and its speed drifts by up to 2× within minutes).
 
 Engines, timed in the same run, interleaved round by round, process CPU time, median of repeats:
 
@@ -242,6 +247,7 @@ def time_engines(engines: dict, repeats: int) -> dict:
         r["cpu_median"] = statistics.median(r["cpu"])
         r["wall_median"] = statistics.median(r["wall"])
         r["events_per_s"] = r["n"] / r["cpu_median"]
+        r["events_per_s_best"] = r["n"] / min(r["cpu"])
     return res
 
 
@@ -318,6 +324,7 @@ def main(argv=None):
         a4 = src / "sample.aedat4"
         a4_10 = make_aedat4(a4, 10, tmp / "sample_x10.aedat4")
         d346 = src / "davis346.aedat4"
+        d346_10 = make_aedat4(d346, 10, tmp / "davis346_x10.aedat4")
 
         speed = {}
         print(f"EVT 3.0: {evt3_path.stat().st_size / 1e6:.1f} MB ({args.copies} × evt3_sample.raw)", flush=True)
@@ -330,7 +337,7 @@ def main(argv=None):
             "expelliarmus+tonic bin": oracle_expelliarmus(evt3_path, BIN["evt3"]),
         }, args.repeats)
         for name, path in (("aedat4 sample.aedat4", a4), ("aedat4 davis346.aedat4", d346),
-                           ("aedat4 sample.aedat4 ×10", a4_10)):
+                           ("aedat4 sample.aedat4 ×10", a4_10), ("aedat4 davis346.aedat4 ×10", d346_10)):
             from edgebrain.stream.registry import open_source
 
             with open_source(str(path)) as s:
@@ -363,13 +370,15 @@ def main(argv=None):
 
     # ------------------------------------------------------------------ report
     print()
-    print(f"{'input':28s} {'engine':24s} {'events':>10s} {'Mev/s (cpu)':>12s} {'ms (median)':>12s} {'edgebrain ×':>12s}")
+    print(f"{'input':28s} {'engine':24s} {'events':>10s} {'Mev/s (cpu)':>12s} {'best':>6s} {'ms (median)':>12s} "
+          f"{'edgebrain ×':>12s}")
     for inp, engines in results["speed"].items():
         for e, r in engines.items():
             ref = engines[("edgebrain+bin 10ms" if "10ms" in e else "edgebrain+bin") if "bin" in e
                           else "edgebrain"]["events_per_s"]
             ratio = ref / r["events_per_s"]
-            print(f"{inp:28s} {e:24s} {r['n']:10d} {r['events_per_s'] / 1e6:12.1f} {1e3 * r['cpu_median']:12.2f} "
+            print(f"{inp:28s} {e:24s} {r['n']:10d} {r['events_per_s'] / 1e6:12.1f} {r['events_per_s_best'] / 1e6:6.1f} "
+                  f"{1e3 * r['cpu_median']:12.2f} "
                   f"{ratio:12.2f}")
     print(f"\nbinning: EVT 3.0 {results['bin']['evt3']}, AEDAT 4.0 {results['bin']['aedat4']} "
           f"('10ms': {results['bin']['aedat4_10ms']}); target decode+binning >= {TARGET / 1e6:.0f} Mev/s")
@@ -377,7 +386,8 @@ def main(argv=None):
         for e in ("edgebrain+bin", "edgebrain+bin 10ms"):
             if e in engines:
                 v = engines[e]["events_per_s"]
-                print(f"  {inp}: {e} {v / 1e6:.1f} Mev/s -> {'meets' if v >= TARGET else 'BELOW'} target")
+                print(f"  {inp}: {e} {v / 1e6:.1f} Mev/s (best {engines[e]['events_per_s_best'] / 1e6:.1f}) -> "
+                      f"{'meets' if v >= TARGET else 'BELOW'} target")
     print(f"\n{'peak memory':30s} {'file MB':>8s} {'events':>10s} {'VmHWM MB':>9s} {'after imports MB':>17s}")
     for k, r in results["memory"].items():
         if "error" in r:
