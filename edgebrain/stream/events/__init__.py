@@ -21,7 +21,8 @@ npy        NumPy structured array x, y, t, p                ``.npy`` header with
 
 Every reader takes ``sensor_size`` (``(w, h)`` or ``"WxH"``; overrides the header),
 ``chunk_events`` (at most this many events per chunk, default 524 288), ``chunk_us`` (at most this
-time span per chunk, default 50 ms, so that an encoder's output per chunk stays bounded) and
+time span per chunk, default 10 ms, so that an encoder's output per chunk stays small enough to be
+recycled while it is in the cache: full-resolution 1 ms frames bin 2.6× faster than with 50 ms) and
 ``max_jump_us`` (default 1000: backward time steps up to this are clamped, larger ones are judged
 as glitch or reset), plus its own options (see each class). Events come out time-ordered in
 ``EVENT_DTYPE`` with ``t`` in µs from the first event (its raw time, e.g. Unix µs for AEDAT 4, is

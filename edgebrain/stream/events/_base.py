@@ -21,7 +21,7 @@ from ..reuse import ArrayPool
 from . import _kernels as K
 
 DEFAULT_CHUNK = 1 << 19     # events per chunk at most (about 6.5 MB of EVENT_DTYPE)
-DEFAULT_CHUNK_US = 50_000   # and at most this time span (bounds what an encoder makes of one chunk)
+DEFAULT_CHUNK_US = 10_000   # and at most this time span (what an encoder makes of one chunk then stays in cache)
 BLOCK = 1 << 22             # bytes read at a time
 NO_SIZE = 1 << 16           # "sensor size unknown": only the u16 range limits coordinates
 
