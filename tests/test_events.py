@@ -1363,15 +1363,21 @@ def test_aedat4_packet_fast_parse_matches_checked(fmt):
 
     for body in bodies[:4]:
         assert s._events(body) == s._events_checked(body)
-        for _ in range(1500):
-            c = bytearray(body)
-            for _ in range(int(rng.integers(1, 4))):
-                c[int(rng.integers(0, 64))] = int(rng.integers(0, 256))
-            if rng.random() < 0.2:
-                c = c[:int(rng.integers(0, len(c)))]
-            c = bytes(c)
+        for c in _damaged_bodies(body, rng):
             assert parse(s._events, c) == parse(s._events_checked, c)
     s.close()
+
+
+def _damaged_bodies(body: bytes, rng, n: int = 1500):
+    """``n`` copies of a packet body with 1-3 random bytes of its first 64 changed, a fifth of them
+    also truncated at a random length."""
+    for _ in range(n):
+        c = bytearray(body)
+        for _ in range(int(rng.integers(1, 4))):
+            c[int(rng.integers(0, 64))] = int(rng.integers(0, 256))
+        if rng.random() < 0.2:
+            c = c[:int(rng.integers(0, len(c)))]
+        yield bytes(c)
 
 
 def test_aedat4_data_table_kernel(fmt):
@@ -1430,13 +1436,7 @@ def test_aedat4_compiled_event_vector_matches_checked(fmt):
     rng = np.random.default_rng(11)
     for body in bodies[:4]:
         assert event_vector(np.frombuffer(body, np.uint8), len(body)) == s._events_checked(body)
-        for _ in range(1500):
-            c = bytearray(body)
-            for _ in range(int(rng.integers(1, 4))):
-                c[int(rng.integers(0, 64))] = int(rng.integers(0, 256))
-            if rng.random() < 0.2:
-                c = c[:int(rng.integers(0, len(c)))]
-            c = bytes(c)
+        for c in _damaged_bodies(body, rng):
             got = event_vector(np.frombuffer(c, np.uint8), len(c))
             if got[0] >= 0:
                 assert got == s._events_checked(c)
