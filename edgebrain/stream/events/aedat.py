@@ -849,6 +849,8 @@ class Aedat4Source(EventFileSource):
         :meth:`_packet`."""
         refilled = -1
         while pos < end:
+            if self._q is None:  # taken only now: the last batch's buffer is free again once it has been finished
+                self._q = _STRUCTS.take(limit + SCRATCH_BYTES // 16)
             buf, boff = self._buf
             o = pos - boff
             if o < 0 or o + 8 > len(buf):
@@ -924,11 +926,13 @@ class Aedat4Source(EventFileSource):
 
     def _new_batch(self, limit):
         """An empty batch: event structs ``_q`` (int64 pairs, room for ``limit`` events and one
-        packet more of the scan's size), and per packet its first event and file offset."""
-        self._q = _STRUCTS.take(limit + SCRATCH_BYTES // 16)
+        packet more of the scan's size; taken when the first packet is read), and per packet its
+        first event and file offset."""
+        self._q = None
         self._n = 0
-        self._pk_first = np.empty(PACKETS_PER_BATCH, np.int64)
-        self._pk_pos = np.empty(PACKETS_PER_BATCH, np.int64)
+        if getattr(self, "_pk_first", None) is None:  # (a batch's packet list is copied when it is taken)
+            self._pk_first = np.empty(PACKETS_PER_BATCH, np.int64)
+            self._pk_pos = np.empty(PACKETS_PER_BATCH, np.int64)
         self._npk = 0
 
     def _add(self, body, s, cnt, pos):
