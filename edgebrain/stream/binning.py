@@ -52,16 +52,17 @@ C_COUNT_MODE, C_WINDOW, C_COUNT, C_POL, C_REFR, C_DENOISE, C_SW, C_SH, C_CLIP = 
 
 
 @njit(cache=True)
-def bin_events(ev, n, cfg, t_end, t_last, xmap, ymap, last_any, last_kept, cur_idx, cur_val, st, out, out_t,
+def bin_events(ev, n, cfg, t_end, ordered, xmap, ymap, last_any, last_kept, cur_idx, cur_val, st, out, out_t,
                out_flag, touched, n_clear):
     """Bin ``ev[0:n]``; returns (rows of ``out`` completed, bins of ``out`` to clear before its next use,
-    rows ``out`` needs): when ``out`` has fewer rows than needed, nothing is done and the third value
-    says how many it must have (the other two are then 0 and ``n_clear``).
+    rows ``out`` needs, ``st[S_NCUR]``, ``st[S_FLAG]``, ``out_flag[0]`` (0 without rows)): when ``out``
+    has fewer rows than needed, nothing is done and the third value says how many it must have (the
+    first two are then 0 and ``n_clear``). The last three save the caller reading them back one by one.
 
     ``cfg`` (slots C_*): count_mode, window, count, pol (0 split, 1 merge, 2 signed), refractory,
     denoise, sensor width and height, clip. ``t_end``: no later event will be earlier than this
-    (-1: unknown). ``t_last``: the time of ``ev[n - 1]`` when the caller knows that the events are in
-    time order (a source's chunk), else -1: the latest time is then found by a pass over them (a
+    (-1: unknown). ``ordered``: the caller knows that the events are in time order (a source's
+    chunk), so the latest time is that of ``ev[n - 1]``; else it is found by a pass over them (a
     chunk that turns out not to be in order stops the call with a third value of -1). ``xmap``/``ymap``: frame column/row of each sensor column/row
     (crop and downsampling), -1 outside the crop. Between calls the open frame — the open window
     (time mode) or the frame being filled (count mode) — is held sparsely: its ``st[S_NCUR]`` nonzero
@@ -94,8 +95,9 @@ def bin_events(ev, n, cfg, t_end, t_last, xmap, ymap, last_any, last_kept, cur_i
         need = (st[S_NOPEN] + n) // count + 1
     else:
         t_max = t_end
-        if t_last >= 0:
-            t_max = max(t_max, t_last)
+        if ordered:
+            if n > 0 and ev[n - 1]["t"] > t_max:
+                t_max = ev[n - 1]["t"]
         else:
             for i in range(n):
                 ti = ev[i]["t"]
@@ -106,7 +108,7 @@ def bin_events(ev, n, cfg, t_end, t_last, xmap, ymap, last_any, last_kept, cur_i
             k_final = t_max // window
         need = k_final - st[S_OPEN] + 1
     if out.shape[0] < need:
-        return 0, n_clear, need
+        return 0, n_clear, need, st[S_NCUR], st[S_FLAG], 0
     fo = out.reshape(-1)
     for j in range(n_clear):
         fo[touched[j]] = 0
@@ -144,7 +146,7 @@ def bin_events(ev, n, cfg, t_end, t_last, xmap, ymap, last_any, last_kept, cur_i
             w = t // window
             if w > k_open:
                 if not count_mode and w > k_final:  # later than the chunk's last event: not in time order
-                    return rows, n_clear, -1
+                    return rows, n_clear, -1, 0, 0, 0
                 out_t[k_open - k_base] = (k_open + 1) * window
                 out_flag[k_open - k_base] = flag
                 for kk in range(k_open + 1, w):
@@ -241,7 +243,7 @@ def bin_events(ev, n, cfg, t_end, t_last, xmap, ymap, last_any, last_kept, cur_i
     st[S_NOPEN] = n_open
     st[S_FLAG] = flag
     st[S_LAST] = last_t
-    return rows, m_open, 0
+    return rows, m_open, 0, ncur, flag, out_flag[0] if rows > 0 else 0
 
 
 # Output frames of binners that are gone, for the next binner of the same frame shape: a new
@@ -415,6 +417,7 @@ class EventBinner(Encoder):
             return
         self._release()
         self._st = np.zeros(8, np.int64)
+        self._ncur = 0  # = _st[S_NCUR], as the kernel last returned it
         self._st[S_LAST] = -1
         self._cur_idx = np.empty(0, np.int64)    # the open frame, sparse (see bin_events)
         self._cur_val = np.empty(0, np.float32)
@@ -474,7 +477,7 @@ class EventBinner(Encoder):
 
     def _run(self, ev, t_end, arrival, ordered=False):
         n = len(ev)
-        ncur = int(self._st[S_NCUR])
+        ncur = self._ncur
         need = n + ncur
         if self._touched.shape[0] < need:
             touched = np.empty(max(need, 2 * self._touched.shape[0]), np.int64)
@@ -492,11 +495,10 @@ class EventBinner(Encoder):
         if out is None or sys.getrefcount(out) > 2:
             out, n_clear = self._no_frames, 0  # the kernel says how many rows it needs
         t_end = -1 if t_end is None else int(t_end)
-        t_last = int(ev[n - 1]["t"]) if ordered and n else -1
         while True:
-            rows, n_clear, need = bin_events(ev, n, self._cfg, t_end, t_last, self._xmap, self._ymap, self._any,
-                                             self._kept, self._cur_idx, self._cur_val, self._st, out, self._out_t,
-                                             self._out_flag, self._touched, n_clear)
+            rows, n_clear, need, self._ncur, flag, flag0 = bin_events(
+                ev, n, self._cfg, t_end, ordered, self._xmap, self._ymap, self._any, self._kept, self._cur_idx,
+                self._cur_val, self._st, out, self._out_t, self._out_flag, self._touched, n_clear)
             if not need:
                 break
             if need < 0:
@@ -510,9 +512,9 @@ class EventBinner(Encoder):
         if self._pol == 2 and self.clip:
             np.clip(x, -self.clip, self.clip, out=x)
         arr = np.full(rows, arrival, np.float64)
-        if rows and self._out_flag[0] == 2:  # only the window open at entry can have its events from before
+        if flag0 == 2:  # only the window open at entry can have its events from before
             arr[0] = self._open_arrival
-        if self._st[S_FLAG] == 1:
+        if flag == 1:
             self._open_arrival = arrival
         return self._steps(x, self._out_t[:rows], arr)
 
@@ -537,6 +539,7 @@ class EventBinner(Encoder):
         ncur = int(self._st[S_NCUR])
         out.reshape(-1)[self._cur_idx[:ncur]] = self._cur_val[:ncur]
         self._st[S_NCUR] = 0
+        self._ncur = 0
         if self._pol == 2 and self.clip:
             np.clip(out, -self.clip, self.clip, out=out)
         t = self._st[S_LAST] if self.count is not None else (self._st[S_OPEN] + 1) * self._window
