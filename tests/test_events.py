@@ -963,7 +963,7 @@ def _rewrite_aedat4(path, dst, fn, codec="lz4"):
     import lz4.frame
     import zstandard
 
-    from edgebrain.stream.events.aedat import _FB, AEDAT4_EVENT
+    from edgebrain.stream.events.aedat4 import _FB, AEDAT4_EVENT
 
     raw = Path(path).read_bytes()
     n = struct.unpack_from("<I", raw, 14)[0]
@@ -1066,7 +1066,7 @@ def test_aedat4_outside_sensor_time_and_packets(cases):
 def _packet_events(data, pos) -> int:
     import lz4.frame
 
-    from edgebrain.stream.events.aedat import _FB
+    from edgebrain.stream.events.aedat4 import _FB
 
     size = struct.unpack_from("<i", data, pos + 4)[0]
     body = lz4.frame.decompress(bytes(data[pos + 8:pos + 8 + size]))
@@ -1335,7 +1335,7 @@ def test_binner_reused_frames_match_histogram(nm_events, cfg):
 
 
 def _aedat4_bodies(path):
-    from edgebrain.stream.events.aedat import Aedat4Source
+    from edgebrain.stream.events.aedat4 import Aedat4Source
 
     s = Aedat4Source(path)
     raw = path.read_bytes()
@@ -1383,7 +1383,7 @@ def _damaged_bodies(body: bytes, rng, n: int = 1500):
 def test_aedat4_data_table_kernel(fmt):
     """n_items and duration from the data table agree with the decoded events; a damaged table is
     reported as unreadable, not raised."""
-    from edgebrain.stream.events.aedat import Aedat4Source, aedat4_table
+    from edgebrain.stream.events.aedat4 import Aedat4Source, aedat4_table
 
     for name in ("sample.aedat4", "davis346.aedat4"):
         with Aedat4Source(fmt / name) as s:
@@ -1447,7 +1447,7 @@ def _aedat4_variants(fmt, d: Path) -> list:
     """Real AEDAT 4 recordings and damaged copies of them: truncated, bit-flipped, garbage between
     packets, a packet whose events are garbage, a packet that does not decompress, and packets too
     large for the compiled scan's scratch buffer."""
-    from edgebrain.stream.events.aedat import SCRATCH_BYTES
+    from edgebrain.stream.events.aedat4 import SCRATCH_BYTES
 
     out = [fmt / "sample.aedat4", fmt / "davis346.aedat4"]
     rng = np.random.default_rng(23)
@@ -1490,7 +1490,7 @@ def _aedat4_variants(fmt, d: Path) -> list:
     hdr_end = 18 + struct.unpack_from("<I", raw, 14)[0]
     import lz4.frame
 
-    from edgebrain.stream.events.aedat import _FB, AEDAT4_EVENT
+    from edgebrain.stream.events.aedat4 import _FB, AEDAT4_EVENT
     pos, packets = hdr_end, []
     while pos < len(raw):
         sid, size = struct.unpack_from("<ii", raw, pos)
@@ -1516,7 +1516,7 @@ def test_aedat4_compiled_scan_matches_python_path(fmt, tmp_path, monkeypatch):
     Python path (which the oracle tests check against aedat and tonic), on the real recordings and
     on damaged copies; the scan really reads most packets."""
     from edgebrain.stream.events import _lz4
-    from edgebrain.stream.events.aedat import Aedat4Source
+    from edgebrain.stream.events.aedat4 import Aedat4Source
 
     calls = {"n": 0}
     slow = Aedat4Source._packet

@@ -30,7 +30,7 @@ aedat4    AEDAT 4.0 (DV): the IOHeader (with or without the ``#!AER-DAT4.0`` lin
 
 The decoding is that of the file readers: :class:`~.audio.PcmDecoder` (WAV files),
 :class:`~.events.prophesee.RawDecoder` (RAW files) and the AEDAT 4 packet decoding and event
-finishing of :class:`~.events.aedat.Aedat4Source` / :class:`~.events._base.EventFileSource`, fed with
+finishing of :class:`~.events.aedat4.Aedat4Source` / :class:`~.events._base.EventFileSource`, fed with
 whatever each read returns: a read may end inside a sample, a word or a packet, and EVT 3.0 time
 (TIME_HIGH / TIME_LOW state) carries across reads, so the output equals that of reading the same
 bytes from a file. Each chunk carries the wall-clock time its bytes arrived (``now()``) and holds at
@@ -409,7 +409,7 @@ def _raw_base():
 
 
 def _aedat4_base():
-    from .events.aedat import Aedat4Source
+    from .events.aedat4 import Aedat4Source
 
     return Aedat4Source
 
@@ -604,7 +604,7 @@ class LinkAedat4Source(_LiveEvents, _aedat4_base()):
     def _next_header(self, buf, pos: int) -> int | None:
         """Offset of the next plausible packet header after ``pos`` (found by its compressed-frame magic
         or, uncompressed, by the flatbuffer identifier), or None."""
-        from .events.aedat import LZ4_MAGIC, ZSTD_MAGIC
+        from .events.aedat4 import LZ4_MAGIC, ZSTD_MAGIC
 
         magic = {1: LZ4_MAGIC, 2: LZ4_MAGIC, 3: ZSTD_MAGIC, 4: ZSTD_MAGIC}.get(self.compression)
         pats, back = ([magic], 8) if magic is not None else ([b"EVTS", b"IMUS", b"FRME", b"TRIG"], 16)
@@ -623,7 +623,7 @@ class LinkAedat4Source(_LiveEvents, _aedat4_base()):
     def _data_table(self, buf, pos: int):
         """Bytes of a file data table (a bare compressed FileDataTable) at ``pos``: an int, None if it
         is not one, -1 if more bytes are needed to tell."""
-        from .events.aedat import LZ4_MAGIC, ZSTD_MAGIC
+        from .events.aedat4 import LZ4_MAGIC, ZSTD_MAGIC
 
         if bytes(buf[pos:pos + 4]) not in (LZ4_MAGIC, ZSTD_MAGIC):
             return None

@@ -100,7 +100,7 @@ def make_aedat4(src: Path, copies: int, dst: Path) -> Path:
     recording's span and recompressed; other packets copied; no data table."""
     import lz4.frame
 
-    from edgebrain.stream.events.aedat import _FB, AEDAT4_EVENT, Aedat4Source
+    from edgebrain.stream.events.aedat4 import _FB, AEDAT4_EVENT, Aedat4Source
 
     with Aedat4Source(src) as s:
         start, dtp, stream, dec = s.start, s.dtp, s.stream, s.decompress

@@ -37,7 +37,8 @@ import os
 
 from ..registry import FileFormat
 from ._base import EventFileSource, parse_size
-from .aedat import Aedat2Source, Aedat4Source, Aedat31Source
+from .aedat import Aedat2Source, Aedat31Source
+from .aedat4 import Aedat4Source
 from .nmnist import NmnistSource
 from .npy import NpySource, sniff_npy, write_events_npy
 from .prophesee import DatSource, RawSource, sniff_raw
