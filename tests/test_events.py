@@ -1575,6 +1575,15 @@ def test_held_event_chunks_are_never_overwritten(fmt):
             assert np.array_equal(c.events, snap), f"{name}: held chunk {k} was overwritten"
         assert np.array_equal(np.concatenate(snaps), np.concatenate(streamed))
 
+    # the reference-count baselines were measured on this interpreter; one more holder is seen
+    from edgebrain.stream.reuse import LOCAL_ONLY, refs
+    x = np.empty(3)
+    assert refs(x) == LOCAL_ONLY
+    y = x[1:]
+    assert refs(x) > LOCAL_ONLY and refs(y) == LOCAL_ONLY
+    del y
+    assert refs(x) == LOCAL_ONLY
+
     pool = ArrayPool(np.int64, row=(2,), keep=3)
     a = pool.take(100)
     assert pool.take(100).base is not a.base, "a held buffer must not be lent again"

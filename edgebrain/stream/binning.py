@@ -28,7 +28,6 @@ model input is 1-D.
 from __future__ import annotations
 
 import math
-import sys
 
 import numpy as np
 from numba import njit
@@ -36,6 +35,7 @@ from numba import njit
 from ..errors import InputError
 from .base import Encoder, Events, SourceInfo, Steps
 from .prefetch import prefetch_write
+from .reuse import LOCAL_ONLY, refs
 
 POLARITY = ("split", "merge", "signed")
 NEVER = -(1 << 62)
@@ -281,8 +281,7 @@ def _pool_get(shape, rows):
         return None  # taken meanwhile (another thread)
     out, out_t, out_flag, touched, n_clear = best
     best = e = None
-    # references to `out` now: this local and getrefcount's argument; any other is a caller's
-    if sys.getrefcount(out) > 2:
+    if refs(out) > LOCAL_ONLY:  # held by more than this local: a caller still uses it
         return None  # still in use: dropped
     return out, out_t, out_flag, touched, n_clear
 
@@ -491,8 +490,7 @@ class EventBinner(Encoder):
             self._cur_idx, self._cur_val = idx, val
         out, self._out = self._out, None  # dropped while the kernel runs (an exception: fresh frames next time)
         n_clear = self._n_clear
-        # references to `out` now: this local and getrefcount's argument; any other is the caller's
-        if out is None or sys.getrefcount(out) > 2:
+        if out is None or refs(out) > LOCAL_ONLY:  # held by more than this local: the caller still uses it
             out, n_clear = self._no_frames, 0  # the kernel says how many rows it needs
         t_end = -1 if t_end is None else int(t_end)
         while True:

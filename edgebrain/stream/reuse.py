@@ -5,7 +5,8 @@ fresh from the system costs a page fault per 4 kB on first write, which on spars
 larger share of decoding than the decoding itself. An :class:`ArrayPool` keeps a few such buffers
 and lends one out again only when CPython's reference count says that no array, view, chunk or
 memoryview outside the pool still refers to it: a caller that keeps its chunks keeps its data, and
-the pool then simply allocates a new buffer.
+the pool then simply allocates a new buffer. The counts are compared with baselines measured at
+import in the same way (:func:`refs`), not with fixed numbers, since interpreters count differently.
 """
 
 from __future__ import annotations
@@ -14,6 +15,29 @@ import sys
 import threading
 
 import numpy as np
+
+
+def refs(obj) -> int:
+    """``sys.getrefcount(obj)`` through one call level, so that a caller compares it with a
+    baseline measured the same way (below) rather than with a number that depends on the
+    interpreter: Python 3.14 borrows references of local variables passed to a call, which makes
+    counts smaller than in 3.10-3.13."""
+    return sys.getrefcount(obj)
+
+
+def _held_by_one_local() -> int:
+    probe = np.empty(1)
+    return refs(probe)
+
+
+def _held_by_list_and_local() -> int:
+    arrays = [np.empty(1)]
+    a = arrays[0]
+    return refs(a)
+
+
+LOCAL_ONLY = _held_by_one_local()          # refs(x) for an x that only the caller's local variable holds
+IN_LIST_ONLY = _held_by_list_and_local()   # refs(a) for an a held by a list and the caller's local
 
 
 class ArrayPool:
@@ -35,9 +59,9 @@ class ArrayPool:
             best = -1
             for k in range(len(self._arrays)):  # the smallest free buffer that is large enough
                 a = self._arrays[k]
-                # references to a free buffer: the list, `a`, getrefcount's argument
+                # a free buffer is held only by the list and `a`
                 if a.shape[0] >= n and (best < 0 or a.shape[0] < self._arrays[best].shape[0]) and \
-                        sys.getrefcount(a) == 3:
+                        refs(a) == IN_LIST_ONLY:
                     best = k
             a = None  # noqa: F841 - this reference would make a buffer look held
             if best >= 0:
@@ -55,7 +79,7 @@ class ArrayPool:
         best = None
         for k in range(len(self._arrays) - 1):  # not the one just made
             a = self._arrays[k]
-            if sys.getrefcount(a) == 3 and (best is None or a.shape[0] < self._arrays[best].shape[0]):
+            if refs(a) == IN_LIST_ONLY and (best is None or a.shape[0] < self._arrays[best].shape[0]):
                 best = k
         a = None  # noqa: F841
         del self._arrays[0 if best is None else best]
