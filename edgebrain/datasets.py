@@ -101,6 +101,17 @@ def locate(name: str) -> Path:
     return p
 
 
+def nmnist_labels(path: Path) -> dict[int, int]:
+    """Sample number → digit, from an N-MNIST split list (``train1K.txt``, ``test100.txt``: a
+    ``#sample #class`` header line, then one ``number<TAB>class`` line per sample)."""
+    out = {}
+    for line in Path(path).read_text().splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0].isdigit():
+            out[int(parts[0])] = int(float(parts[1]))
+    return out
+
+
 def sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -136,16 +136,10 @@ def demo_recordings(name: str, root, n: int) -> list[tuple[str, str | None]]:
                     return out
         return out
     if name == "nmnist":  # the 100 test samples, labels in test100.txt
-        out = []
-        for line in (root / "test100.txt").read_text().split("\n"):
-            parts = line.split()
-            if len(parts) >= 2 and parts[0].isdigit():
-                f = root / f"{parts[0]}.bs2"
-                if f.is_file():
-                    out.append((str(f), str(int(float(parts[1])))))
-            if len(out) >= n:
-                break
-        return out
+        from .datasets import nmnist_labels
+
+        files = [(root / f"{i}.bs2", d) for i, d in nmnist_labels(root / "test100.txt").items()]
+        return [(str(f), str(d)) for f, d in files if f.is_file()][:n]
     raise ValueError(name)
 
 

@@ -101,18 +101,25 @@ def open_link(mode, target):
     return send
 
 
-def main():
+def link_parser() -> argparse.ArgumentParser:
+    """The arguments every replay writer takes: the link, the recording, which part of it, damage to
+    inject, and when to start (``--go``: on a line from the test) and how long to hold the link open."""
     ap = argparse.ArgumentParser()
     ap.add_argument("mode", choices=["pty", "tcp-serve", "tcp-connect", "udp"])
     ap.add_argument("target")
     ap.add_argument("--file", required=True)
     ap.add_argument("--start", type=int, default=0)
     ap.add_argument("--stop", type=int, default=None)
-    ap.add_argument("--rate", type=float, default=0.0)
-    ap.add_argument("--sep", default=",")
     ap.add_argument("--inject", action="append", default=[])
     ap.add_argument("--go", action="store_true")
     ap.add_argument("--hold", type=float, default=0.0)
+    return ap
+
+
+def main():
+    ap = link_parser()
+    ap.add_argument("--rate", type=float, default=0.0)
+    ap.add_argument("--sep", default=",")
     ap.add_argument("--cut", action="store_true")
     ap.add_argument("--labels", action="store_true", help="append the sample's label as a 7th field")
     a = ap.parse_args()

@@ -23,13 +23,12 @@ the last byte. Prints ``ready`` once the link exists and ``sent N`` at the end.
 
 from __future__ import annotations
 
-import argparse
 import random
 import struct
 import sys
 import time
 
-from _replay import open_link  # noqa: E402  (tests/ is the script's directory)
+from _replay import link_parser, open_link  # noqa: E402  (tests/ is the script's directory)
 
 
 def wav_parts(data: bytes):
@@ -74,23 +73,15 @@ def payload(a) -> bytes:
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["pty", "tcp-serve", "tcp-connect", "udp"])
-    ap.add_argument("target")
-    ap.add_argument("--file", required=True)
+    ap = link_parser()
     ap.add_argument("--as", dest="as_", default="raw", choices=["raw", "pcm", "wav", "headerless"])
     ap.add_argument("--wav-size", type=lambda s: int(s, 0), default=0xFFFFFFFF)
     ap.add_argument("--strip-header", action="store_true")
-    ap.add_argument("--start", type=int, default=0)
-    ap.add_argument("--stop", type=int, default=None)
     ap.add_argument("--resend", type=int, default=0)
-    ap.add_argument("--inject", action="append", default=[])
     ap.add_argument("--pieces", default="1:4000")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--frame", type=int, default=2)
     ap.add_argument("--tail-byte", type=int, default=-1)
-    ap.add_argument("--go", action="store_true")
-    ap.add_argument("--hold", type=float, default=0.0)
     a = ap.parse_args()
     rng = random.Random(a.seed)
     data = payload(a)

@@ -64,6 +64,26 @@ def need(path: Path) -> Path:
     return path
 
 
+def run_training_smoke(script: str, datasets: Path, out: Path, needs: Path, *args: str, timeout: float = 300):
+    """``tools/train/SCRIPT --smoke --out OUT [ARGS]`` on the recordings in ``datasets`` (a finished
+    process, its return code checked); skips without torch, snnTorch and NIR (the train extra) or
+    without the file or folder ``needs``."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    for mod in ("torch", "snntorch", "nir"):
+        if importlib.util.find_spec(mod) is None:
+            pytest.skip(f"{mod} not installed (the train extra: pip install -e '.[train]')")
+    if not needs.exists():
+        pytest.skip(f"recordings not found: {needs}")
+    env = dict(os.environ, EDGEBRAIN_DATA=str(datasets))
+    r = subprocess.run([sys.executable, str(REPO / "tools" / "train" / script), "--smoke", "--out", str(out), *args],
+                       capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return r
+
+
 # --------------------------------------------------------------------------- real recordings
 
 IMU_CSV = "imu/sp-sw-har/s01/s01_01_sw.csv"

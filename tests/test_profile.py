@@ -180,18 +180,10 @@ def test_source_counts_decisions_and_matches_estimate(datasets, model, capsys):
     assert r["measured"]["inferences"] % 40 == 0 and r["measured"]["inferences"] >= 40
 
     # the same input, independently: the file through the model's encoder
-    from edgebrain.stream.registry import build_encoder, open_source
+    from edgebrain.stream.pipeline import encode_file
 
     cfg = model.graph.meta["stream"]
-    src, enc = open_source(str(f)), build_encoder(cfg["encoder"])
-    enc.configure(src.info, tuple(model.input_shape), 1.0 / cfg["rate"])
-    xs = []
-    with src:
-        for chunk in src.chunks():
-            s = enc.encode(chunk)
-            if s is not None and len(s):
-                xs.append(np.asarray(s.x, np.float32))
-    x = np.concatenate(xs)
+    x = encode_file(f, cfg["encoder"], cfg["rate"], model.input_shape)[0]
     assert len(x) == 4000
     counts = M.count_ops(model, x, "int")
     per_step = energy_by_hand(model, counts, D.load("host")) / 4000

@@ -2,16 +2,14 @@
 records on the archive's test split, evaluated with edgebrain alone; the training script's --smoke run
 produces a loadable model. Skips when the recordings (or, for the smoke run, torch/snnTorch) are absent."""
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from edgebrain.model import Model
-from edgebrain.stream.registry import build_encoder, open_source
+from edgebrain.stream.pipeline import encode_file
+from tests.conftest import run_training_smoke
 
 REPO = Path(__file__).resolve().parent.parent
 ZOO_MODEL = REPO / "edgebrain" / "zoo" / "basicmotions.ebm"
@@ -21,17 +19,7 @@ CASE = 100
 
 def load_cases(path, spec, rate, labels):
     """The .ts file through edgebrain's source and the model's encoder: (x (CASE, n, 6), y (n,))."""
-    src = open_source(str(path))
-    enc = build_encoder(spec)
-    enc.configure(src.info, None, 1.0 / rate)
-    xs, ls = [], []
-    with src:
-        for chunk in src.chunks():
-            s = enc.encode(chunk)
-            if s is not None and len(s):
-                xs.append(np.asarray(s.x, np.float32))
-                ls.append(np.asarray(s.labels, object))
-    x, lab = np.concatenate(xs), np.concatenate(ls)
+    x, lab, _ = encode_file(path, spec, rate)
     n = len(x) // CASE
     assert n * CASE == len(x)
     y = np.array([labels.index(str(v)) for v in lab.reshape(n, CASE)[:, 0]])
@@ -58,14 +46,7 @@ def test_zoo_basicmotions_accuracy(datasets):
 
 
 def test_basicmotions_smoke_training(datasets, tmp_path):
-    pytest.importorskip("torch", reason="torch not installed (pip install 'edgebrain[train]')")
-    pytest.importorskip("snntorch", reason="snnTorch not installed (pip install 'edgebrain[train]')")
-    if not (datasets / DATA / "BasicMotions_TRAIN.ts").is_file():
-        pytest.skip(f"BasicMotions not found under {datasets}")
-    env = dict(os.environ, EDGEBRAIN_DATA=str(datasets))
-    p = subprocess.run([sys.executable, str(REPO / "tools/train/basicmotions.py"), "--smoke", "--out",
-                        str(tmp_path)], capture_output=True, text=True, timeout=120, env=env, cwd=REPO)
-    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    run_training_smoke("basicmotions.py", datasets, tmp_path, datasets / DATA / "BasicMotions_TRAIN.ts", timeout=120)
     m = Model.load(tmp_path / "basicmotions.ebm")
     assert m.graph.meta["stream"]["labels"] == ["Standing", "Running", "Walking", "Badminton"]
     assert m.quant is not None and (tmp_path / "basicmotions.md").is_file()

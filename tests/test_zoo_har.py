@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import run_training_smoke
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -85,12 +87,7 @@ def test_cli_stream_json_can_be_scored_against_the_file(datasets):
 
 def test_training_pipeline_smoke(datasets, tmp_path):
     """tools/train/har.py on a tiny subset: trains, exports NIR, converts, quantizes, evaluates, writes cards."""
-    pytest.importorskip("torch")
-    pytest.importorskip("snntorch")
-    r = subprocess.run([sys.executable, str(REPO / "tools/train/har.py"), "--smoke", "--out", str(tmp_path)],
-                       capture_output=True, text=True, timeout=900, env={**__import__("os").environ,
-                                                                        "EDGEBRAIN_DATA": str(datasets)})
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    r = run_training_smoke("har.py", datasets, tmp_path, datasets / "imu" / "sp-sw-har", timeout=900)
     assert "output spikes identical: 100.00 %" in r.stdout
     from edgebrain.model import Model
 

@@ -4,16 +4,13 @@ decision, and the training script still runs end to end (``--smoke``)."""
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from edgebrain.model import Model
+from tests.conftest import run_training_smoke
 
 REPO = Path(__file__).resolve().parent.parent
 ZOO_MODEL = REPO / "edgebrain" / "zoo" / "nmnist.ebm"
@@ -32,22 +29,10 @@ def _labels(path: Path) -> dict[int, int]:
 
 def _encode(model: Model, path: Path) -> np.ndarray:
     """One file through edgebrain's source and the model's own encoder: (T, *input)."""
-    from edgebrain.stream.registry import build_encoder, open_source
+    from edgebrain.stream.pipeline import encode_file
 
     cfg = model.graph.meta["stream"]
-    src = open_source(str(path))
-    enc = build_encoder(cfg["encoder"])
-    enc.configure(src.info, tuple(model.input_shape), 1.0 / float(cfg["rate"]))
-    xs = []
-    with src:
-        for chunk in src.chunks():
-            s = enc.encode(chunk)
-            if s is not None and len(s):
-                xs.append(np.asarray(s.x, np.float32).copy())
-    s = enc.flush()
-    if s is not None and len(s):
-        xs.append(np.asarray(s.x, np.float32).copy())
-    return np.concatenate(xs)
+    return encode_file(path, cfg["encoder"], float(cfg["rate"]), model.input_shape)[0]
 
 
 def _decisions(model: Model, xs: list[np.ndarray], precision: str) -> np.ndarray:
@@ -128,15 +113,7 @@ def test_zoo_model_small(zoo_model):
 
 
 def test_training_smoke(tmp_path, datasets):
-    for mod in ("torch", "snntorch", "nir"):
-        if importlib.util.find_spec(mod) is None:
-            pytest.skip(f"{mod} not installed (the train extra: pip install -e .[train])")
-    if not (datasets / NMNIST / "train1K.txt").exists():
-        pytest.skip(f"N-MNIST subset not found at {datasets / NMNIST}")
-    env = dict(os.environ, EDGEBRAIN_DATA=str(datasets))
-    r = subprocess.run([sys.executable, str(SCRIPT), "--smoke", "--no-stream-check", "--out", str(tmp_path)],
-                       capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env, check=False)
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    r = run_training_smoke("nmnist.py", datasets, tmp_path, datasets / NMNIST / "train1K.txt", "--no-stream-check")
     assert "epoch 1/1" in r.stdout
     m = Model.load(tmp_path / "nmnist.ebm")
     assert m.graph.meta["stream"]["labels"] == [str(i) for i in range(10)]

@@ -96,20 +96,21 @@ def _check_counts(counts: dict) -> tuple[dict, str]:
 def per_op_energies(device, precision: str) -> tuple[dict, list]:
     """(E_MAC, E_AC, E_neuron in pJ with their formulas, assumptions) for ``precision``."""
     e = device.energy
+    # (multiply, accumulate, membrane multiply) operations of each precision
     if precision == "int":
-        ops = {"mac": e("int8_mul") + e("int32_add"), "ac": e("int32_add"),
-               "neuron": e("int32_mul") + 2 * e("int32_add")}
-        text = [f"int: E_MAC = int8 multiply {e('int8_mul'):g} + int32 add {e('int32_add'):g} = {ops['mac']:.4g} pJ "
-                f"(int8 weights, int32 accumulator); E_AC = int32 add {e('int32_add'):g} pJ",
-                f"membrane update = 1 int32 multiply + 2 int32 adds (decay, integrate, threshold compare) "
-                f"= {ops['neuron']:.4g} pJ"]
+        mul, add, nmul = "int8_mul", "int32_add", "int32_mul"
     else:
-        ops = {"mac": e("fp32_mul") + e("fp32_add"), "ac": e("fp32_add"),
-               "neuron": e("fp32_mul") + 2 * e("fp32_add")}
-        text = [f"float: E_MAC = fp32 multiply {e('fp32_mul'):g} + fp32 add {e('fp32_add'):g} = {ops['mac']:.4g} pJ; "
-                f"E_AC = fp32 add {e('fp32_add'):g} pJ",
-                f"membrane update = 1 fp32 multiply + 2 fp32 adds (decay, integrate, threshold compare) "
-                f"= {ops['neuron']:.4g} pJ"]
+        mul, add, nmul = "fp32_mul", "fp32_add", "fp32_mul"
+    ops = {"mac": e(mul) + e(add), "ac": e(add), "neuron": e(nmul) + 2 * e(add)}
+
+    def name(op):
+        return op.replace("_mul", " multiply").replace("_add", " add")
+
+    why = " (int8 weights, int32 accumulator)" if precision == "int" else ""
+    text = [f"{'int' if precision == 'int' else 'float'}: E_MAC = {name(mul)} {e(mul):g} + {name(add)} {e(add):g} = "
+            f"{ops['mac']:.4g} pJ{why}; E_AC = {name(add)} {e(add):g} pJ",
+            f"membrane update = 1 {name(nmul)} + 2 {name(add)}s (decay, integrate, threshold compare) "
+            f"= {ops['neuron']:.4g} pJ"]
     return ops, text
 
 

@@ -544,6 +544,7 @@ class LinkAedat4Source(_LiveEvents, _aedat4_base()):
                  chunk_events=4096, chunk_us=10_000, max_jump_us=None, **opts):
         link_opts, _ = _split_link_opts(opts)
         self._pbuf = bytearray()
+        self._new_batch()
         self._garbage = None       # (start offset, bytes) of a run of bytes being skipped
         self._init_events(link, url, "aedat4", sensor_size, width, height, chunk_events, chunk_us, max_jump_us,
                           link_opts)
@@ -669,7 +670,6 @@ class LinkAedat4Source(_LiveEvents, _aedat4_base()):
     def _packets(self):
         """Decode the whole packets in the buffer; a batch of their events (or None)."""
         buf = self._pbuf
-        parts, locs, n = [], [], 0
         pos = 0
         unpack = struct.Struct("<ii").unpack_from
         while len(buf) - pos >= 8:
@@ -711,14 +711,12 @@ class LinkAedat4Source(_LiveEvents, _aedat4_base()):
                 pos += 8 + size
                 continue
             if cnt:
-                parts.append(memoryview(body)[s:s + 16 * cnt])
-                locs.append((n, at))
-                n += cnt
+                self._add(body, s, cnt, at)  # (the file reader's: garbage packets skipped and counted)
             pos += 8 + size
         if pos:
             del buf[:pos]
             self._off += pos
-        return self._batch(parts, locs) if parts else None
+        return self._take_batch() if self._n else None
 
     def chunks(self):
         from .events._base import EventFileSource

@@ -219,6 +219,30 @@ def default_labels(model, cfg: dict) -> list[str]:
     return [str(k) for k in range(n)]
 
 
+def encode_file(path, encoder, rate: float | None = None, input_shape=None, **source_options):
+    """A whole recording through its source and ``encoder`` (a spec, at ``rate`` model steps per
+    second), as a stream would feed a model: (x (T, *input) float32, per-step labels (T,) object
+    array or None, t (T,) seconds). The steps are copied: encoders may reuse their buffers."""
+    from .registry import build_encoder, open_source
+
+    src = open_source(str(path), **source_options)
+    enc = build_encoder(encoder)
+    enc.configure(src.info, None if input_shape is None else tuple(input_shape), (1.0 / rate) if rate else None)
+    xs, ls, ts = [], [], []
+
+    def keep(s):
+        if s is not None and len(s):
+            xs.append(np.array(s.x, np.float32)), ts.append(np.array(s.t)), ls.append(s.labels)
+
+    with src:
+        for chunk in src.chunks():
+            keep(enc.encode(chunk))
+    keep(enc.flush())
+    x = np.concatenate(xs) if xs else np.zeros((0,) + tuple(input_shape or ()), np.float32)
+    labels = None if not ls or any(v is None for v in ls) else np.concatenate([np.asarray(v, object) for v in ls])
+    return x, labels, (np.concatenate(ts) if ts else np.zeros(0))
+
+
 def build_pipeline(model, source: str, *, format: str | None = None, encoder=None, decoder=None, sinks=(),
                    precision: str = "float", realtime: bool = False, source_options: dict | None = None,
                    labels=None, max_seconds: float | None = None, activity: bool = True) -> Pipeline:

@@ -183,12 +183,7 @@ def main(argv=None):
              "precision": "float32", "accuracy": acc_base},
         ],
         "results_note": note,
-        "confusion_int8": res["int"]["confusion"],
-        "confusion_float": res["float"]["confusion"],
-        "footprint": common.footprint(qmodel),
-        "activity": common.activity_and_synops(qmodel, X_te[:, 0], RATE),
-        "latency_us": {"float": common.step_latency_us(qmodel, X_te[:, 0], "float"),
-                       "int": common.step_latency_us(qmodel, X_te[:, 0], "int")},
+        **common.measured(qmodel, res, X_te[:, 0], RATE),
         "training": (f"snnTorch {common.snn.__version__}, Adam (lr 3e-3), batch 8, {epochs} epochs; loss: "
                      "cross-entropy on 0.2 × output spike counts over the case; learnable per-neuron β (init "
                      "0.9) and threshold (init 1), fast-sigmoid surrogate gradient; Gaussian input noise σ = 0.05. "

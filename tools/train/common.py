@@ -30,7 +30,7 @@ from edgebrain import ops  # noqa: E402
 from edgebrain.model import Model  # noqa: E402
 from edgebrain.progress import bar  # noqa: E402
 from edgebrain.quant import quantize  # noqa: E402
-from edgebrain.stream.registry import build_encoder, open_source  # noqa: E402
+from edgebrain.stream.pipeline import encode_file  # noqa: E402,F401 - used by the training scripts
 
 
 def setup(seed: int, threads: int = 2) -> np.random.Generator:
@@ -46,25 +46,8 @@ def setup(seed: int, threads: int = 2) -> np.random.Generator:
 # ---------------------------------------------------------------------- data through edgebrain
 
 
-def encode_file(path, encoder: str, rate: float | None = None, input_shape=None, **source_options):
-    """Run ``path`` through edgebrain's source and ``encoder`` (at ``rate`` model steps per second):
-    returns (x (T, *input) float32, labels (T,) object array or None, t (T,) seconds)."""
-    src = open_source(str(path), **source_options)
-    enc = build_encoder(encoder)
-    enc.configure(src.info, input_shape, (1.0 / rate) if rate else None)
-    xs, ls, ts = [], [], []
-    with src:
-        for chunk in src.chunks():
-            s = enc.encode(chunk)
-            if s is not None and len(s):
-                xs.append(np.asarray(s.x, np.float32).copy()), ts.append(np.asarray(s.t).copy())
-                ls.append(s.labels)
-    s = enc.flush() if hasattr(enc, "flush") else None
-    if s is not None and len(s):
-        xs.append(np.asarray(s.x, np.float32).copy()), ts.append(np.asarray(s.t).copy()), ls.append(s.labels)
-    x = np.concatenate(xs) if xs else np.zeros((0,) + tuple(input_shape or ()), np.float32)
-    labels = None if not ls or any(v is None for v in ls) else np.concatenate([np.asarray(v, object) for v in ls])
-    return x, labels, (np.concatenate(ts) if ts else np.zeros(0))
+# encode_file(path, encoder, rate=None, input_shape=None, **source_options) -> (x, labels, t): see
+# edgebrain.stream.pipeline.encode_file (imported above), the deployed pre-processing
 
 
 # ---------------------------------------------------------------------- snnTorch building blocks
@@ -260,6 +243,15 @@ def footprint(model: Model) -> dict:
     s = model.summary()["totals"]
     return {"params": int(s["params"]), "weights_int8_bytes": int(s["int_bytes"]),
             "state_int16_bytes": int(s["state_int_bytes"]), "weights_float32_bytes": int(s["float_bytes"])}
+
+
+def measured(model: Model, res: dict, x: np.ndarray, rate_hz: float) -> dict:
+    """The card fields every zoo model measures the same way: confusion matrices from ``res`` (the
+    evaluation's {"float": ..., "int": ...}), footprint, activity and synaptic operations, and step
+    latency in both precisions on the input ``x`` (timesteps × inputs)."""
+    return {"confusion_int8": res["int"]["confusion"], "confusion_float": res["float"]["confusion"],
+            "footprint": footprint(model), "activity": activity_and_synops(model, x, rate_hz),
+            "latency_us": {"float": step_latency_us(model, x, "float"), "int": step_latency_us(model, x, "int")}}
 
 
 # ---------------------------------------------------------------------- the zoo entry

@@ -477,10 +477,7 @@ def write_cards(results, stream, a, out, seconds):
                      "split: train s01–s12, validation s13–s15 (model selection), test s16–s18 "
                      "(every window of every test recording, streamed from the file)."),
             "stream": stream, "labels": LABELS, "results": rows, "results_note": note,
-            "confusion_int8": r["int"]["confusion"], "confusion_float": r["float"]["confusion"],
-            "footprint": C.footprint(qm), "activity": C.activity_and_synops(qm, r["x0"], RATE),
-            "latency_us": {"float": C.step_latency_us(qm, r["x0"], "float"),
-                           "int": C.step_latency_us(qm, r["x0"], "int")},
+            **C.measured(qm, r, r["x0"], RATE),
             "training": ("snnTorch Leaky populations (reset by subtraction, per-neuron learnable β and threshold, "
                          "fast-sigmoid surrogate), BPTT on random 4 s crops (batch 64), cross-entropy on the "
                          "output spike counts of every 0.5 s window against the window's majority label, Adam "

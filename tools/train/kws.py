@@ -348,12 +348,7 @@ def main(argv=None):
              "precision": "float32", "accuracy": acc_base},
         ],
         "results_note": note,
-        "confusion_int8": res["int"]["confusion"],
-        "confusion_float": res["float"]["confusion"],
-        "footprint": common.footprint(qmodel),
-        "activity": common.activity_and_synops(qmodel, x0, RATE),
-        "latency_us": {"float": common.step_latency_us(qmodel, x0, "float"),
-                       "int": common.step_latency_us(qmodel, x0, "int")},
+        **common.measured(qmodel, res, x0, RATE),
         "training": (f"snnTorch {common.snn.__version__}, Adam with a one-cycle learning rate (max 2e-3), "
                      f"batch 32, {epochs} epochs; loss: cross-entropy on 0.5 × output spike counts (summed over "
                      f"each utterance's own steps; padded steps masked); learnable per-neuron β (init {a.beta:g}) and "

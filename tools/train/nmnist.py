@@ -54,15 +54,6 @@ C1, C2 = 12, 32
 # ---------------------------------------------------------------------- data
 
 
-def read_labels(path: Path) -> dict[int, int]:
-    out = {}
-    for line in path.read_text().splitlines():
-        s = line.split()
-        if len(s) >= 2 and not line.startswith("#"):
-            out[int(s[0])] = int(s[1])
-    return out
-
-
 def load_split(root: Path, ids) -> list[np.ndarray]:
     """Each sample through edgebrain's source + binning encoder: list of (T_i, 2, 34, 34)."""
     return [common.encode_file(root / f"{i}.bs2", ENCODER, rate=RATE)[0] for i in ids]
@@ -296,8 +287,8 @@ def main(argv=None):
     out_dir = Path(a.out)
 
     root = datasets.locate("nmnist-small")
-    tr_lab = read_labels(root / "train1K.txt")
-    te_lab = read_labels(root / "test100.txt")
+    tr_lab = datasets.nmnist_labels(root / "train1K.txt")
+    te_lab = datasets.nmnist_labels(root / "test100.txt")
     tr_ids, te_ids = sorted(tr_lab), sorted(te_lab)
     if a.smoke:
         tr_ids, te_ids = tr_ids[:64], te_ids[:20]

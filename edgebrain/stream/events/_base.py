@@ -253,7 +253,6 @@ class EventFileSource(Source):
             return carry, []
         # few events kept (a damaged stretch): a copy, so that the chunks do not pin the whole buffer
         ev = out[:k] if 4 * k > 3 * n else out[:k].copy()
-        out = None
         return carry, self._split(ev)
 
     def _split(self, ev) -> list:

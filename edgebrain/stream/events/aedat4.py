@@ -538,7 +538,7 @@ class Aedat4Source(EventFileSource):
         fast = _FastScan(self, limit) if self.compression in (1, 2) else None
         if fast is not None and fast.lz is None:
             fast = None
-        self._new_batch(limit)
+        self._new_batch()
         try:
             yield from self._packets(pos, end, limit, fast)
         finally:
@@ -573,7 +573,7 @@ class Aedat4Source(EventFileSource):
                 if status == SCAN_END:
                     break
                 if status == SCAN_FULL:
-                    yield self._take_batch(limit)
+                    yield self._take_batch()
                     continue
                 if status == SCAN_NEED and refilled != pos:  # read on from this packet (else: the Python path)
                     refilled = pos
@@ -587,9 +587,9 @@ class Aedat4Source(EventFileSource):
                 break
             pos = nxt
             if self._n >= limit or self._npk >= len(self._pk_first):
-                yield self._take_batch(limit)
+                yield self._take_batch()
         if self._n:
-            yield self._take_batch(limit)
+            yield self._take_batch()
 
     def _packet(self, pos, end):
         """The packet at ``pos`` (its header is in the read buffer) the Python way: decoded, checked
@@ -630,9 +630,9 @@ class Aedat4Source(EventFileSource):
 
     # ---------------------------------------------------------------- the batch being filled
 
-    def _new_batch(self, limit):
-        """An empty batch: event structs ``_q`` (int64 pairs, room for ``limit`` events and one
-        packet more of the scan's size; taken when the first packet is read), and per packet its
+    def _new_batch(self):
+        """An empty batch: event structs ``_q`` (int64 pairs; taken when the first packet is read:
+        by then the last batch has been finished and its buffer is free again), and per packet its
         first event and file offset."""
         self._q = None
         self._n = 0
@@ -647,7 +647,9 @@ class Aedat4Source(EventFileSource):
         or time running backwards), in which case the packet is skipped whole (counted) rather than
         passing random events on."""
         n = self._n
-        if n + cnt > len(self._q):
+        if self._q is None:
+            self._q = _STRUCTS.take(max(cnt, AEDAT4_BATCH))
+        elif n + cnt > len(self._q):
             q = np.empty((n + cnt, 2), np.int64)
             q[:n] = self._q[:n]
             self._q = q
@@ -661,55 +663,20 @@ class Aedat4Source(EventFileSource):
                       f"event packet holds garbage ({bad[0]} of {cnt} events outside the sensor or with bad "
                       f"polarity, {back[0]} times going back): its {cnt} events skipped", int(cnt))
             return
+        if self._npk == len(self._pk_first):  # (only a live link's reads are not cut at this many)
+            self._pk_first = np.concatenate([self._pk_first, np.empty_like(self._pk_first)])
+            self._pk_pos = np.concatenate([self._pk_pos, np.empty_like(self._pk_pos)])
         self._pk_first[self._npk] = n
         self._pk_pos[self._npk] = pos
         self._npk += 1
         self._n = n + cnt
 
-    def _take_batch(self, limit) -> Batch:
+    def _take_batch(self) -> Batch:
         b = Batch(self._q[:self._n])
         k = self._npk
         if k:
             b._locs = [(0, _PacketLoc(self._pk_first[:k].copy(), self._pk_pos[:k].copy()))]
-        self._new_batch(limit)
-        return b
-
-    def _batch(self, parts, locs):
-        """One batch from the event vectors of several packets; a packet that decompressed but holds
-        garbage (LZ4 frames carry no checksum here: most events outside the sensor, invalid polarity
-        values or time running backwards) is skipped whole (counted) rather than passing random
-        events on."""
-        n = sum(len(b) for b in parts) // 16
-        raw = _STRUCTS.take(n)  # aligned int64 pairs (the packet bodies are not)
-        dst = memoryview(raw.reshape(-1)).cast("B")
-        o = 0
-        for b in parts:
-            dst[o:o + len(b)] = b
-            o += len(b)
-        dst = None
-        starts = np.empty(len(locs) + 1, np.int64)
-        starts[:-1] = [i0 for i0, _ in locs]
-        starts[-1] = len(raw)
-        w, h = self.info.sensor_size or (65536, 65536)
-        bad = np.empty(len(locs), np.int64)
-        back = np.empty(len(locs), np.int64)
-        if aedat4_check(raw, starts, w, h, bad, back):
-            cnt = np.diff(starts)
-            lim = np.maximum(2, cnt // 100)
-            junk = (bad > lim) | (back > lim)
-            keep = np.ones(len(raw), bool)
-            for k in np.flatnonzero(junk):
-                self.note("dropped", f"packet at byte {locs[k][1]}",
-                          f"event packet holds garbage ({bad[k]} of {cnt[k]} events outside the sensor or with bad "
-                          f"polarity, {back[k]} times going back): its {cnt[k]} events skipped", int(cnt[k]))
-                keep[starts[k]:starts[k + 1]] = False
-            raw = raw[keep]
-            newstart = np.cumsum(np.where(junk, 0, cnt)) - np.where(junk, 0, cnt)
-            locs = [(int(newstart[k]), locs[k][1]) for k in range(len(locs)) if not junk[k]]
-            starts = np.array([i0 for i0, _ in locs] + [len(raw)], np.int64)
-        b = Batch(raw)
-        if locs:
-            b._locs = [(0, _PacketLoc(starts[:-1], [p for _, p in locs]))]
+        self._new_batch()
         return b
 
     def _after(self, st):
