@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-FRAMEWORKS = {"snntorch": "tests.test_conformance_snntorch", "norse": "tests.test_conformance_norse"}
+FRAMEWORKS = {"snntorch": "tests.conformance.test_conformance_snntorch", "norse": "tests.conformance.test_conformance_norse"}
 
 def _skip_exc():
     import pytest

@@ -52,15 +52,15 @@ def record(source: str, output: str, format: str | None = None, options: dict | 
                              + ("an .npy file" if info.kind == "events" else "a .csv or .wav file"))
         chunks = _limited(src, duration, counter)
         if ext == ".npy":
-            from .events import write_events_npy
+            from .sources.events import write_events_npy
 
             write_events_npy(output, chunks)
         elif ext == ".csv":
-            from .imu import write_csv
+            from .sources.imu import write_csv
 
             write_csv(output, chunks, info.channel_names, info.rate)
         else:
-            from .audio import write_wav
+            from .sources.audio import write_wav
 
             write_wav(output, chunks, info.rate, info.channels or 1)
     finally:

@@ -21,15 +21,15 @@ from ..errors import FormatError, InputError
 from . import base
 
 MODULES = (
-    "edgebrain.stream.imu",          # IMU CSV, WISDM raw, UEA .ts
-    "edgebrain.stream.live",         # serial://, tcp://, udp:// (lines; format=pcm|wav|evt3|evt2|aedat4: livebin)
-    "edgebrain.stream.events",       # event-camera files (AEDAT, EVT, .dat, N-MNIST, .npy)
-    "edgebrain.stream.binning",      # event binning encoder
-    "edgebrain.stream.audio",        # WAV, FLAC, mic://
-    "edgebrain.stream.frontend",     # audio front-end encoder
-    "edgebrain.stream.encoders",     # direct, delta / sigma-delta, rate
-    "edgebrain.stream.decoders",     # spike count / membrane max windows
-    "edgebrain.stream.sinks",        # stdout, csv, file, udp, mqtt
+    "edgebrain.stream.sources.imu",         # IMU CSV, WISDM raw, UEA .ts
+    "edgebrain.stream.sources.live",        # serial://, tcp://, udp:// (lines; format=pcm|wav|evt3|evt2|aedat4: livebin)
+    "edgebrain.stream.sources.events",      # event-camera files (AEDAT, EVT, .dat, N-MNIST, .npy)
+    "edgebrain.stream.encoders.binning",    # event binning encoder
+    "edgebrain.stream.sources.audio",       # WAV, FLAC, mic://
+    "edgebrain.stream.encoders.frontend",   # audio front-end encoder
+    "edgebrain.stream.encoders.basic",      # direct, delta / sigma-delta, rate
+    "edgebrain.stream.decoders",            # spike count / membrane max windows
+    "edgebrain.stream.sinks",               # stdout, csv, file, udp, mqtt
 )
 
 

@@ -44,9 +44,9 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from edgebrain.stream.audio import Resampler, WavSource, write_wav  # noqa: E402
+from edgebrain.stream.sources.audio import Resampler, WavSource, write_wav  # noqa: E402
 from edgebrain.stream.base import Samples, SourceInfo  # noqa: E402
-from edgebrain.stream.frontend import AudioFrontEnd  # noqa: E402
+from edgebrain.stream.encoders.frontend import AudioFrontEnd  # noqa: E402
 
 CHUNK = 4096
 
@@ -161,8 +161,8 @@ def decode_throughput(path: str, repeats: int) -> dict:
 WORKER = r"""
 import os, sys, json, time
 sys.path.insert(0, sys.argv[1])
-from edgebrain.stream.audio import WavSource
-from edgebrain.stream.frontend import AudioFrontEnd
+from edgebrain.stream.sources.audio import WavSource
+from edgebrain.stream.encoders.frontend import AudioFrontEnd
 t0 = time.perf_counter()
 with WavSource(sys.argv[2], rate=16000) as src:
     fe = AudioFrontEnd(filterbank="bandpass", channels=64, output="delta")

@@ -24,7 +24,7 @@ disturbed run; this machine is shared and its speed drifts by up to 2× within m
 Engines, timed in the same run, interleaved round by round, process CPU time, median of repeats:
 
 * ``edgebrain``: the streaming reader (chunks consumed and dropped, as in ``edgebrain stream``);
-  ``+bin``: the same followed by :class:`edgebrain.stream.binning.EventBinner` (spec shown).
+  ``+bin``: the same followed by :class:`edgebrain.stream.encoders.binning.EventBinner` (spec shown).
 * ``evt3`` 0.4.1 (``decode_file``), ``expelliarmus`` 1.1.12 (``Wizard.read``; its EVT3
   timestamps are wrong, formats.md §9, it is timed anyway), ``aedat`` 2.3 (``Decoder``, event
   packets concatenated) and ``tonic`` 1.7 (``read_aedat4``); ``+bin``: the oracle's events put
@@ -78,7 +78,7 @@ def data_dir() -> Path:
 def make_evt3(src: Path, copies: int, dst: Path) -> Path:
     """``copies`` × the EVT 3.0 recording, TIME_HIGH of copy k shifted by k × its span."""
     raw = src.read_bytes()
-    from edgebrain.stream.events.prophesee import RawSource
+    from edgebrain.stream.sources.events.prophesee import RawSource
 
     with RawSource(src) as s:
         start = s.start
@@ -100,7 +100,7 @@ def make_aedat4(src: Path, copies: int, dst: Path) -> Path:
     recording's span and recompressed; other packets copied; no data table."""
     import lz4.frame
 
-    from edgebrain.stream.events.aedat4 import _FB, AEDAT4_EVENT, Aedat4Source
+    from edgebrain.stream.sources.events.aedat4 import _FB, AEDAT4_EVENT, Aedat4Source
 
     with Aedat4Source(src) as s:
         start, dtp, stream, dec = s.start, s.dtp, s.stream, s.decompress
@@ -146,7 +146,7 @@ def _spec(d):
 
 
 def ours(path, bin_args=None):
-    from edgebrain.stream.binning import EventBinner
+    from edgebrain.stream.encoders.binning import EventBinner
     from edgebrain.stream.registry import open_source
 
     def run():
@@ -266,7 +266,7 @@ def hwm():
 engine, path = sys.argv[1], sys.argv[2]
 if engine == "edgebrain":
     from edgebrain.stream.registry import open_source
-    from edgebrain.stream.binning import EventBinner
+    from edgebrain.stream.encoders.binning import EventBinner
     base = hwm()
     n = 0
     with open_source(path) as s:
