@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgebrain.datasets import find_root
+
 REPO = Path(__file__).resolve().parent.parent
 
 # Property tests draw the same examples on every run (reproducible CI); set
@@ -35,18 +37,8 @@ except ImportError:  # pragma: no cover
 
 
 def find_datasets() -> tuple[Path | None, str]:
-    """The datasets folder and, when it is missing, why."""
-    env = os.environ.get("EDGEBRAIN_DATA")
-    if env:
-        p = Path(env).expanduser()
-        if p.is_dir():
-            return p, ""
-        return None, f"EDGEBRAIN_DATA={env} is not a directory"
-    p = (REPO.parent / "shared" / "datasets").resolve()
-    if p.is_dir():
-        return p, ""
-    return None, (f"real recordings not found: set EDGEBRAIN_DATA or provide {p} "
-                  "(see shared/datasets/README.md)")
+    """The datasets folder (beside this checkout, or $EDGEBRAIN_DATA) and, when it is missing, why."""
+    return find_root(REPO)
 
 
 @pytest.fixture(scope="session")

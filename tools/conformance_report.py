@@ -133,12 +133,12 @@ def main(argv=None) -> int:
     ap.add_argument("--data", type=Path, help="datasets folder (default $EDGEBRAIN_DATA or ../shared/datasets)")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
-    from tests.conftest import find_datasets
+    from edgebrain.datasets import find_root
 
     if args.data:
         data_root, why = (args.data, "") if args.data.is_dir() else (None, f"{args.data} is not a directory")
     else:
-        data_root, why = find_datasets()
+        data_root, why = find_root(Path(__file__).resolve().parents[1])
     results = [run_framework(f, data_root, why) for f in (args.framework or list(FRAMEWORKS))]
     if args.json:
         json.dump({"datasets": str(data_root) if data_root else None, "results": results}, sys.stdout, indent=2)

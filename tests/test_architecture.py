@@ -1,0 +1,168 @@
+"""The house rules of docs/architecture.md, read from the code's own imports.
+
+* no import loop between modules of ``edgebrain/``, counting imports made inside functions;
+* no module imports another module's private name (one with a leading underscore), and a
+  private module (``_kernels.py``) is imported only from inside its own folder;
+* no module of ``edgebrain/`` is over 700 lines, and ``cli.py`` is under 400;
+* the layers import downwards only: see ``LAYERS``.
+
+The imports are read with :mod:`ast` (nothing is imported or run), so a lazy import inside a
+function counts like one at the top of the file.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from tests.conftest import REPO
+
+PKG = REPO / "edgebrain"
+MAX_LINES = 700
+MAX_CLI_LINES = 400
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def _modules() -> dict[str, Path]:
+    return {_module_name(p): p for p in sorted(PKG.rglob("*.py"))}
+
+
+def _absolute(module: str, is_package: bool, node: ast.ImportFrom) -> str:
+    if node.level == 0:
+        return node.module or ""
+    base = module.split(".") if is_package else module.split(".")[:-1]
+    base = base[: len(base) - (node.level - 1)]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
+def _is_private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def scan(modules: dict[str, Path] | None = None):
+    """(edges, private imports): module → the edgebrain modules it imports; (importer, what) pairs."""
+    modules = _modules() if modules is None else modules
+    edges: dict[str, set[str]] = {}
+    private: list[tuple[str, str]] = []
+    for mod, path in modules.items():
+        is_package = path.name == "__init__.py"
+        deps: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                deps.update(a.name for a in node.names if a.name.split(".")[0] == "edgebrain")
+                continue
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            target = _absolute(mod, is_package, node)
+            if target.split(".")[0] != "edgebrain":
+                continue
+            # a private module anywhere on the path may only be reached from inside its folder
+            parts = target.split(".")
+            for i, part in enumerate(parts):
+                folder = ".".join(parts[:i])
+                if _is_private(part) and not mod.startswith(folder + "."):
+                    private.append((mod, target))
+            for alias in node.names:
+                sub = f"{target}.{alias.name}"
+                if sub in modules:  # "from package import module"
+                    deps.add(sub)
+                    folder = target
+                    if _is_private(alias.name) and not mod.startswith(folder + "."):
+                        private.append((mod, sub))
+                else:
+                    deps.add(target)
+                    if _is_private(alias.name):
+                        private.append((mod, f"{target}:{alias.name}"))
+        edges[mod] = {d for d in deps if d in modules and d != mod}
+    return edges, private
+
+
+def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    found: list[list[str]] = []
+    counter = 0
+    for root in sorted(edges):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(edges[root])))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            v, it = work[-1]
+            for w in it:
+                if w not in index:
+                    index[w] = low[w] = counter
+                    counter += 1
+                    stack.append(w)
+                    on_stack.add(w)
+                    work.append((w, iter(sorted(edges[w]))))
+                    break
+                if w in on_stack:
+                    low[v] = min(low[v], index[w])
+            else:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[v])
+                if low[v] == index[v]:
+                    comp = []
+                    while True:
+                        w = stack.pop()
+                        on_stack.discard(w)
+                        comp.append(w)
+                        if w == v:
+                            break
+                    if len(comp) > 1:
+                        found.append(sorted(comp))
+    return found
+
+
+def test_no_import_loops():
+    edges, _ = scan()
+    assert cycles(edges) == [], "import loops (each list is a set of modules that import each other)"
+
+
+def test_no_private_names_across_modules():
+    _, private = scan()
+    assert private == [], "imports of another module's private name (importer, what)"
+
+
+def test_module_sizes():
+    too_long = {m: n for m, p in _modules().items() if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    assert too_long == {}, f"modules over {MAX_LINES} lines"
+    assert len((PKG / "cli.py").read_text().splitlines()) < MAX_CLI_LINES
+
+
+def test_checker_finds_what_it_should(tmp_path):
+    """The scanner itself, on a made-up package: a loop through a lazy import and a private import."""
+    pkg = tmp_path / "edgebrain"
+    (pkg / "sub").mkdir(parents=True)
+    files = {
+        "__init__.py": "",
+        "a.py": "from .b import thing\n",
+        "b.py": "def f():\n    from . import a\n",
+        "c.py": "from .sub._hidden import x\nfrom .b import _secret\n",
+        "sub/__init__.py": "",
+        "sub/_hidden.py": "x = 1\n",
+        "sub/ok.py": "from ._hidden import x\nfrom . import _hidden\n",
+    }
+    for name, text in files.items():
+        (pkg / name).write_text(text)
+    mods = {}
+    for p in sorted(pkg.rglob("*.py")):
+        parts = list(p.relative_to(tmp_path).with_suffix("").parts)
+        mods[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = p
+    edges, private = scan(mods)
+    assert cycles(edges) == [["edgebrain.a", "edgebrain.b"]]
+    assert sorted(private) == [("edgebrain.c", "edgebrain.b:_secret"), ("edgebrain.c", "edgebrain.sub._hidden")]
