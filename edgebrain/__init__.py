@@ -6,9 +6,8 @@
     y = sess.step(x)
 """
 
-__version__ = "0.1.0"
-
-from .errors import EdgebrainError, FormatError, InputError, ModelError  # noqa: E402
+from .errors import EdgebrainError, FormatError, InputError, ModelError
+from .version import __version__
 
 
 def load(path, **kw):

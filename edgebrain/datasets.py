@@ -176,3 +176,20 @@ def status() -> list[dict]:
         out.append({"name": name, "found": str(p) if p else None, "files": len(manifests().get(name, {})),
                     "licence": d.licence, "description": d.description, "url": d.url})
     return out
+
+
+def find_root(near: Path | None = None) -> tuple[Path | None, str]:
+    """The folder of real recordings and, when there is none, why: ``$EDGEBRAIN_DATA`` if set
+    (it must be a directory), else ``shared/datasets`` beside the folder ``near`` (default: the
+    working directory), the layout of a checkout next to the project's shared data."""
+    env = os.environ.get("EDGEBRAIN_DATA")
+    if env:
+        p = Path(env).expanduser()
+        if p.is_dir():
+            return p, ""
+        return None, f"EDGEBRAIN_DATA={env} is not a directory"
+    p = ((near or Path.cwd()).parent / "shared" / "datasets").resolve()
+    if p.is_dir():
+        return p, ""
+    return None, (f"real recordings not found: set EDGEBRAIN_DATA or provide {p} "
+                  "(see shared/datasets/README.md)")

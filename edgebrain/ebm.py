@@ -27,10 +27,11 @@ import zlib
 
 import numpy as np
 
-from . import __version__, ops
+from . import ops
 from .errors import EdgebrainError, FormatError, ModelError
 from .graph import Graph
-from .quant import check_quant
+from .qparams import check_quant, is_num
+from .version import __version__
 
 MAGIC = b"EDGEBRN\x00"
 VERSION = (1, 0)
@@ -280,15 +281,11 @@ def _parse(blob: bytes, header: dict, hlen: int, data0: int):
 # cannot reach the runtime (wrong types would crash, wrong shapes would read past buffers).
 
 
-def _is_num(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
-
-
 def _check_meta(meta) -> None:
     if not isinstance(meta, dict):
         raise FormatError(f"header field 'meta' is a {type(meta).__name__}; expected an object")
     dt = meta.get("dt")
-    if dt is not None and not (_is_num(dt) and dt > 0):
+    if dt is not None and not (is_num(dt) and dt > 0):
         raise FormatError(f"header field 'meta.dt' = {dt!r}; expected a positive number of seconds")
     for k in ("dialect", "reset"):
         if meta.get(k) is not None and not isinstance(meta[k], str):

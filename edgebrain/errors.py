@@ -45,3 +45,18 @@ class FormatError(EdgebrainError):
 
 class InputError(EdgebrainError):
     """An input array has the wrong shape, dtype or values."""
+
+
+def user_error_message(e: BaseException) -> str:
+    """The one line to show for an error the user can fix: an :class:`EdgebrainError` as it is,
+    an operating-system error (file not found, permission denied, disk full) with its file, and
+    running out of memory with what to try."""
+    if isinstance(e, EdgebrainError):
+        return str(e)
+    if isinstance(e, FileNotFoundError):
+        return f"{e.filename}: file not found"
+    if isinstance(e, OSError):
+        return f"{e.filename}: {e.strerror or e}" if e.filename else f"{e.strerror or e}"
+    if isinstance(e, MemoryError):
+        return "not enough memory for this model and input (try a smaller batch or a shorter input)"
+    return f"{type(e).__name__}: {e}"

@@ -5,7 +5,17 @@ from __future__ import annotations
 import sys
 
 
-class _NoBar:
+class _Closing:
+    """``with bar(...) as b:`` closes the bar however the block ends."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class _NoBar(_Closing):
     def update(self, n):
         pass
 
@@ -13,7 +23,7 @@ class _NoBar:
         pass
 
 
-class _Bar:
+class _Bar(_Closing):
     def __init__(self, total, label, unit):
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -30,7 +40,7 @@ class _Bar:
 
 
 def bar(total: int, label: str = "running", unit: str = "steps", enabled: bool = True):
-    """A bar with ``update(n)`` and ``close()``; a silent one when disabled or not on a terminal."""
+    """A bar with ``update(n)`` and ``close()`` (or use it in a ``with``); a silent one when disabled or not on a terminal."""
     if not enabled or not sys.stderr.isatty():
         return _NoBar()
     return _Bar(total, label, unit)

@@ -19,35 +19,17 @@ on the calibration data, and how many spikes agree with the float run.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import ops
+from .arrays import time_major
 from .errors import InputError, ModelError
+from .model import Model
+from .qparams import DECAYS, INPUT_BITS, STATE_BITS, WEIGHT_BITS, to_multiplier
 
 HEADROOM = 1.25
-
-
-def to_multiplier(M: float, bits: int = 31) -> tuple[int, int]:
-    """(m, s) with m / 2**s ≈ M, |m| < 2**bits, 0 <= s <= 62; (1, 0) when M is exactly 1."""
-    if not math.isfinite(M):
-        raise ModelError(f"multiplier {M} is not finite")
-    if M == 0:
-        return 0, 0
-    if abs(M - 1.0) < 1e-12:
-        return 1, 0
-    mant, exp = math.frexp(abs(M))  # M = mant * 2**exp, mant in [0.5, 1)
-    s = bits - exp
-    if s < 0:
-        raise ModelError(f"multiplier {M:g} is too large for a 32-bit fixed-point multiplier")
-    s = min(s, 62)
-    m = int(round(abs(M) * 2.0 ** s))
-    if m >= 2 ** bits:  # rounding carried into the next power of two
-        m //= 2
-        s -= 1
-    return (m if M > 0 else -m), s
 
 
 def _round(a) -> np.ndarray:
@@ -97,11 +79,8 @@ class QuantReport:
 
 def _as_batched(model, calib) -> np.ndarray:
     x = np.asarray(calib)
-    shape = tuple(model.input_shape)
-    if x.shape[1:] == shape:
+    if time_major(x, model.input_shape, what="calibration data", note="") is None:
         x = x[:, None]
-    if x.ndim < 2 or x.shape[2:] != shape:
-        raise InputError(f"calibration data has shape {x.shape}; expected (T, *{shape}) or (T, B, *{shape})")
     if x.dtype.kind not in "fiub":
         raise InputError(f"calibration data has dtype {x.dtype}; expected numbers")
     x = x.astype(np.float32)
@@ -161,15 +140,13 @@ def _uniform(a) -> float | None:
 def quantize(model, calib, weight_bits: int = 8, state_bits: int = 16, per_channel: bool = True,
              decay: str = "mul", dq: int = 15, input_bits: int = 8, labels=None, progress: bool = False):
     """Return (quantized model, QuantReport). ``calib``: (T, *input) or (T, B, *input) float data."""
-    from .model import Model
-
-    if weight_bits not in (4, 8, 16):
+    if weight_bits not in WEIGHT_BITS:
         raise ModelError(f"weight_bits={weight_bits}; expected 4, 8 or 16")
-    if state_bits not in (16, 32):
+    if state_bits not in STATE_BITS:
         raise ModelError(f"state_bits={state_bits}; expected 16 or 32")
-    if decay not in ("mul", "shift"):
+    if decay not in DECAYS:
         raise ModelError(f"decay='{decay}'; expected mul or shift")
-    if input_bits not in (8, 16):
+    if input_bits not in INPUT_BITS:
         raise ModelError(f"input_bits={input_bits}; expected 8 or 16")
     g = model.graph
     xs = _as_batched(model, calib)
@@ -394,112 +371,3 @@ def _evaluate(fmodel, qmodel, xs, reports, labels, progress=False) -> QuantRepor
         out.float_accuracy = float(np.mean(np.argmax(fo1.sum(0).reshape(xs.shape[1], -1), -1) == lab))
         out.int_accuracy = float(np.mean(np.argmax(qo1.sum(0).reshape(xs.shape[1], -1), -1) == lab))
     return out
-
-
-# ---------------------------------------------------------------------- checking stored parameters
-
-def _is_num(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-_NEURON_INT = ("beta_m", "gmem_m", "gmem_s", "bias")
-
-
-def check_quant(g, quant) -> None:
-    """Check fixed-point parameters read from a file against the graph (types, shapes, ranges),
-    so that a damaged or hand-made file cannot make the kernels read outside their buffers."""
-    def bad(msg):
-        raise ModelError(msg)
-
-    if not isinstance(quant, dict):
-        bad(f"header field 'quant' is a {type(quant).__name__}; expected an object")
-    for k, allowed in (("weight_bits", (4, 8, 16)), ("state_bits", (16, 32))):
-        if quant.get(k) not in allowed or isinstance(quant.get(k), bool):
-            bad(f"'{k}' = {quant.get(k)!r}; expected one of {allowed}")
-    nodes, scales = quant.get("nodes"), quant.get("scales", {})
-    if not isinstance(nodes, dict) or not isinstance(scales, dict):
-        bad("'nodes' and 'scales' must be objects")
-    for n, v in scales.items():
-        if n not in g.nodes or not (_is_num(v) and v > 0):
-            bad(f"'scales.{n}' = {v!r}; expected a positive number for a node of the graph")
-    for n, q in nodes.items():
-        if n not in g.nodes:
-            bad(f"node '{n}' is not in the graph")
-    for n in g.outputs:
-        if n not in scales:
-            bad(f"'scales' has no entry for output node '{n}'")
-    for name in g.order:
-        op = g.nodes[name]
-        q = nodes.get(name)
-        where = f"node '{name}' ({op.kind})"
-
-        def need(key, kind, shape=None, optional=False):
-            if key not in q:
-                if optional:
-                    return
-                bad(f"{where}: field '{key}' is missing")
-            v = q[key]
-            if kind == "num":
-                if not _is_num(v):
-                    bad(f"{where}: field '{key}' = {v!r}; expected a finite number")
-            elif kind == "pos":
-                if not (_is_num(v) and v > 0):
-                    bad(f"{where}: field '{key}' = {v!r}; expected a positive number")
-            elif kind == "int":
-                if not (isinstance(v, int) and not isinstance(v, bool) and -2 ** 31 <= v < 2 ** 31):
-                    bad(f"{where}: field '{key}' = {v!r}; expected a 32-bit integer")
-            elif kind == "bool":
-                if not isinstance(v, bool):
-                    bad(f"{where}: field '{key}' = {v!r}; expected true or false")
-            elif kind == "str":
-                if v not in ("mul", "shift"):
-                    bad(f"{where}: field '{key}' = {v!r}; expected 'mul' or 'shift'")
-            else:  # integer array, of exactly `shape` or broadcasting to it
-                a = v if isinstance(v, np.ndarray) else None
-                if a is None or a.dtype.kind not in "iu":
-                    bad(f"{where}: field '{key}' is {type(v).__name__}; expected an integer array")
-                exact = kind == "iarr"
-                try:
-                    ok = a.shape == tuple(shape) if exact else np.broadcast_shapes(a.shape, shape) == tuple(shape)
-                except ValueError:
-                    ok = False
-                if not ok:
-                    bad(f"{where}: field '{key}' has shape {a.shape}; expected "
-                        f"{tuple(shape) if exact else f'a shape that broadcasts to {tuple(shape)}'}")
-
-        needs_q = isinstance(op, (ops.Input, ops.Affine, ops.Conv1d, ops.Conv2d, ops.SumPool2d, ops.Scale,
-                                  ops.Threshold, ops.Neuron))
-        if not needs_q:
-            continue
-        if not isinstance(q, dict):
-            bad(f"{where}: entry is missing or not an object")
-        if isinstance(op, ops.Input):
-            need("scale", "pos")
-            need("lo", "int")
-            need("hi", "int")
-        elif isinstance(op, (ops.Affine, ops.Conv1d, ops.Conv2d)):
-            co = (op.weight.shape[0],)
-            need("w", "iarr", op.weight.shape)
-            need("b", "iarr", co, optional=True)
-            need("rq_m", "iarr", co)
-            need("rq_s", "iarr", co)
-            need("identity", "bool")
-            need("wide", "bool")
-        elif isinstance(op, ops.SumPool2d):
-            need("m", "int")
-            need("s", "int")
-        elif isinstance(op, ops.Scale):
-            need("m", "iarr", op.scale.shape)
-            need("s", "iarr", op.scale.shape)
-        elif isinstance(op, ops.Threshold):
-            need("th", "iarr", op.threshold.shape)
-        else:
-            shape = g.in_shapes[name]
-            need("s_v", "pos")
-            need("dq", "int")
-            need("decay", "str")
-            for k in _NEURON_INT + (("thr", "v_reset") if op.spiking else ()) + (
-                    ("alpha_m", "gsyn_m", "gsyn_s") if op.cuba else ()):
-                need(k, "barr", shape)
-            if op.cuba:
-                need("s_i", "pos")

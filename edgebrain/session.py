@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .arrays import time_major
 from .errors import InputError
 from .kernels import engine as E
 from .progress import bar as progress_bar
@@ -194,13 +195,7 @@ class Session:
         """
         p = self.program
         xs = _as_array(xs)
-        if xs.ndim >= 1 and xs.shape[1:] == self._unbatched_shape and self.batch == 1:
-            batched = False
-        elif xs.shape[1:] == self._batched_shape:
-            batched = True
-        else:
-            raise InputError(f"input sequence has shape {xs.shape}; expected (T, *{self._unbatched_shape})"
-                             f" or (T, {self.batch}, *{self._unbatched_shape}) (time-major)")
+        batched = time_major(xs, self._unbatched_shape, batch=self.batch, what="input sequence") is not None
         xs = np.ascontiguousarray(_to_f32(xs))
         if not np.isfinite(xs).all():
             bad = np.argwhere(~np.isfinite(xs))[0]
@@ -308,6 +303,26 @@ class Session:
         return a
 
     spikes = output_of
+
+    @property
+    def spiking_nodes(self) -> list[str]:
+        """Names of the nodes whose output is spikes (spiking neurons, Threshold), in execution order."""
+        p = self.program
+        return list(dict.fromkeys(n for n in p.instr_node if n in p.spiking))
+
+    @property
+    def output_size(self) -> int:
+        """Values per batch element and step of all outputs together (in the graph's output order)."""
+        return int(self.program.n_out)
+
+    def output_buffer(self, name: str) -> np.ndarray:
+        """Node ``name``'s output as stored, shape (B, n): a live view that every step rewrites in
+        place (no copy, no dequantization: integers in int mode, so spike counts for spiking
+        nodes in both precisions). For monitors that read a node after each ``step``."""
+        reg = self.program.out_regions.get(name)
+        if reg is None:
+            raise InputError(f"no node named '{name}'")
+        return self.act[:, reg.off:reg.off + reg.n]
 
     def v(self, name: str) -> np.ndarray:
         """Membrane potential of a neuron node (dequantized in int mode), shape (B, *shape)."""

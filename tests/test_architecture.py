@@ -4,7 +4,8 @@
 * no module imports another module's private name (one with a leading underscore), and a
   private module (``_kernels.py``) is imported only from inside its own folder;
 * no module of ``edgebrain/`` is over 700 lines, and ``cli.py`` is under 400;
-* the layers import downwards only: see ``LAYERS``.
+* the layers import downwards only (``LAYERS``), and the stream's stages do not import each other
+  (``STAGES``): docs/architecture.md draws the same picture.
 
 The imports are read with :mod:`ast` (nothing is imported or run), so a lazy import inside a
 function counts like one at the top of the file.
@@ -20,6 +21,33 @@ from tests.conftest import REPO
 PKG = REPO / "edgebrain"
 MAX_LINES = 700
 MAX_CLI_LINES = 400
+
+
+#: bottom to top; a module may import modules of its own layer or below (longest prefix wins).
+#: The package's own ``__init__`` (the facade ``edgebrain.load`` etc.) stands outside the layers.
+LAYERS = [
+    ["edgebrain.errors", "edgebrain.options", "edgebrain.progress", "edgebrain.version"],
+    ["edgebrain.kernels"],
+    ["edgebrain.ops"],
+    ["edgebrain.qparams", "edgebrain.graph", "edgebrain.dialects", "edgebrain.arrays", "edgebrain.card"],
+    ["edgebrain.nir_io", "edgebrain.program"],
+    ["edgebrain.session"],
+    ["edgebrain.ebm"],
+    ["edgebrain.zoo"],
+    ["edgebrain.model"],
+    ["edgebrain.quant"],
+    ["edgebrain.metrics", "edgebrain.datasets", "edgebrain.synthetic", "edgebrain.devices"],
+    ["edgebrain.energy"],
+    ["edgebrain.stream.base", "edgebrain.stream.registry"],
+    ["edgebrain.stream.links", "edgebrain.stream.resample", "edgebrain.stream.reuse", "edgebrain.stream.prefetch"],
+    ["edgebrain.stream.sources", "edgebrain.stream.encoders", "edgebrain.stream.decoders", "edgebrain.stream.sinks"],
+    ["edgebrain.stream.pipeline", "edgebrain.stream.recording", "edgebrain.stream"],
+    ["edgebrain.report"],
+    ["edgebrain.apps"],
+    ["edgebrain.cli", "edgebrain.__main__"],
+]
+#: the pipeline's stages: none imports another (they meet in stream/pipeline.py)
+STAGES = ["edgebrain.stream.sources", "edgebrain.stream.encoders", "edgebrain.stream.decoders", "edgebrain.stream.sinks"]
 
 
 def _module_name(path: Path) -> str:
@@ -83,48 +111,27 @@ def scan(modules: dict[str, Path] | None = None):
     return edges, private
 
 
+def _reachable(edges: dict[str, set[str]], start: str) -> set[str]:
+    """Modules reached from ``start`` in one or more imports."""
+    seen: set[str] = set()
+    todo = list(edges[start])
+    while todo:
+        m = todo.pop()
+        if m not in seen:
+            seen.add(m)
+            todo.extend(edges[m])
+    return seen
+
+
 def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
-    """The strongly connected components of more than one module (Tarjan, iterative)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    on_stack: set[str] = set()
-    stack: list[str] = []
-    found: list[list[str]] = []
-    counter = 0
-    for root in sorted(edges):
-        if root in index:
-            continue
-        work = [(root, iter(sorted(edges[root])))]
-        index[root] = low[root] = counter
-        counter += 1
-        stack.append(root)
-        on_stack.add(root)
-        while work:
-            v, it = work[-1]
-            for w in it:
-                if w not in index:
-                    index[w] = low[w] = counter
-                    counter += 1
-                    stack.append(w)
-                    on_stack.add(w)
-                    work.append((w, iter(sorted(edges[w]))))
-                    break
-                if w in on_stack:
-                    low[v] = min(low[v], index[w])
-            else:
-                work.pop()
-                if work:
-                    low[work[-1][0]] = min(low[work[-1][0]], low[v])
-                if low[v] == index[v]:
-                    comp = []
-                    while True:
-                        w = stack.pop()
-                        on_stack.discard(w)
-                        comp.append(w)
-                        if w == v:
-                            break
-                    if len(comp) > 1:
-                        found.append(sorted(comp))
+    """The groups of modules that import each other, directly or not (each sorted)."""
+    reach = {m: _reachable(edges, m) for m in edges}
+    found, placed = [], set()
+    for m in sorted(edges):
+        if m not in placed and m in reach[m]:
+            group = sorted(x for x in reach[m] if m in reach[x])
+            found.append(group)
+            placed.update(group)
     return found
 
 
@@ -142,6 +149,31 @@ def test_module_sizes():
     too_long = {m: n for m, p in _modules().items() if (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert too_long == {}, f"modules over {MAX_LINES} lines"
     assert len((PKG / "cli.py").read_text().splitlines()) < MAX_CLI_LINES
+
+
+def _within(module: str, prefix: str) -> bool:
+    return module == prefix or module.startswith(prefix + ".")
+
+
+def layer_of(module: str) -> int | None:
+    best, level = "", None
+    for k, names in enumerate(LAYERS):
+        for prefix in names:
+            if _within(module, prefix) and len(prefix) > len(best):
+                best, level = prefix, k
+    return level
+
+
+def test_layers_import_downwards_only():
+    edges, _ = scan()
+    unplaced = sorted(m for m in edges if m != "edgebrain" and layer_of(m) is None)
+    assert unplaced == [], "modules not placed in LAYERS (add them, and to docs/architecture.md)"
+    upward = sorted((a, b) for a, deps in edges.items() if a != "edgebrain" for b in deps
+                    if b != "edgebrain" and layer_of(b) > layer_of(a))
+    assert upward == [], "imports of a higher layer (importer, imported)"
+    crossing = sorted((a, b) for a, deps in edges.items() for b in deps
+                      for sa in STAGES if _within(a, sa) for sb in STAGES if sb != sa and _within(b, sb))
+    assert crossing == [], "a stream stage imports another stage"
 
 
 def test_checker_finds_what_it_should(tmp_path):
@@ -166,3 +198,12 @@ def test_checker_finds_what_it_should(tmp_path):
     edges, private = scan(mods)
     assert cycles(edges) == [["edgebrain.a", "edgebrain.b"]]
     assert sorted(private) == [("edgebrain.c", "edgebrain.b:_secret"), ("edgebrain.c", "edgebrain.sub._hidden")]
+
+
+def test_layer_lookup():
+    """Longest prefix wins: a module deep in a folder takes its folder's layer."""
+    assert layer_of("edgebrain.kernels.dense") == layer_of("edgebrain.kernels") < layer_of("edgebrain.program")
+    assert layer_of("edgebrain.stream.sources.events.aedat4") == layer_of("edgebrain.stream.encoders.binning")
+    assert layer_of("edgebrain.stream.base") < layer_of("edgebrain.stream.sources.imu") < layer_of("edgebrain.stream")
+    assert layer_of("edgebrain.stream.pipeline") < layer_of("edgebrain.apps.demo.recorded") < layer_of("edgebrain.cli")
+    assert layer_of("numpy") is None

@@ -46,6 +46,26 @@ def test_step_equals_run_and_snapshot_restore_reset():
     np.testing.assert_array_equal(np.array([s.step(x).copy() for x in xs[:60]]), stepped)
 
 
+@pytest.mark.parametrize("precision", ["float", "int"])
+def test_monitoring_a_session_through_its_public_views(precision):
+    """spiking_nodes / output_buffer / output_size: what a stream pipeline reads after each step."""
+    from edgebrain.quant import quantize
+
+    model, _ = snn_mlp(seed=5, scale=3.0)
+    xs = np.random.default_rng(6).standard_normal((50, 6)).astype(np.float32)
+    if precision == "int":
+        model, _ = quantize(model, xs[:, None])
+    s = model.session(precision)
+    assert s.spiking_nodes == ["lif1", "lif2"] and s.output_size == 5
+    view = s.output_buffer("lif1")
+    _, rec = model.session(precision).run(xs, record=["lif1"])
+    for t, x in enumerate(xs):
+        s.step(x)
+        np.testing.assert_array_equal(view[0], rec["spikes/lif1"][t])  # spike counts, live, both precisions
+    with pytest.raises(InputError, match="no node named 'nope'"):
+        s.output_buffer("nope")
+
+
 def test_batch_equals_separate_runs():
     model, _ = snn_mlp(seed=7, scale=3.0)
     xs = np.random.default_rng(8).standard_normal((80, 3, 6)).astype(np.float32)

@@ -9,17 +9,8 @@ import edgebrain
 from edgebrain import ops
 from edgebrain.graph import Graph
 from edgebrain.model import Model
-from edgebrain.quant import quantize, to_multiplier
+from edgebrain.quant import quantize
 from tests._build import snn_mlp
-
-
-@pytest.mark.parametrize("M", [1.0, 0.5, 3.7e-5, 0.999999, 123.456, 1e-9, -0.25, 2.0 ** 20 + 0.5])
-def test_to_multiplier_is_accurate(M):
-    m, s = to_multiplier(M)
-    assert 0 <= s <= 62 and abs(m) < 2 ** 31
-    assert m / 2 ** s == pytest.approx(M, rel=2 ** -29)
-    if M == 1.0:
-        assert (m, s) == (1, 0)
 
 
 def _calib(seed, T=200, B=16, n=6, scale=2.0):

@@ -31,7 +31,10 @@ sys.path.insert(0, str(REPO))
 from edgebrain import devices as D
 from edgebrain import metrics as M
 from edgebrain import zoo
-from edgebrain.energy.profile import estimate_for, source_workload
+from edgebrain.apps.fit import decision_window, fit
+from edgebrain.apps.profile import source_workload
+from edgebrain.energy.estimate import estimate_for
+from edgebrain.energy.units import fmt_j, fmt_s
 from edgebrain.model import Model
 
 DEFAULT_RECORDING = "imu/sp-sw-har/s16/s16_01_sw.csv"
@@ -49,20 +52,6 @@ def default_recording() -> Path | None:
     root = Path(env) if env else (REPO.parent / "shared" / "datasets")
     p = root / DEFAULT_RECORDING
     return p if p.is_file() else None
-
-
-def fmt_j(x: float) -> str:
-    for unit, f in (("J", 1.0), ("mJ", 1e-3), ("µJ", 1e-6), ("nJ", 1e-9), ("pJ", 1e-12)):
-        if abs(x) >= f:
-            return f"{x / f:.3g} {unit}"
-    return f"{x:.3g} J"
-
-
-def fmt_s(x: float) -> str:
-    for unit, f in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
-        if abs(x) >= f:
-            return f"{x / f:.3g} {unit}"
-    return f"{x * 1e9:.3g} ns"
 
 
 def verdict(r: dict) -> str:
@@ -94,7 +83,7 @@ def main(argv=None) -> int:
         wl = source_workload(model, str(rec), precision)
         typical[precision] = (M.count_ops(model, wl.xs, precision), wl.steps_per_inference, wl.info)
 
-    win = D.decision_window(model)
+    win = decision_window(model)
     rate = (model.graph.meta.get("stream") or {}).get("rate")
     out = []
     head = ["device", "precision", "fits", "latency / step (worst case)", "energy / step (worst case)"]
@@ -104,14 +93,14 @@ def main(argv=None) -> int:
     out.append("| " + " | ".join(head) + " |")
     out.append("|" + "---|" * len(head))
     for d in devs:
-        r = D.fit(model, d)
+        r = fit(model, d)
         p = r["precision"]
-        row = [f"`{d.name}`", p, verdict(r), fmt_s(r["latency_s"]), fmt_j(r["energy"]["per_step_j"])]
+        row = [f"`{d.name}`", p, verdict(r), fmt_s(r["latency_s"]), fmt_j(r["energy"]["per_step_j"], "pJ")]
         if typical:
             counts, spd, _ = typical[p]
             e = estimate_for(model, counts, d, p, spd)
-            row += [fmt_s(e["latency_per_step_s"]), fmt_j(e["per_step_j"]), fmt_j(e["per_inference_j"]),
-                    fmt_j(e["device_per_inference_j"])]
+            row += [fmt_s(e["latency_per_step_s"]), fmt_j(e["per_step_j"], "pJ"), fmt_j(e["per_inference_j"], "pJ"),
+                    fmt_j(e["device_per_inference_j"], "pJ")]
         out.append("| " + " | ".join(row) + " |")
 
     print(f"Model `{name}` ({model.summary()['totals'].get('params', M.metrics(model)['parameter_count'])} "

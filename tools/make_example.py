@@ -18,7 +18,7 @@ from snntorch import surrogate
 from snntorch import utils as sutils
 from snntorch.export_nir import export_to_nir
 
-from edgebrain.demo import synthetic_motion
+from edgebrain.synthetic import synthetic_motion
 
 
 class Net(torch.nn.Module):

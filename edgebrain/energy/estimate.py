@@ -201,6 +201,45 @@ def latency(counts: dict, device) -> tuple[float, list]:
     return t, text
 
 
+def estimate_for(model, counts: dict, dev, precision: str, steps_per_inference: float) -> dict:
+    """The analytical estimate of one inference on ``dev`` (a :class:`edgebrain.devices.Device`) from
+    per-sample ``counts`` over ``counts["steps"]`` timesteps, an inference being
+    ``steps_per_inference`` timesteps: the energy and its breakdown, the latency, the device-level
+    energy at active power, and the assumptions in words (what ``edgebrain profile`` reports)."""
+    from .. import metrics as M
+
+    fp = M.footprint(model, precision)
+    est = estimate(counts, dev, time_s=None, static=None, footprint_bytes=fp["param_bytes"] + fp["state_bytes"])
+    steps = max(int(counts["steps"]), 1)
+    scale = steps_per_inference / steps
+    t_step, lat_text = latency(counts, dev)
+    active = float(dev.data["power"]["active_w"])
+    idle = float(dev.data["power"]["idle_w"])
+    per_inf = est.total_j * scale
+    assumptions = list(est.assumptions) + lat_text + [
+        f"device-level energy per inference = active power {active:g} W × estimated latency × "
+        f"{steps_per_inference:.4g} steps" + (" (active power estimated)" if dev.estimated("power.active_w") else ""),
+    ] + [f"operation counts: {a}" for a in counts.get("assumed", [])]
+    if precision == "float" and dev.data["cpu"]["fpu"] == "none":
+        assumptions.append("float precision on a device without FPU: software floating point costs many instructions "
+                           "per operation; the fp32 energies per operation understate it (quantize the model)")
+    if scale != 1.0:
+        assumptions.append(f"counted over {steps} steps of input; per inference = per step × "
+                           f"{steps_per_inference:.4g} steps")
+    return {
+        "label": "analytical estimate", "device": dev.name, "precision": precision,
+        "per_inference_j": per_inf, "per_step_j": est.total_j / steps,
+        "breakdown_per_inference_j": {k: v * scale for k, v in est.breakdown_j.items()},
+        "per_op_pj": est.per_op_pj, "weights_in": est.weights_in,
+        "latency_per_step_s": t_step, "latency_per_inference_s": t_step * steps_per_inference,
+        "device_per_inference_j": active * t_step * steps_per_inference,
+        "idle_power_w": idle, "active_power_w": active,
+        "counts": {k: counts[k] for k in ("dense", "eff_macs", "eff_acs", "membrane_updates", "weight_bytes_read",
+                                          "state_bytes_rw", "steps")},
+        "assumptions": assumptions,
+    }
+
+
 # --------------------------------------------------------------------------- counts
 
 

@@ -39,6 +39,7 @@ from typing import Callable
 import numpy as np
 
 from .meters.base import Meter, MeterError, MeterGarbage, MeterTimeout, Sample, now
+from .units import fmt_j
 
 __all__ = ["Sampler", "Trace", "EnergyResult", "measure", "integrate_power", "energy_between"]
 
@@ -245,27 +246,17 @@ class EnergyResult:
         elif self.energy_per_inference_j is None:
             lines.append("no complete inference was measured")
         else:
-            lines.append(f"energy/inference {_fmt_j(self.energy_per_inference_j)} ± "
-                         f"{_fmt_j(self.energy_per_inference_uncertainty_j)} (mean power {self.mean_power_w:.3f} W)")
+            lines.append(f"energy/inference {fmt_j(self.energy_per_inference_j)} ± "
+                         f"{fmt_j(self.energy_per_inference_uncertainty_j)} (mean power {self.mean_power_w:.3f} W)")
             if self.dynamic_per_inference_j is not None:
-                lines.append(f"above idle       {_fmt_j(self.dynamic_per_inference_j)} ± "
-                             f"{_fmt_j(self.dynamic_per_inference_uncertainty_j)} (idle {self.baseline_power_w:.3f} W)")
+                lines.append(f"above idle       {fmt_j(self.dynamic_per_inference_j)} ± "
+                             f"{fmt_j(self.dynamic_per_inference_uncertainty_j)} (idle {self.baseline_power_w:.3f} W)")
         if self.partial:
             lines.append(f"PARTIAL: {self.partial_reason}")
         if self.too_short:
             lines.append(f"TOO SHORT: {self.too_short_reason}")
         lines.extend(self.notes)
         return "\n".join(lines)
-
-
-def _fmt_j(x: float | None) -> str:
-    if x is None or not math.isfinite(x):
-        return "?"
-    a = abs(x)
-    for unit, f in (("J", 1.0), ("mJ", 1e-3), ("µJ", 1e-6), ("nJ", 1e-9)):
-        if a >= f or unit == "nJ":
-            return f"{x / f:.3g} {unit}"
-    return f"{x:g} J"
 
 
 def _clean(x):

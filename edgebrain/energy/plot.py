@@ -12,6 +12,7 @@ and its title says it is an estimate.
 from __future__ import annotations
 
 from ..errors import InputError
+from .units import fmt_j
 
 #: at most this many window spans are drawn; closer windows are merged (back-to-back calls)
 MAX_SPANS = 400
@@ -61,10 +62,9 @@ def _si_power(values) -> tuple[float, str]:
 
 
 def plot_profile(result: dict, path: str) -> dict:
-    """Write the timeline of a :func:`edgebrain.energy.profile.profile` result to ``path`` (PNG).
+    """Write the timeline of a :func:`edgebrain.apps.profile.profile` result to ``path`` (PNG).
     Returns ``{"path", "width", "height", "estimate"}``."""
     plt = require_matplotlib()
-    from .measure import _fmt_j
 
     m = result["measured"]
     win = m.get("windows") or {}
@@ -86,11 +86,11 @@ def plot_profile(result: dict, path: str) -> dict:
         e = result["estimate"]
         if estimate:
             title = (f"ESTIMATE (no sensor): {result['model']} on {e['device']} — estimated dynamic power per "
-                     f"inference window, {_fmt_j(e['per_inference_j'])}/inference (analytical)")
+                     f"inference window, {fmt_j(e['per_inference_j'])}/inference (analytical)")
         else:
             title = (f"measured: {result['model']} with {result['meter']['name']} — "
-                     f"{_fmt_j(m.get('energy_per_inference_j'))} ± {_fmt_j(m.get('energy_per_inference_uncertainty_j'))}"
-                     f"/inference (estimate for {e['device']}: {_fmt_j(e['per_inference_j'])})")
+                     f"{fmt_j(m.get('energy_per_inference_j'))} ± {fmt_j(m.get('energy_per_inference_uncertainty_j'))}"
+                     f"/inference (estimate for {e['device']}: {fmt_j(e['per_inference_j'])})")
             flags = [f for f in ("partial", "too_short") if m.get(f)]
             if flags:
                 title += "  [" + ", ".join(f.upper().replace("_", " ") for f in flags) + "]"

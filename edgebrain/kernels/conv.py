@@ -12,6 +12,7 @@ from numba import njit
 
 from .dense import DENSE_ABOVE
 from .fixed import INT32_MAX, INT32_MIN, mulshift_sat32, sat
+from .layout import CONV_DIM_NAMES, OP_CONV
 
 
 @njit(cache=True)
@@ -106,3 +107,41 @@ def conv2d_int(x, w, b, y, dims, acc, rq_m, rq_s, identity):
                 y[co * hw + k] = sat(a, INT32_MIN, INT32_MAX)
             else:
                 y[co * hw + k] = mulshift_sat32(a, np.int64(rq_m[co]), rq_s[co])  # exact for any int64 acc
+
+
+# ---------------------------------------------------------------------- lowering
+# How a Conv1d / Conv2d node becomes an instruction (called by edgebrain.program.build with
+# its Builder; the row's columns are named in layout.py).
+
+
+def lower_conv(b, name, op, q, inp, out):
+    """One OP_CONV row; a Conv1d is laid out as a Conv2d with H = 1 (weights (Co, C/groups, 1, K))."""
+    ish, osh = b.graph.in_shapes[name], b.graph.out_shapes[name]
+    if op.kind == "Conv1d":
+        C, H, W = ish[0], 1, ish[1]
+        Co, Ho, Wo = osh[0], 1, osh[1]
+        kh, kw = 1, op.weight.shape[2]
+        sh, sw, dh, dw = 1, op.stride, 1, op.dilation
+        pt, pl = 0, op.padding[0]
+        wshape = (Co, C // op.groups, 1, kw)
+    else:
+        C, H, W = ish
+        Co, Ho, Wo = osh
+        kh, kw = op.weight.shape[2:]
+        (sh, sw), (dh, dw) = op.stride, op.dilation
+        pt, pl = op.padding[0], op.padding[2]
+        wshape = op.weight.shape
+    dims = dict(zip(CONV_DIM_NAMES, (C, H, W, Co, kh, kw, sh, sw, pt, pl, dh, dw, op.groups, Ho, Wo)))
+    b.need_scratch(acc=out.n)
+    if b.is_int:
+        w_off = b.wbuf.add(np.asarray(q["w"]).reshape(wshape))
+        b.emit(name, OP_CONV, inp, out, **dims, w_off=w_off, b_off=b.ipar.add(q["b"]),
+               rq_m_off=b.ipar.add(q["rq_m"]), rq_s_off=b.ipar.add(q["rq_s"]), identity=q["identity"],
+               wide=q["wide"])
+    else:
+        b.emit(name, OP_CONV, inp, out, **dims, w_off=b.fpar.add(op.weight.reshape(wshape)),
+               b_off=b.fpar.add(op.bias))
+
+
+#: op kind -> lowering
+LOWERING = {"Conv1d": lower_conv, "Conv2d": lower_conv}

@@ -15,6 +15,7 @@ import numpy as np
 from numba import njit
 
 from .fixed import INT32_MAX, INT32_MIN, mulshift_sat32, sat
+from .layout import OP_DENSE
 
 #: fraction of nonzero inputs above which a loop over all inputs is used (convolutions; the
 #: dense kernels always add the listed nonzero rows, which costs the same once the list is
@@ -106,3 +107,28 @@ def dense_int(x, wt, b, y, idx, acc, rq_m, rq_s, identity):
     else:
         for c in range(n_out):
             y[c] = mulshift_sat32(np.int64(acc[c]), np.int64(rq_m[c]), rq_s[c])  # exact for any int64 acc
+
+
+# ---------------------------------------------------------------------- lowering
+# How an Affine / Linear node becomes an instruction (called by edgebrain.program.build with
+# its Builder; the row's columns are named in layout.py).
+
+
+def lower_dense(b, name, op, q, inp, out):
+    """One OP_DENSE row; the weights are stored transposed (n_in, n_out), as the kernels read them."""
+    n_in, n_o = op.weight.shape[1], op.weight.shape[0]
+    b.need_scratch(acc=n_o, idx=n_in)
+    head = dict(rows=inp.n // n_in, n_in=n_in, n_out=n_o)
+    if b.is_int:
+        w_off = b.wbuf.add(q["w"].T)
+        b_off = b.ipar.add(q["b"]) if "b" in q else -1
+        b.emit(name, OP_DENSE, inp, out, **head, w_off=w_off, b_off=b_off, rq_m_off=b.ipar.add(q["rq_m"]),
+               rq_s_off=b.ipar.add(q["rq_s"]), identity=q["identity"], wide=q["wide"])
+    else:
+        w_off = b.fpar.add(op.weight.T)
+        b_off = b.fpar.add(op.bias) if op.bias is not None else -1
+        b.emit(name, OP_DENSE, inp, out, **head, w_off=w_off, b_off=b_off)
+
+
+#: op kind -> lowering (Linear, a subclass of Affine, uses Affine's)
+LOWERING = {"Affine": lower_dense}

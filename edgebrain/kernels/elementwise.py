@@ -8,6 +8,7 @@ import numpy as np
 from numba import njit
 
 from .fixed import INT32_MAX, INT32_MIN, mulshift, sat
+from .layout import OP_DELAY, OP_SCALE, OP_THRESHOLD
 
 
 @njit(cache=True)
@@ -62,3 +63,37 @@ def delay(x, y, ring, steps, clock):
             y[k] = 0
         else:
             y[k] = ring[((clock - d) % depth) * n + k]
+
+
+# ---------------------------------------------------------------------- lowering
+# How Scale, Threshold and Delay nodes become instructions (called by edgebrain.program.build
+# with its Builder; the rows' columns are named in layout.py). Parameters are expanded to one
+# value per element.
+
+
+def lower_scale(b, name, op, q, inp, out):
+    shape = b.graph.in_shapes[name]
+    if b.is_int:
+        b.emit(name, OP_SCALE, inp, out, scale_off=b.ipar.add(b.expand(q["m"], shape)),
+               shift_off=b.ipar.add(b.expand(q["s"], shape)))
+    else:
+        b.emit(name, OP_SCALE, inp, out, scale_off=b.fpar.add(b.expand(op.scale, shape)))
+
+
+def lower_threshold(b, name, op, q, inp, out):
+    shape = b.graph.in_shapes[name]
+    th = b.ipar.add(b.expand(q["th"], shape)) if b.is_int else b.fpar.add(b.expand(op.threshold, shape))
+    b.emit(name, OP_THRESHOLD, inp, out, th_off=th)
+
+
+def lower_delay(b, name, op, q, inp, out):
+    """The ring holds max(steps) + 1 past inputs, in the activation buffer (so it is per batch
+    element and saved by snapshots)."""
+    steps = b.expand(op.steps, b.graph.in_shapes[name]).astype(np.int64)
+    ring_len = (int(steps.max(initial=0)) + 1) * out.n
+    ring_off = b.alloc_act(ring_len)
+    b.emit(name, OP_DELAY, inp, out, ring_off=ring_off, steps_off=b.ipar.add(steps), ring_len=ring_len)
+
+
+#: op kind -> lowering
+LOWERING = {"Scale": lower_scale, "Threshold": lower_threshold, "Delay": lower_delay}

@@ -1,7 +1,7 @@
 """The graph executor: one compiled call runs a whole model for one or many timesteps.
 
 A model is lowered (by :mod:`edgebrain.program`) to a table of instructions, one row of
-``prog`` each, over flat buffers:
+``prog`` each (its columns are named in :mod:`edgebrain.kernels.layout`), over flat buffers:
 
 * ``fpar`` float32 parameters (float mode: everything; integer mode: input/output scales),
 * ``ipar`` int32 parameters (delay lengths; integer mode: biases, thresholds, multipliers),
@@ -27,46 +27,27 @@ from numba import njit
 _engine_jit = njit(cache=True, _nrt=False)
 
 from .conv import conv2d_f32, conv2d_int
+from .layout import (
+    CONV_B, CONV_C, CONV_CO, CONV_DIMS, CONV_GROUPS, CONV_IDENTITY, CONV_KH, CONV_KW, CONV_NDIMS, CONV_RQ_M,
+    CONV_RQ_S, CONV_W, CONV_WIDE, DELAY_RING, DELAY_RING_LEN, DELAY_STEPS, DENSE_B, DENSE_IDENTITY, DENSE_N_IN,
+    DENSE_N_OUT, DENSE_ROWS, DENSE_RQ_M, DENSE_RQ_S, DENSE_W, DENSE_WIDE, IN_N, IN_OFF, INPUT_HI,
+    INPUT_INV_SCALE, INPUT_LO, NEURON_ALPHA, NEURON_BETA, NEURON_BIAS, NEURON_DQ, NEURON_FLAGS, NEURON_G_MEM,
+    NEURON_G_SYN, NEURON_GMEM_S, NEURON_GSYN_S, NEURON_HI, NEURON_LO, NEURON_MAX_SPIKES, NEURON_STATE,
+    NEURON_THR, NEURON_V_RESET, OP, OP_ADD, OP_CONV, OP_COPY, OP_DELAY, OP_DENSE, OP_INPUT, OP_NEURON,
+    OP_OUTPUT, OP_POOL, OP_SCALE, OP_THRESHOLD, OUT_N, OUT_OFF, OUTPUT_COLUMN, OUTPUT_SCALE, POOL_DIMS,
+    POOL_FACTOR, POOL_M, POOL_NDIMS, POOL_S, SCALE_SCALE, SCALE_SHIFT, THRESHOLD_TH)
 from .dense import dense_f32, dense_int
 from .elementwise import add_into, add_into_sat, copy_into, delay, scale_f32, scale_int, threshold
 from .neuron import neuron_f32, neuron_int
 from .pool import pool2d_f32, pool2d_int
-
-# opcodes
-OP_INPUT = 1
-OP_COPY = 2
-OP_ADD = 3
-OP_DENSE = 4
-OP_CONV = 5
-OP_POOL = 6
-OP_SCALE = 7
-OP_THRESHOLD = 8
-OP_NEURON = 9
-OP_DELAY = 10
-OP_OUTPUT = 11
-
-#: width of one instruction row
-WIDTH = 32
-
-# common header: [op, in_off, in_n, out_off, out_n, ...op specific...]
-# DENSE  : 5 rows, 6 n_in, 7 n_out, 8 w_off, 9 b_off(-1), 10 rq_m_off, 11 rq_s_off, 12 identity, 13 wide
-# CONV   : 5..19 dims(15), 20 w_off, 21 b_off, 22 rq_m_off, 23 rq_s_off, 24 identity, 25 wide
-# POOL   : 5..15 dims(11), 16 factor_off (fpar), 17 m, 18 s
-# SCALE  : 5 s_off (fpar, float) | m_off (ipar, int), 6 shift_off (ipar, int)
-# THRESH : 5 th_off (fpar float | ipar int)
-# NEURON : 5 state_off, 6 flags, 7 max_spikes, 8 alpha, 9 g_syn, 10 beta, 11 g_mem, 12 bias,
-#          13 thr, 14 v_reset, 15 g_syn shift, 16 g_mem shift, 17 dq, 18 lo, 19 hi
-# DELAY  : 5 ring_off (act), 6 steps_off (ipar), 7 ring_len
-# INPUT  : 5 inv_scale_off (fpar, int mode), 6 lo, 7 hi
-# OUTPUT : 5 column in the output row, 6 scale_off (fpar, int mode)
 
 
 @_engine_jit
 def _step_f32(prog, fpar, ipar, state, act, idx, clock, x, out):
     for r in range(prog.shape[0]):
         p = prog[r]
-        op = p[0]
-        i0, ni, o0, no = p[1], p[2], p[3], p[4]
+        op = p[OP]
+        i0, ni, o0, no = p[IN_OFF], p[IN_N], p[OUT_OFF], p[OUT_N]
         if op == OP_INPUT:
             for k in range(ni):
                 act[o0 + k] = x[i0 + k]
@@ -75,49 +56,51 @@ def _step_f32(prog, fpar, ipar, state, act, idx, clock, x, out):
         elif op == OP_ADD:
             add_into(act[i0:i0 + ni], act[o0:o0 + no])
         elif op == OP_DENSE:
-            rows, n_in, n_out, w0 = p[5], p[6], p[7], p[8]
+            rows, n_in, n_out, w0 = p[DENSE_ROWS], p[DENSE_N_IN], p[DENSE_N_OUT], p[DENSE_W]
             wt = fpar[w0:w0 + n_in * n_out].reshape((n_in, n_out))
-            b = fpar[p[9]:p[9] + n_out] if p[9] >= 0 else fpar[0:0]
+            b = fpar[p[DENSE_B]:p[DENSE_B] + n_out] if p[DENSE_B] >= 0 else fpar[0:0]
             for q in range(rows):
                 dense_f32(act[i0 + q * n_in:i0 + (q + 1) * n_in], wt, b,
                           act[o0 + q * n_out:o0 + (q + 1) * n_out], idx)
         elif op == OP_CONV:
-            dims = p[5:20]
-            co, ci_g, kh, kw = dims[3], dims[0] // dims[12], dims[4], dims[5]
-            w = fpar[p[20]:p[20] + co * ci_g * kh * kw].reshape((co, ci_g, kh, kw))
-            conv2d_f32(act[i0:i0 + ni], w, fpar[p[21]:p[21] + co], act[o0:o0 + no], dims)
+            dims = p[CONV_DIMS:CONV_DIMS + CONV_NDIMS]
+            co, ci_g, kh, kw = p[CONV_CO], p[CONV_C] // p[CONV_GROUPS], p[CONV_KH], p[CONV_KW]
+            w = fpar[p[CONV_W]:p[CONV_W] + co * ci_g * kh * kw].reshape((co, ci_g, kh, kw))
+            conv2d_f32(act[i0:i0 + ni], w, fpar[p[CONV_B]:p[CONV_B] + co], act[o0:o0 + no], dims)
         elif op == OP_POOL:
-            pool2d_f32(act[i0:i0 + ni], act[o0:o0 + no], p[5:16], fpar[p[16]])
+            pool2d_f32(act[i0:i0 + ni], act[o0:o0 + no], p[POOL_DIMS:POOL_DIMS + POOL_NDIMS], fpar[p[POOL_FACTOR]])
         elif op == OP_SCALE:
-            scale_f32(act[i0:i0 + ni], fpar[p[5]:p[5] + no], act[o0:o0 + no])
+            scale_f32(act[i0:i0 + ni], fpar[p[SCALE_SCALE]:p[SCALE_SCALE] + no], act[o0:o0 + no])
         elif op == OP_THRESHOLD:
-            threshold(act[i0:i0 + ni], fpar[p[5]:p[5] + no], act[o0:o0 + no])
+            threshold(act[i0:i0 + ni], fpar[p[THRESHOLD_TH]:p[THRESHOLD_TH] + no], act[o0:o0 + no])
         elif op == OP_NEURON:
-            s0 = p[5]
-            flags = p[6]
+            s0 = p[NEURON_STATE]
+            flags = p[NEURON_FLAGS]
             cuba = flags & 1
             v = state[s0:s0 + no]
             i = state[s0 + no:s0 + 2 * no] if cuba else state[0:0]
             neuron_f32(act[i0:i0 + ni], v, i, act[o0:o0 + no],
-                       fpar[p[8]:p[8] + no], fpar[p[9]:p[9] + no], fpar[p[10]:p[10] + no],
-                       fpar[p[11]:p[11] + no], fpar[p[12]:p[12] + no], fpar[p[13]:p[13] + no],
-                       fpar[p[14]:p[14] + no], flags, p[7])
+                       fpar[p[NEURON_ALPHA]:p[NEURON_ALPHA] + no], fpar[p[NEURON_G_SYN]:p[NEURON_G_SYN] + no],
+                       fpar[p[NEURON_BETA]:p[NEURON_BETA] + no], fpar[p[NEURON_G_MEM]:p[NEURON_G_MEM] + no],
+                       fpar[p[NEURON_BIAS]:p[NEURON_BIAS] + no], fpar[p[NEURON_THR]:p[NEURON_THR] + no],
+                       fpar[p[NEURON_V_RESET]:p[NEURON_V_RESET] + no], flags, p[NEURON_MAX_SPIKES])
         elif op == OP_DELAY:
-            delay(act[i0:i0 + ni], act[o0:o0 + no], act[p[5]:p[5] + p[7]], ipar[p[6]:p[6] + no], clock)
+            delay(act[i0:i0 + ni], act[o0:o0 + no], act[p[DELAY_RING]:p[DELAY_RING] + p[DELAY_RING_LEN]],
+                  ipar[p[DELAY_STEPS]:p[DELAY_STEPS] + no], clock)
         elif op == OP_OUTPUT:
             for k in range(ni):
-                out[p[5] + k] = act[i0 + k]
+                out[p[OUTPUT_COLUMN] + k] = act[i0 + k]
 
 
 @_engine_jit
 def _step_int(prog, fpar, ipar, wbuf, state, act, acc32, acc64, idx, clock, x, out, satcount):
     for r in range(prog.shape[0]):
         p = prog[r]
-        op = p[0]
-        i0, ni, o0, no = p[1], p[2], p[3], p[4]
+        op = p[OP]
+        i0, ni, o0, no = p[IN_OFF], p[IN_N], p[OUT_OFF], p[OUT_N]
         if op == OP_INPUT:
-            inv = fpar[p[5]]
-            lo, hi = p[6], p[7]
+            inv = fpar[p[INPUT_INV_SCALE]]
+            lo, hi = p[INPUT_LO], p[INPUT_HI]
             for k in range(ni):
                 # clamp before converting: x·inv may be beyond int64 (or inf in float32)
                 t = np.floor(x[i0 + k] * inv + np.float32(0.5))
@@ -131,50 +114,54 @@ def _step_int(prog, fpar, ipar, wbuf, state, act, acc32, acc64, idx, clock, x, o
         elif op == OP_ADD:
             add_into_sat(act[i0:i0 + ni], act[o0:o0 + no])
         elif op == OP_DENSE:
-            rows, n_in, n_out, w0 = p[5], p[6], p[7], p[8]
+            rows, n_in, n_out, w0 = p[DENSE_ROWS], p[DENSE_N_IN], p[DENSE_N_OUT], p[DENSE_W]
             wt = wbuf[w0:w0 + n_in * n_out].reshape((n_in, n_out))
-            b = ipar[p[9]:p[9] + n_out] if p[9] >= 0 else ipar[0:0]
-            m, s = ipar[p[10]:p[10] + n_out], ipar[p[11]:p[11] + n_out]
+            b = ipar[p[DENSE_B]:p[DENSE_B] + n_out] if p[DENSE_B] >= 0 else ipar[0:0]
+            m, s = ipar[p[DENSE_RQ_M]:p[DENSE_RQ_M] + n_out], ipar[p[DENSE_RQ_S]:p[DENSE_RQ_S] + n_out]
             for q in range(rows):
                 xin = act[i0 + q * n_in:i0 + (q + 1) * n_in]
                 y = act[o0 + q * n_out:o0 + (q + 1) * n_out]
-                if p[13]:
-                    dense_int(xin, wt, b, y, idx, acc64[:n_out], m, s, p[12])
+                if p[DENSE_WIDE]:
+                    dense_int(xin, wt, b, y, idx, acc64[:n_out], m, s, p[DENSE_IDENTITY])
                 else:
-                    dense_int(xin, wt, b, y, idx, acc32[:n_out], m, s, p[12])
+                    dense_int(xin, wt, b, y, idx, acc32[:n_out], m, s, p[DENSE_IDENTITY])
         elif op == OP_CONV:
-            dims = p[5:20]
-            co, ci_g, kh, kw = dims[3], dims[0] // dims[12], dims[4], dims[5]
-            w = wbuf[p[20]:p[20] + co * ci_g * kh * kw].reshape((co, ci_g, kh, kw))
-            b = ipar[p[21]:p[21] + co]
-            m, s = ipar[p[22]:p[22] + co], ipar[p[23]:p[23] + co]
-            if p[25]:
-                conv2d_int(act[i0:i0 + ni], w, b, act[o0:o0 + no], dims, acc64[:no], m, s, p[24])
+            dims = p[CONV_DIMS:CONV_DIMS + CONV_NDIMS]
+            co, ci_g, kh, kw = p[CONV_CO], p[CONV_C] // p[CONV_GROUPS], p[CONV_KH], p[CONV_KW]
+            w = wbuf[p[CONV_W]:p[CONV_W] + co * ci_g * kh * kw].reshape((co, ci_g, kh, kw))
+            b = ipar[p[CONV_B]:p[CONV_B] + co]
+            m, s = ipar[p[CONV_RQ_M]:p[CONV_RQ_M] + co], ipar[p[CONV_RQ_S]:p[CONV_RQ_S] + co]
+            if p[CONV_WIDE]:
+                conv2d_int(act[i0:i0 + ni], w, b, act[o0:o0 + no], dims, acc64[:no], m, s, p[CONV_IDENTITY])
             else:
-                conv2d_int(act[i0:i0 + ni], w, b, act[o0:o0 + no], dims, acc32[:no], m, s, p[24])
+                conv2d_int(act[i0:i0 + ni], w, b, act[o0:o0 + no], dims, acc32[:no], m, s, p[CONV_IDENTITY])
         elif op == OP_POOL:
-            pool2d_int(act[i0:i0 + ni], act[o0:o0 + no], p[5:16], p[17], p[18])
+            pool2d_int(act[i0:i0 + ni], act[o0:o0 + no], p[POOL_DIMS:POOL_DIMS + POOL_NDIMS], p[POOL_M], p[POOL_S])
         elif op == OP_SCALE:
-            scale_int(act[i0:i0 + ni], ipar[p[5]:p[5] + no], ipar[p[6]:p[6] + no], act[o0:o0 + no])
+            scale_int(act[i0:i0 + ni], ipar[p[SCALE_SCALE]:p[SCALE_SCALE] + no],
+                      ipar[p[SCALE_SHIFT]:p[SCALE_SHIFT] + no], act[o0:o0 + no])
         elif op == OP_THRESHOLD:
-            threshold(act[i0:i0 + ni], ipar[p[5]:p[5] + no], act[o0:o0 + no])
+            threshold(act[i0:i0 + ni], ipar[p[THRESHOLD_TH]:p[THRESHOLD_TH] + no], act[o0:o0 + no])
         elif op == OP_NEURON:
-            s0 = p[5]
-            flags = p[6]
+            s0 = p[NEURON_STATE]
+            flags = p[NEURON_FLAGS]
             cuba = flags & 1
             v = state[s0:s0 + no]
             i = state[s0 + no:s0 + 2 * no] if cuba else state[0:0]
             satcount[r] += neuron_int(act[i0:i0 + ni], v, i, act[o0:o0 + no],
-                       ipar[p[8]:p[8] + no], ipar[p[9]:p[9] + no], ipar[p[15]:p[15] + no],
-                       ipar[p[10]:p[10] + no], ipar[p[11]:p[11] + no], ipar[p[16]:p[16] + no],
-                       ipar[p[12]:p[12] + no], ipar[p[13]:p[13] + no], ipar[p[14]:p[14] + no],
-                       flags, p[7], p[17], p[18], p[19])
+                       ipar[p[NEURON_ALPHA]:p[NEURON_ALPHA] + no], ipar[p[NEURON_G_SYN]:p[NEURON_G_SYN] + no],
+                       ipar[p[NEURON_GSYN_S]:p[NEURON_GSYN_S] + no], ipar[p[NEURON_BETA]:p[NEURON_BETA] + no],
+                       ipar[p[NEURON_G_MEM]:p[NEURON_G_MEM] + no], ipar[p[NEURON_GMEM_S]:p[NEURON_GMEM_S] + no],
+                       ipar[p[NEURON_BIAS]:p[NEURON_BIAS] + no], ipar[p[NEURON_THR]:p[NEURON_THR] + no],
+                       ipar[p[NEURON_V_RESET]:p[NEURON_V_RESET] + no],
+                       flags, p[NEURON_MAX_SPIKES], p[NEURON_DQ], p[NEURON_LO], p[NEURON_HI])
         elif op == OP_DELAY:
-            delay(act[i0:i0 + ni], act[o0:o0 + no], act[p[5]:p[5] + p[7]], ipar[p[6]:p[6] + no], clock)
+            delay(act[i0:i0 + ni], act[o0:o0 + no], act[p[DELAY_RING]:p[DELAY_RING] + p[DELAY_RING_LEN]],
+                  ipar[p[DELAY_STEPS]:p[DELAY_STEPS] + no], clock)
         elif op == OP_OUTPUT:
-            sc = fpar[p[6]]
+            sc = fpar[p[OUTPUT_SCALE]]
             for k in range(ni):
-                out[p[5] + k] = np.float32(act[i0 + k]) * sc
+                out[p[OUTPUT_COLUMN] + k] = np.float32(act[i0 + k]) * sc
 
 
 @_engine_jit

@@ -10,6 +10,7 @@ import numpy as np
 from numba import njit
 
 from .fixed import mulshift, rsr, sat
+from .layout import OP_NEURON
 
 CUBA = 1
 SPIKING = 2
@@ -235,3 +236,44 @@ def neuron_int(x, v, i, out, alpha_m, gsyn_m, gsyn_s, beta_m, gmem_m, gmem_s, bi
         v[k] = vk
         out[k] = s
     return nsat
+
+
+# ---------------------------------------------------------------------- lowering
+# How a neuron node becomes an instruction (called by edgebrain.program.build with its
+# Builder; the row's columns are named in layout.py). Every parameter is expanded to one
+# value per neuron, so the kernels index them all alike.
+
+
+def lower_neuron(b, name, op, q, inp, out):
+    """One OP_NEURON row; the state (v, then i for current-based kinds) gets its own region."""
+    shape = b.graph.in_shapes[name]
+    n = out.n
+    s_off = b.alloc_neuron_state(name, shape, n, current=op.cuba)
+    flags = flags_for(op)
+    max_sp = op.max_spikes if op.multispike else 1
+    if b.is_int:
+        zeros = np.zeros(n, np.int64)
+        flags |= SHIFT_DECAY if q["decay"] == "shift" else 0
+        flags |= GSYN_IDENTITY if q.get("gsyn_identity") else 0
+        flags |= GMEM_IDENTITY if q.get("gmem_identity") else 0
+        info = np.iinfo(b.state_dtype)
+
+        def par(k):
+            return b.ipar.add(b.expand(q[k], shape) if k in q else zeros)
+
+        b.emit(name, OP_NEURON, inp, out, state_off=s_off, flags=flags, max_spikes=max_sp,
+               alpha_off=par("alpha_m"), g_syn_off=par("gsyn_m"), beta_off=par("beta_m"), g_mem_off=par("gmem_m"),
+               bias_off=par("bias"), thr_off=par("thr"), v_reset_off=par("v_reset"), gsyn_s_off=par("gsyn_s"),
+               gmem_s_off=par("gmem_s"), dq=int(q["dq"]), lo=int(info.min), hi=int(info.max))
+        b.state_scales[name] = (q["s_v"], q.get("s_i"))
+    else:
+        def par(a):
+            return b.fpar.add(b.expand(a, shape) if a is not None else np.zeros(n))
+
+        b.emit(name, OP_NEURON, inp, out, state_off=s_off, flags=flags, max_spikes=max_sp,
+               alpha_off=par(op.alpha), g_syn_off=par(op.g_syn), beta_off=par(op.beta), g_mem_off=par(op.g_mem),
+               bias_off=par(op.bias), thr_off=par(op.threshold), v_reset_off=par(op.v_reset))
+
+
+#: op kind -> lowering (every neuron kind is a subclass of Neuron)
+LOWERING = {"Neuron": lower_neuron}

@@ -8,6 +8,7 @@ import numpy as np
 from numba import njit
 
 from .fixed import INT32_MAX, INT32_MIN, mulshift_sat32, sat
+from .layout import OP_POOL, POOL_DIM_NAMES
 
 
 @njit(cache=True)
@@ -55,3 +56,22 @@ def pool2d_int(x, y, dims, m, s):
                     y3[c, oy, ox] = sat(a, INT32_MIN, INT32_MAX)
                 else:
                     y3[c, oy, ox] = mulshift_sat32(a, np.int64(m), s)  # the window sum can exceed 2^31
+
+
+# ---------------------------------------------------------------------- lowering
+# How a SumPool2d / AvgPool2d node becomes an instruction (called by edgebrain.program.build
+# with its Builder; the row's columns are named in layout.py).
+
+
+def lower_pool(b, name, op, q, inp, out):
+    """One OP_POOL row: the float factor (1/(kH·kW) for AvgPool2d) or the integer (m, s)."""
+    (C, H, W), (_, Ho, Wo) = b.graph.in_shapes[name], b.graph.out_shapes[name]
+    dims = dict(zip(POOL_DIM_NAMES, (C, H, W, *op.kernel_size, *op.stride, *op.padding, Ho, Wo)))
+    if b.is_int:
+        b.emit(name, OP_POOL, inp, out, **dims, factor_off=0, m=q["m"], s=q["s"])
+    else:
+        b.emit(name, OP_POOL, inp, out, **dims, factor_off=b.fpar.add([op.factor()]))
+
+
+#: op kind -> lowering (AvgPool2d, a subclass of SumPool2d, uses SumPool2d's)
+LOWERING = {"SumPool2d": lower_pool}

@@ -28,6 +28,7 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import InputError
+from ..options import option_value
 
 log = logging.getLogger("edgebrain.stream")
 
@@ -259,28 +260,8 @@ def parse_spec(spec: str | dict) -> tuple[str, dict]:
         k, eq, v = part.partition("=")
         if not eq or not k:
             raise InputError(f"in spec '{spec}': '{part}' is not key=value")
-        kw[k.strip()] = _value(v.strip())
+        kw[k.strip()] = option_value(v.strip())
     return name.strip(), kw
-
-
-def _value(v: str):
-    if "|" in v:
-        return [_value(x) for x in v.split("|")]
-    low = v.lower()
-    if low in ("true", "yes", "on"):
-        return True
-    if low in ("false", "no", "off"):
-        return False
-    if low in ("none", "null"):
-        return None
-    try:
-        return int(v)
-    except ValueError:
-        pass
-    try:
-        return float(v)
-    except ValueError:
-        return v
 
 
 def build(registry: dict, spec, what: str):

@@ -19,7 +19,9 @@ import time
 import numpy as np
 
 from .. import ops
-from .base import Decision, Events, Samples, Steps, now
+from ..card import StreamConfig
+from ..errors import InputError
+from .base import Decision, Events, Samples, Steps, now, parse_spec
 
 
 class Pipeline:
@@ -32,9 +34,7 @@ class Pipeline:
         self.realtime = realtime
         self.max_seconds = max_seconds
         self._stop = threading.Event()
-        prog = session.program
-        self._spiking = [n for n in prog.instr_node if n in prog.spiking]
-        self._spiking = list(dict.fromkeys(self._spiking)) if activity else []
+        self._spiking = session.spiking_nodes if activity else []
         # statistics
         self.latencies: list[float] = []
         self.decisions = 0
@@ -47,9 +47,8 @@ class Pipeline:
         self.spike_sum = {n: 0.0 for n in self._spiking}
         self.spike_n = {n: 0 for n in self._spiking}
         # raw views of the spiking nodes' outputs (spike counts, scale 1 in both precisions)
-        regs = {n: prog.out_regions[n] for n in self._spiking}
-        self._spike_views = {n: session.act[:, r.off:r.off + r.n] for n, r in regs.items()}
-        self._n_out = int(prog.n_out)
+        self._spike_views = {n: session.output_buffer(n) for n in self._spiking}
+        self._n_out = session.output_size
         self.confusion: dict = {}
 
     def stop(self) -> None:
@@ -204,19 +203,40 @@ def spiking_nodes(model) -> list[str]:
 AUDIO_FORMATS = ("wav", "flac", "mic", "pcm")
 
 
-def stream_config(model) -> dict:
-    """The stream settings a model carries (``graph.meta["stream"]``), all optional:
-    ``encoder`` and ``decoder`` specs, class ``labels``, ``rate`` (model steps per second of sensor
-    time, passed to the encoder as dt = 1/rate) and ``source_options`` (e.g. CSV columns)."""
-    return dict(model.graph.meta.get("stream") or {})
+def n_outputs(model) -> int:
+    """The number of model outputs a decoder sees per step (all output nodes, flattened)."""
+    return sum(int(np.prod(s)) for s in model.output_shapes.values())
 
 
-def default_labels(model, cfg: dict) -> list[str]:
-    labels = cfg.get("labels")
-    if labels:
-        return [str(x) for x in labels]
-    n = sum(int(np.prod(s)) for s in model.output_shapes.values())
-    return [str(k) for k in range(n)]
+def with_labels(spec, labels) -> tuple[str, dict]:
+    """A decoder spec parsed into (name, options), with the class ``labels`` added unless the
+    spec names its own."""
+    name, kw = parse_spec(spec)
+    kw.setdefault("labels", list(labels))
+    return name, kw
+
+
+def set_stream_config(model, *, encoder: str | None = None, labels: list | None = None,
+                      decoder: str | None = None, rate: float | None = None) -> StreamConfig:
+    """Store stream settings in ``model`` (``graph.meta["stream"]``, what ``edgebrain convert``
+    writes), after checking that they can be used: the encoder and decoder specs build, the class
+    names match the outputs, the rate is positive. Settings not given keep their stored values;
+    with none given the metadata is left untouched."""
+    from .registry import build_decoder, build_encoder
+
+    cfg = StreamConfig.from_meta(model.graph.meta)
+    if all(v is None for v in (encoder, labels, decoder, rate)):
+        return cfg
+    n = n_outputs(model)
+    if encoder is not None:
+        build_encoder(encoder)
+    cfg = cfg.updated(n, encoder=encoder, labels=labels, decoder=decoder)
+    if decoder is not None:
+        name, kw = with_labels(decoder, cfg.class_names(n))
+        build_decoder({"type": name, **kw})
+    cfg = cfg.updated(n, rate=rate)
+    model.graph.meta["stream"] = cfg.to_meta()
+    return cfg
 
 
 def encode_file(path, encoder, rate: float | None = None, input_shape=None, **source_options):
@@ -250,17 +270,17 @@ def build_pipeline(model, source: str, *, format: str | None = None, encoder=Non
     Encoder/decoder/labels given here override those in the model's metadata."""
     from .registry import build_encoder, open_source
 
-    cfg = stream_config(model)
-    opts = dict(cfg.get("source_options") or {})
+    cfg = StreamConfig.from_meta(model.graph.meta)
+    opts = dict(cfg.source_options or {})
     opts.update(source_options or {})
     src = open_source(source, format=format, **opts)
     try:
-        enc_spec = encoder or cfg.get("encoder") or (
+        enc_spec = encoder or cfg.encoder or (
             "bin" if src.info.kind == "events" else "audio" if src.info.format in AUDIO_FORMATS else "direct")
         enc = build_encoder(enc_spec)
-        labels = list(labels) if labels else default_labels(model, cfg)
-        dec_spec = decoder or cfg.get("decoder") or "count"
-        name, kw = _with_labels(dec_spec, labels)
+        labels = list(labels) if labels else cfg.class_names(n_outputs(model))
+        dec_spec = decoder or cfg.decoder or "count"
+        name, kw = with_labels(dec_spec, labels)
         from .base import build as _build
         from .registry import decoders
 
@@ -272,17 +292,41 @@ def build_pipeline(model, source: str, *, format: str | None = None, encoder=Non
                 k.set_context(model=name, device=socket.gethostname())
         # the model's own dt is a discretisation convention (snnTorch always writes 1e-4); the
         # sensor time one step stands for is the stream rate the model carries, if any
-        rate = cfg.get("rate")
         return Pipeline(src, enc, sess, dec, sinks, labels=labels, realtime=realtime, activity=activity,
-                        max_seconds=max_seconds, dt=(1.0 / float(rate)) if rate else None)
+                        max_seconds=max_seconds, dt=cfg.dt)
     except BaseException:
         src.close()
         raise
 
 
-def _with_labels(spec, labels):
-    from .base import parse_spec
+def run_stream(model, source: str, *, sinks=(), sink_specs=(), **options) -> dict:
+    """Stream ``source`` through ``model`` to the end (or ``max_seconds``, or Ctrl-C) into
+    ``sinks`` and the sinks built from ``sink_specs``, and return the summary (what
+    ``edgebrain stream`` does). A file of known length shows a progress bar on an interactive
+    terminal. Every sink is closed at the end, also on an error. ``options``: those of
+    :func:`build_pipeline`."""
+    from ..progress import bar
+    from .registry import build_sink
 
-    name, kw = parse_spec(spec)
-    kw.setdefault("labels", list(labels))
-    return name, kw
+    if options.get("precision") == "int" and not model.quant:
+        raise InputError("--precision int needs a quantized model (edgebrain convert --quantize ...)", file=model.path)
+    sinks = list(sinks)
+    try:
+        sinks += [build_sink(sp) for sp in sink_specs]
+        pipe = build_pipeline(model, source, sinks=sinks, **options)
+        total = pipe.source.info.n_items
+        pb = bar(total or 0, "streaming", "events" if pipe.source.info.kind == "events" else "samples",
+                 enabled=bool(total) and not pipe.source.live)
+        last = [0]
+
+        def progress(done):
+            pb.update(done - last[0])
+            last[0] = done
+
+        try:
+            return pipe.run(progress=progress)
+        finally:
+            pb.close()
+    finally:
+        for k in sinks:
+            k.close()

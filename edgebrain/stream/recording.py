@@ -60,7 +60,7 @@ def record(source: str, output: str, format: str | None = None, options: dict | 
 
             write_csv(output, chunks, info.channel_names, info.rate)
         else:
-            from .sources.audio import write_wav
+            from .sources.wav import write_wav
 
             write_wav(output, chunks, info.rate, info.channels or 1)
     finally:

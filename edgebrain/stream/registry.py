@@ -22,7 +22,7 @@ from . import base
 
 MODULES = (
     "edgebrain.stream.sources.imu",         # IMU CSV, WISDM raw, UEA .ts
-    "edgebrain.stream.sources.live",        # serial://, tcp://, udp:// (lines; format=pcm|wav|evt3|evt2|aedat4: livebin)
+    "edgebrain.stream.sources.live",        # serial://, tcp://, udp:// (lines: livelines; format=pcm|wav|evt3|...: livebin)
     "edgebrain.stream.sources.events",      # event-camera files (AEDAT, EVT, .dat, N-MNIST, .npy)
     "edgebrain.stream.encoders.binning",    # event binning encoder
     "edgebrain.stream.sources.audio",       # WAV, FLAC, mic://

@@ -163,6 +163,78 @@ class StdoutSink(RecordSink):
         super().close()
 
 
+class ConsoleSink(Sink):
+    """Decisions as readable lines on a rich console, as they happen, then the stream summary.
+
+    The default sink of ``edgebrain stream`` without ``--json``, and the demos' printer. One line
+    per decision: stream time, label, confidence, latency and, when the truth is known, the truth
+    with ✓ or ✗. ``truth`` is the truth for decisions that carry none (a recording with a single
+    label, as in the keyword and N-MNIST demos). ``layout`` picks the line: ``"stream"`` (compact,
+    "—" for no decision) or ``"demo"`` (indented, every field named, "(no decision)").
+    ``keep=True`` keeps the decisions in ``log``; ``summary=True`` prints the pipeline's summary
+    (:func:`print_stream_summary`) when the stream ends.
+    """
+
+    name = "console"
+
+    def __init__(self, console, truth=None, layout: str = "stream", keep: bool = False, summary: bool = False):
+        if layout not in ("stream", "demo"):
+            raise ValueError(f"layout {layout!r}; expected 'stream' or 'demo'")
+        self.console = console
+        self.truth = truth
+        self.layout = layout
+        self.log: list = []
+        self._keep = keep
+        self._summary = summary
+
+    def line(self, d: Decision) -> str:
+        """The text printed for decision ``d``."""
+        truth = d.truth if d.truth is not None else self.truth
+        if self.layout == "demo":
+            mark = "" if truth is None else (" ✓" if d.label == truth else " ✗")
+            lab = d.label if d.label is not None else "(no decision)"
+            lat = f"{1e3 * d.latency:6.3f} ms" if d.latency is not None else ""
+            return f"    t={d.t:7.2f} s  {lab:<13} conf {d.confidence:4.2f}  truth {str(truth):<13}{mark}  {lat}"
+        label = d.label if d.label is not None else "—"
+        mark = f"  truth {truth}" + (" ✓" if truth == d.label else " ✗") if truth is not None else ""
+        lat = f"  {1e3 * d.latency:7.3f} ms" if d.latency is not None else ""
+        return f"t={d.t:9.3f} s  {label:<14} {d.confidence:5.2f}{lat}{mark}"
+
+    def emit(self, decision: Decision) -> None:
+        if self._keep:
+            self.log.append(decision)
+        # the stream layout was always printed plain; the demo's with rich's number highlighting
+        self.console.print(self.line(decision), highlight=False if self.layout == "stream" else None)
+
+    def summary(self, summary: dict) -> None:
+        if self._summary:
+            print_stream_summary(self.console, summary)
+
+
+def print_stream_summary(console, s: dict) -> None:
+    """A pipeline's summary (:meth:`edgebrain.stream.pipeline.Pipeline.run`) on a rich console:
+    decisions, stream and wall time, latency percentiles, accuracy, input damage, spike rates."""
+    c = console
+    lat = s["latency_ms"]
+    unit = "events" if s["kind"] == "events" else "samples"
+    c.print(f"[bold]summary[/]: {s['decisions']} decisions ({s['no_decision']} without a decision) over "
+            f"{s['stream_seconds']:.2f} s of stream in {s['wall_seconds']:.2f} s "
+            f"(real-time factor {s['realtime_factor'] or 0:.1f}×, {s['throughput_per_s'] or 0:.0f} {unit}/s)")
+    if lat["n"]:
+        c.print(f"  latency from sample arrival to decision: p50 {lat['p50']:.3f} ms, p90 {lat['p90']:.3f} ms, "
+                f"p99 {lat['p99']:.3f} ms, max {lat['max']:.3f} ms")
+    if "accuracy" in s:
+        c.print(f"  accuracy against the recording's labels: {100 * s['accuracy']:.1f} % of {s['scored_decisions']}")
+    inp = s["input"]
+    c.print(f"  input: {inp['repaired']} repaired, {inp['dropped']} dropped, {inp['reconnects']} reconnects")
+    for m in inp["messages"][:5]:
+        c.print(f"    {m}")
+    if s["spike_rate"]:
+        c.print("  spike rate per step: " + ", ".join(f"{k} {v:.3f}" for k, v in s["spike_rate"].items()))
+    if s.get("interrupted"):
+        c.print("  (stopped by Ctrl-C)")
+
+
 def _open_text(path, append: bool, newline=None, what="sink"):
     if path is None or path == "":
         raise SinkError(f"{what} sink needs a path (e.g. {what}:path=out.{'csv' if what == 'csv' else 'jsonl'})")

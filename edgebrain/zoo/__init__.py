@@ -8,6 +8,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
+from .. import ebm
 from ..errors import InputError
 
 PREFIX = "zoo:"
@@ -38,12 +39,10 @@ def card_path(name: str) -> str:
 
 def entries() -> list[dict]:
     """One row per zoo model: name, title, classes, accuracy (float, int8), parameters, size."""
-    from ..model import Model
-
     rows = []
     for n in names():
-        m = Model.load(path(n))
-        card = m.graph.meta.get("card") or {}
+        graph, _ = ebm.load(path(n))  # the file's own reader: the zoo sits below Model, which resolves zoo: names
+        card = graph.meta.get("card") or {}
         acc = card.get("accuracy") or {}
         fp = card.get("footprint") or {}
         rows.append({"name": PREFIX + n, "title": card.get("title", ""), "labels": card.get("labels"),

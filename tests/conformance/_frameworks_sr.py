@@ -329,10 +329,16 @@ def run_edgebrain(model, net: Net, xs: np.ndarray) -> dict[str, np.ndarray]:
     return out
 
 
-def param_mismatches(graph, expected: dict[str, dict[str, np.ndarray]]) -> tuple[int, int, list[str]]:
+def param_mismatches(graph, expected: dict[str, dict[str, np.ndarray]],
+                     ulp_of: dict[str, str] | None = None) -> tuple[int, int, list[str]]:
     """Compare an imported graph's per-step constants with the framework's own float32 values:
-    (number of values that differ, number compared, descriptions of the differences)."""
+    (number of values that differ, number compared, descriptions of the differences).
+
+    Differences are counted in ulps of the field itself, or of another field named in ``ulp_of``
+    (e.g. ``{"g_mem": "beta"}``): a gain computed as 1 − β inherits β's rounding as an absolute
+    error (1 − β is exact in float32 for β in [0.5, 1]), so one ulp of β can be several of 1 − β."""
     bad, total, notes = 0, 0, []
+    ulp_of = ulp_of or {}
     for node, fields in expected.items():
         op = graph.nodes[node]
         for f, want in fields.items():
@@ -342,7 +348,14 @@ def param_mismatches(graph, expected: dict[str, dict[str, np.ndarray]]) -> tuple
             diff = have != want
             total += have.size
             if diff.any():
-                ulps = np.abs(have.view(np.int32).astype(np.int64) - want.view(np.int32).astype(np.int64))
+                if f in ulp_of:
+                    ref = np.broadcast_to(getattr(op, ulp_of[f]), graph.in_shapes[node]).reshape(-1)
+                    gap = np.abs(have.astype(np.float64) - want.astype(np.float64))
+                    ulps = np.ceil(gap / np.spacing(np.abs(ref).astype(np.float32)).astype(np.float64))
+                    unit = f" of {ulp_of[f]}"
+                else:
+                    ulps = np.abs(have.view(np.int32).astype(np.int64) - want.view(np.int32).astype(np.int64))
+                    unit = ""
                 bad += int(diff.sum())
-                notes.append(f"{node}.{f}: {int(diff.sum())}/{have.size} differ by up to {int(ulps.max())} ulp")
+                notes.append(f"{node}.{f}: {int(diff.sum())}/{have.size} differ by up to {int(ulps.max())} ulp{unit}")
     return bad, total, notes

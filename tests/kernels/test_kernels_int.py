@@ -22,6 +22,7 @@ from edgebrain.kernels import conv as conv_mod
 from edgebrain.kernels import dense as dense_mod
 from edgebrain.kernels import engine as E
 from edgebrain.kernels import fixed
+from edgebrain.kernels import layout as L
 from edgebrain.kernels.conv import conv2d_int
 from edgebrain.kernels.dense import dense_int
 from edgebrain.kernels.elementwise import add_into_sat, delay, scale_int, threshold
@@ -400,8 +401,7 @@ def test_delay_ring_matches_reference(data, n, T, extra_depth):
 def _quantize_with_engine(xs, inv, lo, hi):
     """The executor's OP_INPUT instruction, alone in a program."""
     n = xs.shape[0]
-    prog = np.zeros((1, E.WIDTH), np.int64)
-    prog[0, :8] = [E.OP_INPUT, 0, n, 0, n, 1, lo, hi]
+    prog = np.array([L.row(L.OP_INPUT, 0, n, 0, n, inv_scale_off=1, lo=lo, hi=hi)], np.int64)
     fpar = np.array([0.0, inv], np.float32)
     act = np.full((1, n), 99, np.int32)
     satcount = np.zeros(1, np.int64)

@@ -319,3 +319,62 @@ def test_mqtt_unreachable_broker_fails_fast():
         srv.close()
     with pytest.raises(SinkError, match="qos"):
         build_sink("mqtt:qos=3")
+
+
+# ---------------------------------------------------------------------- console
+
+
+def _console_text(sink_kw, decisions, summary=None):
+    import io
+
+    from rich.console import Console
+
+    from edgebrain.stream.sinks import ConsoleSink
+
+    buf = io.StringIO()
+    sink = ConsoleSink(Console(file=buf, width=200), **sink_kw)
+    for d in decisions:
+        sink.emit(d)
+    if summary is not None:
+        sink.summary(summary)
+    sink.close()
+    return buf.getvalue(), sink
+
+
+def test_console_sink_stream_layout():
+    text, sink = _console_text({}, DECISIONS)
+    assert text.splitlines() == [
+        "t=    0.500 s  walk            0.76    1.234 ms  truth walk ✓",
+        "t=    1.000 s  —               0.25",
+        "t=    1.500 s  still           1.00    2.000 ms",
+    ]
+    assert sink.log == []  # kept only when asked
+
+
+def test_console_sink_demo_layout_with_a_recording_truth():
+    text, sink = _console_text({"layout": "demo", "truth": "still", "keep": True}, DECISIONS)
+    assert text.splitlines() == [
+        "    t=   0.50 s  walk          conf 0.76  truth walk          ✓   1.234 ms",
+        "    t=   1.00 s  (no decision) conf 0.25  truth still         ✗  ",
+        "    t=   1.50 s  still         conf 1.00  truth still         ✓   2.000 ms",
+    ]
+    assert sink.log == DECISIONS
+    with pytest.raises(ValueError):
+        _console_text({"layout": "fancy"}, [])
+
+
+def test_console_sink_prints_the_summary_when_asked():
+    s = {"decisions": 3, "no_decision": 1, "stream_seconds": 1.5, "wall_seconds": 0.25, "realtime_factor": 6.0,
+         "throughput_per_s": 400.0, "kind": "samples", "latency_ms": {"n": 0}, "accuracy": 0.5,
+         "scored_decisions": 2, "input": {"repaired": 1, "dropped": 0, "reconnects": 0, "messages": ["gap at 3"]},
+         "spike_rate": {"lif1": 0.125}, "interrupted": True}
+    assert _console_text({}, [], s)[0] == ""
+    assert _console_text({"summary": True}, [], s)[0].splitlines() == [
+        "summary: 3 decisions (1 without a decision) over 1.50 s of stream in 0.25 s (real-time factor 6.0×, "
+        "400 samples/s)",
+        "  accuracy against the recording's labels: 50.0 % of 2",
+        "  input: 1 repaired, 0 dropped, 0 reconnects",
+        "    gap at 3",
+        "  spike rate per step: lif1 0.125",
+        "  (stopped by Ctrl-C)",
+    ]

@@ -44,7 +44,9 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from edgebrain.stream.sources.audio import Resampler, WavSource, write_wav  # noqa: E402
+from edgebrain.stream.resample import Resampler  # noqa: E402
+from edgebrain.stream.sources.audio import WavSource  # noqa: E402
+from edgebrain.stream.sources.wav import write_wav  # noqa: E402
 from edgebrain.stream.base import Samples, SourceInfo  # noqa: E402
 from edgebrain.stream.encoders.frontend import AudioFrontEnd  # noqa: E402
 

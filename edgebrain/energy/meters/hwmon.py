@@ -23,7 +23,8 @@ from .base import Meter, MeterAbsent, MeterDisconnected, MeterGarbage, MeterPerm
 DEFAULT_ROOT = "/sys/class/hwmon"
 
 
-def _read_text(path: Path) -> str:
+def read_text(path: Path) -> str:
+    """The stripped text of a small sysfs file (a number, a label); OSError as open() raises it."""
     with open(path) as f:
         return f.read().strip()
 
@@ -43,7 +44,7 @@ class Channel:
 
 def _read_number(meter: Meter, path: Path) -> float:
     try:
-        text = _read_text(path)
+        text = read_text(path)
     except PermissionError:
         raise meter.error(MeterPermission, f"permission denied reading {path}: make it readable "
                                            "(chmod, or a udev rule) or run as root") from None
@@ -69,7 +70,7 @@ def hwmon_channels(d: Path, skip=lambda label: False) -> list[Channel]:
             f = d / f"{p}{n}_label"
             if f.exists():
                 try:
-                    return _read_text(f)
+                    return read_text(f)
                 except OSError:
                     pass
         return None
@@ -119,7 +120,7 @@ class HwmonMeter(Meter):
             if not d.is_dir():
                 continue
             try:
-                dev = _read_text(d / "name")
+                dev = read_text(d / "name")
             except OSError:
                 dev = d.name
             found.append(dev)
@@ -131,7 +132,7 @@ class HwmonMeter(Meter):
             chans.extend(cs)
             if cs and (d / "update_interval").exists():
                 try:
-                    interval = max(interval or 0.0, float(_read_text(d / "update_interval")) / 1000.0)
+                    interval = max(interval or 0.0, float(read_text(d / "update_interval")) / 1000.0)
                 except (OSError, ValueError):
                     pass
         if self.want:

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import IO, Iterable
 
 from .base import Meter, MeterAbsent, MeterDisconnected, MeterError, MeterGarbage, MeterTimeout, Sample, now
-from .hwmon import Channel, _read_text, hwmon_channels
+from .hwmon import Channel, hwmon_channels, read_text
 
 DEFAULT_ROOT = "/sys/bus/i2c/drivers"
 TOTAL_RAILS = ("VDD_IN", "POM_5V_IN")
@@ -78,7 +78,7 @@ class Ina3221Meter(Meter):
                 for f in sorted(dev.glob("rail_name_*")):
                     n = f.name.rsplit("_", 1)[1]
                     try:
-                        label = _read_text(f)
+                        label = read_text(f)
                     except OSError:
                         continue
                     if _skip(label) or not (dev / f"in_power{n}_input").exists():
@@ -92,7 +92,7 @@ class Ina3221Meter(Meter):
                 chans.extend(cs)
                 if (dev / "update_interval").exists():
                     try:
-                        interval = max(interval or 0.0, float(_read_text(dev / "update_interval")) / 1000.0)
+                        interval = max(interval or 0.0, float(read_text(dev / "update_interval")) / 1000.0)
                     except (OSError, ValueError):
                         pass
             self.layout = "JetPack 5/6 (ina3221 hwmon)"

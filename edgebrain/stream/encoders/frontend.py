@@ -4,7 +4,7 @@ model timestep. Encoder name ``audio`` (spec ``"audio:filterbank=bandpass,channe
 Stages (all stateful across chunks, so that any chunking of the input gives the same output):
 
 1. **Mix and resample.** Multichannel audio is averaged to mono; if ``rate`` is given and differs
-   from the source's, a :class:`~edgebrain.stream.sources.audio.Resampler` converts it.
+   from the source's, a :class:`~edgebrain.stream.resample.Resampler` converts it.
 2. **Framing.** One frame per hop of ``hop`` samples (``hop_ms``, else the model's timestep ``dt``,
    else 10 ms). Frame k ends after sample (k+1)·hop − 1; its step time is that frame end,
    ``t0 + (k+1)·hop / rate``, and its arrival time is that of the chunk that completed it.
@@ -312,7 +312,7 @@ class AudioFrontEnd(Encoder):
         self.rate = rate
         self.resampler = None
         if src_rate and float(src_rate) != rate:
-            from ..sources.audio import Resampler
+            from ..resample import Resampler
 
             self.resampler = Resampler(float(src_rate), rate, 1)
         # output shape and channel count

@@ -25,25 +25,24 @@ Every repair is counted in ``source.stats`` and logged with the line numbers; al
 around the damage are kept. Damage that leaves nothing to read (no header where one is needed,
 no line of the expected form among the first ones, binary data, an empty file) is a
 :class:`~edgebrain.errors.FormatError` naming the file, the line and what was expected.
+
+The reading in blocks is :mod:`.imu_text`'s, the repairs are :mod:`.imu_repair`'s (the live line
+source, :mod:`.livelines`, repairs with the same policy).
 """
 
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 
 from ...errors import FormatError, InputError
-from ..base import Samples, Source, SourceInfo, now
+from ..base import SourceInfo
 from ..registry import FileFormat
-
-BLOCK = 1 << 16           # bytes read at a time
-MAX_LINE = 1 << 16        # longest line kept (longer: skipped as damage); UEA cases may be longer
-PROBE = 200               # data lines looked at to decide that a file is not of the expected form
-MAX_PENDING = 1 << 14     # samples held back waiting for the next valid value (interp/hold)
+from .imu_repair import Conditioner, Rows, invalid, runs, span, valid_bounds
+from .imu_text import (BLOCK, MAX_LINE, PROBE, Lines, TextSource, count_lines, is_number, split_fields, texts, to_float,
+                       to_time)
 
 SPSWHAR_COLUMNS = ["x_acc", "y_acc", "z_acc", "x_gyro", "y_gyro", "z_gyro", "timestamp", "label"]
 SPSWHAR_LABELS = ["SEATED", "STANDING_UP", "WALKING", "TURNING", "SITTING_DOWN"]
@@ -60,516 +59,9 @@ TIME_NAMES = ("timestamp", "timestamps", "time", "t", "ts", "time_s", "time_ms",
               "timestamp_s", "timestamp_us", "timestamp_ns", "seconds", "ms", "epoch")
 LABEL_NAMES = ("label", "labels", "activity", "class", "target", "y", "gesture")
 UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
-REPAIRS = ("skip", "hold", "interp")
 
 
-# ---------------------------------------------------------------------- reading lines in blocks
-
-
-class _Lines:
-    """The lines of a binary file in blocks of about ``block`` bytes: yields (number of the first
-    line, list of lines without their end-of-line). A line longer than ``max_line`` bytes is
-    reported to ``on_long(line_number)`` and dropped without being held in memory."""
-
-    def __init__(self, f, block: int, max_line: int, on_long, first_line: int = 1):
-        self.f, self.block, self.max_line, self.on_long = f, int(block), int(max_line), on_long
-        self.lineno = first_line
-        self.pos = f.tell()
-
-    def __iter__(self) -> Iterator[tuple[int, list]]:
-        tail, skipping = b"", False
-        while True:
-            data = self.f.read(self.block)
-            if not data:
-                if tail and not skipping:
-                    line = tail[:-1] if tail.endswith(b"\r") else tail
-                    yield self.lineno, [line]
-                    self.lineno += 1
-                elif skipping:
-                    self.lineno += 1
-                return
-            self.pos += len(data)
-            parts = (tail + data).split(b"\n")
-            tail = parts.pop()
-            if skipping:
-                if not parts:
-                    tail = b""        # still inside the over-long line
-                    continue
-                parts.pop(0)          # its end
-                self.lineno += 1
-                skipping = False
-            if len(tail) > self.max_line:
-                self.on_long(self.lineno + len(parts), len(tail))
-                tail, skipping = b"", True
-            if parts:
-                first = self.lineno
-                self.lineno += len(parts)
-                yield first, [p[:-1] if p.endswith(b"\r") else p for p in parts]
-
-
-def _runs(lines: np.ndarray) -> list[tuple[int, int, int]]:
-    """Consecutive runs in sorted line numbers: [(first, last, count)]."""
-    if len(lines) == 0:
-        return []
-    lines = np.asarray(lines, np.int64)
-    br = np.flatnonzero(np.diff(lines) > 1)
-    starts = np.concatenate(([0], br + 1))
-    ends = np.concatenate((br, [len(lines) - 1]))
-    return [(int(lines[a]), int(lines[b]), int(b - a + 1)) for a, b in zip(starts, ends)]
-
-
-def _span(a: int, b: int) -> str:
-    return f"line {a}" if a == b else f"lines {a}-{b}"
-
-
-def _to_float(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Parse an array of byte strings as float64; unparsable cells become NaN and are flagged."""
-    try:
-        return cells.astype(np.float64), np.zeros(cells.shape, bool)
-    except ValueError:
-        pass
-    flat = cells.reshape(-1)
-    out = np.empty(flat.shape, np.float64)
-    bad = np.zeros(flat.shape, bool)
-    for i, c in enumerate(flat.tolist()):
-        try:
-            out[i] = float(c)
-        except ValueError:
-            out[i] = np.nan
-            bad[i] = True
-    return out.reshape(cells.shape), bad.reshape(cells.shape)
-
-
-def _to_time(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Timestamps: int64 when every cell is a whole number (exact for ns), else float64; and the
-    mask of unusable cells (unparsable, NaN, inf)."""
-    try:
-        return cells.astype(np.int64), np.zeros(cells.shape, bool)
-    except (ValueError, OverflowError):
-        pass
-    v, bad = _to_float(cells)
-    bad |= ~np.isfinite(v)
-    return v, bad
-
-
-def _texts(cells) -> list:
-    return [c.decode("utf-8", "replace").strip() for c in cells]
-
-
-def _valid_bounds(valid, n: int, where: str):
-    """(lo, hi) arrays of n channels from None, (lo, hi), or a list of (lo, hi) per channel."""
-    lo = np.full(n, -np.inf)
-    hi = np.full(n, np.inf)
-    if valid is None:
-        return lo, hi
-    v = list(valid) if isinstance(valid, (list, tuple)) else [valid]
-    if len(v) == 2 and all(np.isscalar(x) for x in v):
-        lo[:], hi[:] = float(v[0]), float(v[1])
-    elif len(v) == n and all(isinstance(x, (list, tuple)) and len(x) == 2 for x in v):
-        lo[:] = [float(x[0]) for x in v]
-        hi[:] = [float(x[1]) for x in v]
-    else:
-        raise InputError(f"{where}: valid={valid!r}; expected lo|hi (all channels) or one (lo, hi) pair per channel")
-    if np.any(lo >= hi):
-        raise InputError(f"{where}: valid range {valid!r} is empty (lo must be below hi)")
-    return lo, hi
-
-
-# ---------------------------------------------------------------------- rows, and their repair
-
-
-@dataclass
-class _Rows:
-    """Parsed samples before repair: line numbers, time (seconds: file clock from the first
-    timestamp, or slot index / rate), values with NaN where invalid, the invalid mask, labels."""
-
-    line: np.ndarray
-    t: np.ndarray
-    vals: np.ndarray
-    bad: np.ndarray
-    labels: np.ndarray | None
-
-    def __len__(self):
-        return len(self.t)
-
-    def take(self, idx) -> "_Rows":
-        return _Rows(self.line[idx], self.t[idx], self.vals[idx], self.bad[idx],
-                     None if self.labels is None else self.labels[idx])
-
-    @staticmethod
-    def cat(parts: list) -> "_Rows":
-        parts = [p for p in parts if p is not None]
-        if len(parts) == 1:
-            return parts[0]
-        lab = None if parts[0].labels is None else np.concatenate([p.labels for p in parts])
-        return _Rows(np.concatenate([p.line for p in parts]), np.concatenate([p.t for p in parts]),
-                     np.concatenate([p.vals for p in parts]), np.concatenate([p.bad for p in parts]), lab)
-
-
-class _Conditioner:
-    """Turns parsed rows into clean samples: time checks (timestamped files) and value repairs,
-    stateful across blocks. ``push(rows)`` returns the samples ready so far; ``push(None, final=True)``
-    returns the rest."""
-
-    def __init__(self, src: "_TextSource", channels: int, rate: float | None, repair: str, timed: bool,
-                 max_gap: float | None, max_fill: int | None):
-        self.src = src
-        self.C = channels
-        self.period = 1.0 / rate if rate else None
-        self.repair = repair
-        self.timed = timed
-        self.max_gap = max_gap if max_gap is not None else (10 * self.period if self.period else np.inf)
-        self.max_fill = (int(max_fill) if max_fill is not None
-                         else int(round(10.0 / self.period)) if self.period else 0)
-        self._carry: _Rows | None = None       # last rows, kept to look ahead (timestamps)
-        self._p: float | None = None           # last accepted file time
-        self._shift = 0.0                      # stream time = file time + shift (changes when the clock steps back)
-        self._prev_label = None
-        self._pending: _Rows | None = None     # rows waiting for a later valid value (hold/interp)
-        self._last_v = np.full(channels, np.nan)   # last valid value per channel and its time
-        self._last_t = np.full(channels, np.nan)
-
-    def note(self, line: int | tuple, what: str, n: int = 1) -> None:
-        where = _span(*line) if isinstance(line, tuple) else f"line {line}"
-        self.src.stats.note("repaired", f"{self.src.path}: {where}", what, n)
-
-    # -------------------------------------------------------------- entry
-    def push(self, rows: _Rows | None, final: bool = False) -> _Rows | None:
-        if self.timed:
-            rows = self._time(rows, final)
-        elif rows is not None and len(rows) and rows.labels is not None:
-            self._prev_label = rows.labels[-1]
-        if rows is not None and len(rows):
-            self._note_bad(rows)
-        if self.repair == "skip":
-            if rows is None or not len(rows):
-                return None
-            keep = ~rows.bad.any(axis=1)
-            return rows if keep.all() else rows.take(keep)
-        return self._fill(rows, final)
-
-    def _note_bad(self, rows: _Rows) -> None:
-        badrow = rows.bad.any(axis=1) & (rows.line > 0)   # inserted gap samples are noted with the gap
-        if not badrow.any():
-            return
-        what = {"skip": "skipped", "hold": "held at the last valid value", "interp": "interpolated"}[self.repair]
-        for a, b, n in _runs(rows.line[badrow]):
-            self.note((a, b), f"{n} sample{'s' if n > 1 else ''} with invalid values (unparsable, NaN/inf, outside "
-                              f"the valid range, or cut short); {what}", n)
-
-    # -------------------------------------------------------------- timestamps
-    def _time(self, rows: _Rows | None, final: bool) -> _Rows | None:
-        rows = _Rows.cat([self._carry, rows]) if self._carry is not None else rows
-        self._carry = None
-        if rows is None or not len(rows):
-            return None
-        n = len(rows)
-        m = n if final else max(0, n - 2)
-        if not final:
-            self._carry = rows.take(slice(m, n))      # two rows of look-ahead
-        if m == 0:
-            return None
-        raw = rows.t
-        G = self.max_gap
-        p0 = raw[0] if self._p is None else self._p
-        d = raw - np.concatenate(([p0], raw[:-1]))          # the look-ahead rows too: they can tell
-        out = rows.take(slice(0, m))                          # that a row before them is out of sequence
-        if np.all((d >= 0) & (d <= G)):
-            out.t = raw[:m] + self._shift
-            self._p = float(raw[m - 1])
-            if out.labels is not None:
-                self._prev_label = out.labels[-1]
-            return out
-        t = np.empty(m)
-        keep = np.ones(m, bool)
-        inserts = []          # (before row i, times)
-        p = self._p
-        period = self.period or 0.0
-        for i in range(m):
-            ts = float(raw[i])
-            nxt = float(raw[i + 1]) if i + 1 < n else None
-            nxt2 = float(raw[i + 2]) if i + 2 < n else None
-            if self._outlier(p, ts, nxt, nxt2):
-                # this timestamp alone is wrong: its neighbours agree with each other, not with it
-                dd = ts - p
-                ln = int(rows.line[i])
-                if self.repair == "skip":
-                    keep[i] = False
-                    self.note(ln, f"timestamp out of sequence ({dd * 1e3:+.1f} ms from the previous sample, its "
-                                  "neighbours agree); line skipped")
-                else:
-                    mid = p + 0.5 * (nxt - p)
-                    t[i] = mid + self._shift
-                    p = mid
-                    self.note(ln, f"timestamp out of sequence ({dd * 1e3:+.1f} ms from the previous sample); time "
-                                  "interpolated between its neighbours")
-                continue
-            if p is None or 0 <= ts - p <= G:
-                t[i] = ts + self._shift
-                p = ts
-                continue
-            dd = ts - p
-            ln = int(rows.line[i])
-            k = int(round(dd / period)) - 1 if period else 0
-            if dd < 0 or k > self.max_fill:
-                # the clock stepped (back, or forward by more than max_fill samples) and continues from there
-                self._shift += (p - ts) + period
-                t[i] = ts + self._shift
-                p = ts
-                self.note(ln, f"timestamps {'go back' if dd < 0 else 'jump forward'} by {abs(dd):.3f} s and continue "
-                              "from there; stream time continues one period after the previous sample")
-                continue
-            # a gap, after which the timestamps continue
-            fill = self.repair != "skip" and k > 0
-            how = (f"filled with {k} {'held' if self.repair == 'hold' else 'interpolated'} samples" if fill
-                   else "times kept")
-            self.note(ln, f"gap of {dd:.3f} s in the timestamps (about {max(k, 0)} samples missing); {how}",
-                      k if fill else 1)
-            if fill:
-                inserts.append((i, p + self._shift + dd * np.arange(1, k + 1) / (k + 1)))
-            t[i] = ts + self._shift
-            p = ts
-        self._p = p
-        out.t = t
-        segs, start = [], 0
-        for i, times in inserts:
-            segs.append(out.take(np.flatnonzero(keep[start:i]) + start))
-            k = len(times)
-            lab = None
-            if out.labels is not None:
-                prev = out.labels[i - 1] if i > 0 else self._prev_label
-                lab = np.array([out.labels[i] if prev is None else prev] * k, dtype=object)
-            # inserted samples carry the negated line number of the sample after the gap
-            segs.append(_Rows(np.full(k, -out.line[i]), times, np.full((k, self.C), np.nan),
-                              np.ones((k, self.C), bool), lab))
-            start = i
-        segs.append(out.take(np.flatnonzero(keep[start:m]) + start))
-        out = _Rows.cat(segs)
-        if out.labels is not None and len(out):
-            self._prev_label = out.labels[-1]
-        return out
-
-    def _outlier(self, p, ts, nxt, nxt2) -> bool:
-        """Is ``ts`` alone out of sequence, between the accepted ``p`` and the next two timestamps?"""
-        G = self.max_gap
-        if p is None or nxt is None or not 0 <= nxt - p <= 2 * G:
-            return False                     # the next one does not agree with the previous one either
-        if ts < p:
-            return True                      # too early, and the next one continues from the previous
-        if nxt >= ts:
-            return False
-        # the next one goes back from this one: this one is late, or the next one is early
-        if nxt2 is None:
-            return ts - p > G
-        drop_this = p <= nxt <= nxt2 and nxt2 - p <= 3 * G
-        drop_next = p <= ts <= nxt2 and nxt2 - p <= 3 * G
-        if drop_this and drop_next:          # both fit: keep the more even spacing
-            return abs((nxt - p) - (nxt2 - nxt)) < abs((ts - p) - (nxt2 - ts))
-        if drop_this != drop_next:
-            return drop_this
-        return ts - p > G
-
-    # -------------------------------------------------------------- hold / interpolate
-    def _fill(self, rows: _Rows | None, final: bool) -> _Rows | None:
-        buf = _Rows.cat([self._pending, rows]) if self._pending is not None else rows
-        self._pending = None
-        if buf is None or not len(buf):
-            return None
-        n = len(buf)
-        bad = buf.bad
-        cut = n
-        if bad.any() and not final and n <= MAX_PENDING:
-            # a bad cell after a channel's last valid value waits for the next block
-            for c in np.flatnonzero(bad[-1]):
-                good = np.flatnonzero(~bad[:, c])
-                if self.repair == "hold" and (len(good) or not np.isnan(self._last_t[c])):
-                    continue                  # holding needs nothing from the future
-                cut = min(cut, int(good[-1]) + 1 if len(good) else 0)
-        if cut == 0:
-            self._pending = buf
-            return None
-        # fill from every valid value in the buffer (also those in rows that wait), emit rows [0, cut)
-        vals = buf.vals[:cut].copy()
-        for c in range(self.C):
-            b = buf.bad[:cut, c]
-            g = np.flatnonzero(~buf.bad[:, c])
-            if b.any():
-                tg, vg = buf.t[g], buf.vals[g, c]
-                has_prev = not np.isnan(self._last_t[c])
-                if has_prev:
-                    tg = np.concatenate(([self._last_t[c]], tg))
-                    vg = np.concatenate(([self._last_v[c]], vg))
-                bi = np.flatnonzero(b)
-                if len(vg) == 0:
-                    vals[bi, c] = 0.0
-                    self.note((abs(int(buf.line[bi[0]])), abs(int(buf.line[bi[-1]]))),
-                              f"channel {c} has no valid value to {self.repair} from; filled with 0", 0)
-                elif self.repair == "interp":
-                    vals[bi, c] = np.interp(buf.t[bi], tg, vg)
-                else:  # hold: the last valid value before, else the first one after
-                    pos = np.concatenate(([-1], g)) if has_prev else g
-                    k = np.searchsorted(pos, bi, side="right") - 1
-                    vals[bi, c] = vg[np.maximum(k, 0)]
-            ge = g[g < cut]
-            if len(ge):
-                self._last_v[c] = buf.vals[ge[-1], c]
-                self._last_t[c] = buf.t[ge[-1]]
-        if cut < n:
-            self._pending = buf.take(slice(cut, n))
-            buf = buf.take(slice(0, cut))
-        buf.vals = vals
-        buf.bad = np.zeros_like(buf.bad)
-        return buf
-
-
-# ---------------------------------------------------------------------- the readers
-
-
-class _TextSource(Source):
-    """A line-oriented text recording read in blocks; subclasses parse the header and the blocks."""
-
-    FORMAT = ""
-
-    def __init__(self, path, repair: str, block: int, max_line: int):
-        super().__init__()
-        self.path = str(path)
-        if repair not in REPAIRS:
-            raise InputError(f"{self.FORMAT}: repair='{repair}'; expected one of {', '.join(REPAIRS)}")
-        self.repair = repair
-        if int(block) < 256:
-            raise InputError(f"{self.FORMAT}: block={block}; expected at least 256 bytes")
-        self.max_line = int(max_line)
-        try:
-            self._f = open(self.path, "rb")
-        except FileNotFoundError:
-            raise FormatError("file not found", file=self.path) from None
-        except OSError as e:
-            raise FormatError(f"cannot read ({e.strerror})", file=self.path) from None
-        self.size = os.fstat(self._f.fileno()).st_size
-        self._lines = _Lines(self._f, block, max_line, self._on_long)
-        self._it = iter(self._lines)
-        self._pre: list = []      # blocks read ahead while reading the header
-        self._n_out = 0
-        self._started = False
-        self._cond: _Conditioner | None = None
-
-    # -------------------------------------------------------------- reading ahead
-    def _on_long(self, line: int, size: int) -> None:
-        self.stats.note("repaired", f"{self.path}: line {line}",
-                        f"line longer than {self.max_line} bytes (not of the expected form); skipped")
-
-    def _peek(self, n: int) -> list[tuple[int, bytes]]:
-        """The first ``n`` lines not yet consumed, as (number, line), reading blocks ahead as needed."""
-        have = sum(len(b[1]) for b in self._pre)
-        while have < n:
-            blk = next(self._it, None)
-            if blk is None:
-                break
-            self._pre.append(blk)
-            have += len(blk[1])
-        out = []
-        for first, lines in self._pre:
-            for k, ln in enumerate(lines):
-                if len(out) == n:
-                    return out
-                out.append((first + k, ln))
-        return out
-
-    def _drop(self, k: int) -> None:
-        """Consume the first ``k`` read-ahead lines (a header)."""
-        while k and self._pre:
-            first, lines = self._pre[0]
-            if len(lines) <= k:
-                k -= len(lines)
-                self._pre.pop(0)
-            else:
-                self._pre[0] = (first + k, lines[k:])
-                k = 0
-
-    def _blocks(self):
-        while self._pre:
-            yield self._pre.pop(0)
-        yield from self._it
-
-    def _binary_check(self, lines: list[tuple[int, bytes]], expected: str) -> None:
-        head = [(ln, text) for ln, text in lines[:50] if text.strip()]
-        nul = [ln for ln, text in head if b"\x00" in text]
-        if nul and (nul[0] == head[0][0] or len(nul) > len(head) // 4):
-            raise FormatError(f"binary data (NUL bytes); expected {expected}", file=self.path, where=f"line {nul[0]}")
-
-    @property
-    def bytes_read(self) -> int:
-        return self._lines.pos
-
-    # -------------------------------------------------------------- streaming
-    def _parse(self, first: int, lines: list) -> _Rows | None:
-        raise NotImplementedError
-
-    def _garbage(self, line_numbers, expected: str) -> None:
-        for a, b, n in _runs(line_numbers):
-            self.stats.note("repaired", f"{self.path}: {_span(a, b)}",
-                            f"{n} line{'s' if n > 1 else ''} not of the form {expected}; skipped", n)
-
-    def chunks(self) -> Iterator[Samples]:
-        if self._started:
-            raise InputError(f"{self.path}: a source can be read only once; open it again")
-        self._started = True
-        try:
-            for first, lines in self._blocks():
-                out = self._cond.push(self._parse(first, lines))
-                if out is not None and len(out):
-                    yield self._samples(out)
-            out = self._cond.push(None, final=True)
-            if out is not None and len(out):
-                yield self._samples(out)
-            if self._n_out == 0:
-                raise FormatError("no valid sample in the file"
-                                  + (f" ({self.stats.repaired} damaged lines or samples skipped)"
-                                     if self.stats.repaired else ""), file=self.path)
-        finally:
-            self.close()
-
-    def _samples(self, r: _Rows) -> Samples:
-        self._n_out += len(r)
-        return Samples(r.t.astype(np.float64), r.vals.astype(np.float32), r.labels, now())
-
-    def close(self) -> None:
-        f = getattr(self, "_f", None)
-        if f is not None and not f.closed:
-            f.close()
-
-
-def _split(line: bytes, delim: bytes | None) -> list:
-    return line.split(delim) if delim is not None else line.split()
-
-
-def _is_number(b: bytes) -> bool:
-    try:
-        float(b)
-        return True
-    except ValueError:
-        return False
-
-
-def _count_lines(path: str, limit: int = 1 << 29) -> int | None:
-    """Number of lines in a file (constant memory), or None for files above ``limit`` bytes."""
-    try:
-        if os.path.getsize(path) > limit:
-            return None
-        n, last = 0, b"\n"
-        with open(path, "rb") as f:
-            while True:
-                b = f.read(1 << 16)
-                if not b:
-                    break
-                n += b.count(b"\n")
-                last = b[-1:]
-        return n + (last != b"\n")
-    except OSError:
-        return None
-
-
-class CsvSource(_TextSource):
+class CsvSource(TextSource):
     """A CSV (or tab/semicolon/space separated) IMU recording.
 
     columns: channel columns (names or numbers; default: every column but time and label);
@@ -606,16 +98,16 @@ class CsvSource(_TextSource):
         k, hint = 0, None
         while k < len(head) and (not head[k][1].strip() or head[k][1].lstrip().startswith(b"#")):
             m = re.search(rb"rate\s*=\s*([0-9.]+)", head[k][1])
-            if m and _is_number(m.group(1)):
+            if m and is_number(m.group(1)):
                 hint = float(m.group(1))
             k += 1
         if k == len(head):
             raise FormatError("no data lines; expected a CSV header line and samples", file=self.path)
         hline, htext = head[k]
         self._delim = d = self._delimiter(delimiter, htext)
-        fields = _split(htext, d)
+        fields = split_fields(htext, d)
         if header == "auto":
-            has_header = not any(_is_number(x) for x in fields)
+            has_header = not any(is_number(x) for x in fields)
         else:
             has_header = bool(header)
         names = [x.decode("utf-8", "replace").strip().strip('"').strip("'") for x in fields] if has_header else None
@@ -667,7 +159,7 @@ class CsvSource(_TextSource):
             raise InputError("a channel column is also the time or label column", file=self.path)
         self._chans = chans
         # the first data lines must be of the expected form, with numbers where numbers belong
-        rowsf = [(ln, _split(t, d)) for ln, t in data[:PROBE]]
+        rowsf = [(ln, split_fields(t, d)) for ln, t in data[:PROBE]]
         good = [(ln, f) for ln, f in rowsf if len(f) == ncols]
         if not good:
             if not rowsf:
@@ -677,7 +169,7 @@ class CsvSource(_TextSource):
                               f"{len(rowsf)} data lines has that form", file=self.path, where=f"line {ln}")
         M = np.array([f for _, f in good], dtype=bytes)
         for j in chans + ([tcol] if tcol is not None else []):
-            v, b = _to_float(M[:, j])
+            v, b = to_float(M[:, j])
             if b.mean() > 0.5:
                 eg = M[b, j][0].decode("utf-8", "replace")[:24]
                 if names is None:
@@ -694,7 +186,7 @@ class CsvSource(_TextSource):
             if not rate > 0:
                 raise InputError(f"rate={rate}; expected samples per second > 0", file=self.path)
         if tcol is not None:
-            ts, tb = _to_time(M[:, tcol])
+            ts, tb = to_time(M[:, tcol])
             ts = ts[~tb]
             dt = np.diff(ts)
             dt = dt[dt > 0]
@@ -716,11 +208,11 @@ class CsvSource(_TextSource):
         self._rate = rate
         self._t0 = None
         self._slot = 0
-        self._lo, self._hi = _valid_bounds(SPSWHAR_VALID if valid is None and layout else valid, len(chans),
+        self._lo, self._hi = valid_bounds(SPSWHAR_VALID if valid is None and layout else valid, len(chans),
                                            f"{self.path}: csv")
         self._known = SPSWHAR_LABELS if layout and lcol is not None else None
         self._prev_label = None
-        nlines = _count_lines(self.path)
+        nlines = count_lines(self.path)
         n_items = None if nlines is None else max(0, nlines - hline + (0 if has_header else 1))
         if names is not None:
             ch_names = [names[j] for j in chans]
@@ -735,7 +227,8 @@ class CsvSource(_TextSource):
         self.info = SourceInfo(format="csv", kind="samples", path=self.path, rate=rate, channels=len(chans),
                                channel_names=ch_names, label_names=list(self._known) if self._known else None,
                                n_items=n_items, duration=None if n_items is None else n_items / rate, extra=extra)
-        self._cond = _Conditioner(self, len(chans), rate, self.repair, tcol is not None, max_gap, max_fill)
+        self._cond = Conditioner(self.stats, self.path, len(chans), rate, self.repair, tcol is not None, max_gap,
+                                 max_fill)
 
     @staticmethod
     def _delimiter(spec, line: bytes) -> bytes | None:
@@ -775,11 +268,11 @@ class CsvSource(_TextSource):
             return 1.0
         return 1e-3 if step < 1000 else 1e-6
 
-    def _parse(self, first: int, lines: list) -> _Rows | None:
+    def _parse(self, first: int, lines: list) -> Rows | None:
         d, ncols = self._delim, self._ncols
         fields, lnums, junk = [], [], []
         for k, ln in enumerate(lines):
-            f = _split(ln, d)
+            f = split_fields(ln, d)
             if len(f) == ncols:
                 fields.append(f)
                 lnums.append(first + k)
@@ -791,19 +284,19 @@ class CsvSource(_TextSource):
             return None
         M = np.array(fields, dtype=bytes)
         lnums = np.array(lnums, np.int64)
-        vals, bad = _to_float(M[:, self._chans])
-        bad |= ~np.isfinite(vals) | (vals < self._lo) | (vals > self._hi)
+        vals, bad = to_float(M[:, self._chans])
+        bad |= invalid(vals, self._lo, self._hi)
         vals[bad] = np.nan
         labels = None
         if self._lcol is not None:
-            labels = np.array(_texts(M[:, self._lcol]), dtype=object)
+            labels = np.array(texts(M[:, self._lcol]), dtype=object)
             if self._known is not None:
                 labels = self._check_labels(labels, lnums)
         if self._tcol is not None:
-            ts, tb = _to_time(M[:, self._tcol])
+            ts, tb = to_time(M[:, self._tcol])
             if tb.any():
-                for a, b, n in _runs(lnums[tb]):
-                    self.stats.note("repaired", f"{self.path}: {_span(a, b)}",
+                for a, b, n in runs(lnums[tb]):
+                    self.stats.note("repaired", f"{self.path}: {span(a, b)}",
                                     f"{n} line{'s' if n > 1 else ''} with an unparsable timestamp; skipped", n)
                 keep = ~tb
                 ts, vals, bad, lnums = ts[keep], vals[keep], bad[keep], lnums[keep]
@@ -820,7 +313,7 @@ class CsvSource(_TextSource):
         else:
             t = (self._slot + np.arange(len(vals))) / self._rate
             self._slot += len(vals)
-        return _Rows(lnums, t, vals, bad, labels)
+        return Rows(lnums, t, vals, bad, labels)
 
     def _check_labels(self, labels: np.ndarray, lnums: np.ndarray) -> np.ndarray:
         known = set(self._known)
@@ -842,7 +335,7 @@ _WISDM_LINE = re.compile(rb"^\s*\d+\s*,\s*[A-Za-z]+\s*,\s*(-?\d+\s*,\s*)?[-+0-9.
                          rb"\s*[-+0-9.eE]+\s*;")
 
 
-class WisdmSource(_TextSource):
+class WisdmSource(TextSource):
     """WISDM raw lines ``subject,activity,timestamp,x,y,z;`` (or without the timestamp: 5 fields).
 
     The timestamp is not Unix time (see formats.md §14.1), so time is sample index / ``rate``
@@ -883,14 +376,14 @@ class WisdmSource(_TextSource):
                               file=self.path, where=f"line {head[0][0]}")
         self._nf = max(counts, key=counts.get)
         self._expected = ("'subject,activity,timestamp,x,y,z;'" if self._nf == 6 else "'subject,activity,x,y,z;'")
-        self._lo, self._hi = _valid_bounds(valid, 3, f"{self.path}: wisdm")
+        self._lo, self._hi = valid_bounds(valid, 3, f"{self.path}: wisdm")
         self._slot = 0
         self._prev_label = None
         first = next(t for _, t in head if _WISDM_LINE.match(t))
         m = re.search(r"data_(\d+)_(accel|gyro)_(phone|watch)", os.path.basename(self.path))
         sensor = m.group(2) if m else None
         names = [f"{sensor}_{a}" if sensor else a for a in "xyz"]
-        nlines = _count_lines(self.path)
+        nlines = count_lines(self.path)
         extra = {"variant": f"{self._nf} fields" + (" (with timestamp)" if self._nf == 6 else " (no timestamp)"),
                  "subject": first.split(b",")[0].strip().decode(), "activities": dict(WISDM_ACTIVITIES),
                  "repair": self.repair}
@@ -900,9 +393,9 @@ class WisdmSource(_TextSource):
         self.info = SourceInfo(format="wisdm", kind="samples", path=self.path, rate=rate, channels=3,
                                channel_names=names, label_names=label_names, n_items=nlines,
                                duration=None if nlines is None else nlines / rate, extra=extra)
-        self._cond = _Conditioner(self, 3, rate, self.repair, False, None, None)
+        self._cond = Conditioner(self.stats, self.path, 3, rate, self.repair, False, None, None)
 
-    def _parse(self, first: int, lines: list) -> _Rows | None:
+    def _parse(self, first: int, lines: list) -> Rows | None:
         nf = self._nf
         recs, lnums, cut, junk = [], [], [], []
         for k, ln in enumerate(lines):
@@ -931,23 +424,23 @@ class WisdmSource(_TextSource):
         if not recs:
             return None
         M = np.array(recs, dtype=bytes)
-        vals, bad = _to_float(M[:, nf - 3:])
-        bad |= ~np.isfinite(vals) | (vals < self._lo) | (vals > self._hi)
+        vals, bad = to_float(M[:, nf - 3:])
+        bad |= invalid(vals, self._lo, self._hi)
         cut = np.array(cut, bool)
         bad[cut] = True
         vals[bad] = np.nan
-        codes = _texts(M[:, 1])
+        codes = texts(M[:, 1])
         labels = np.array([WISDM_ACTIVITIES.get(c, c) for c in codes] if self._names else codes, dtype=object)
         t = (self._slot + np.arange(len(vals))) / self._rate
         self._slot += len(vals)
-        return _Rows(np.array(lnums, np.int64), t, vals, bad, labels)
+        return Rows(np.array(lnums, np.int64), t, vals, bad, labels)
 
 
 _UEA_TAGS = (b"@problemname", b"@timestamps", b"@missing", b"@univariate", b"@dimensions", b"@dimension",
              b"@equallength", b"@serieslength", b"@classlabel", b"@targetlabel", b"@data")
 
 
-class UeaSource(_TextSource):
+class UeaSource(TextSource):
     """A UEA/UCR ``.ts`` time-series classification file (e.g. BasicMotions), its cases streamed one
     after the other as one stream at ``rate`` samples per second (10 Hz for BasicMotions), every
     sample labelled with its case's class. ``info.extra`` holds ``n_cases``, ``series_length``,
@@ -1041,7 +534,7 @@ class UeaSource(_TextSource):
             raise FormatError(f"expected cases of {self._expected}, found {len(t.split(b':'))} ':'-separated fields; "
                               f"none of the first {len(probe)} cases has that form", file=self.path,
                               where=f"line {ln}")
-        self._lo, self._hi = _valid_bounds(valid, dims, f"{self.path}: uea_ts")
+        self._lo, self._hi = valid_bounds(valid, dims, f"{self.path}: uea_ts")
         self._slot = 0
         n_cases = self._count_cases(data_line)
         n_items = n_cases * length if (length and flag("@equallength", True)) else None
@@ -1051,18 +544,18 @@ class UeaSource(_TextSource):
         self.info = SourceInfo(format="uea_ts", kind="samples", path=self.path, rate=rate, channels=dims,
                                channel_names=[f"dim{j}" for j in range(dims)], label_names=self._classes,
                                n_items=n_items, duration=None if n_items is None else n_items / rate, extra=extra)
-        self._cond = _Conditioner(self, dims, rate, self.repair, False, None, None)
+        self._cond = Conditioner(self.stats, self.path, dims, rate, self.repair, False, None, None)
 
     def _count_cases(self, data_line: int) -> int:
         n = 0
         with open(self.path, "rb") as f:
-            for first, lines in _Lines(f, 1 << 20, self.max_line, lambda *a: None):
+            for first, lines in Lines(f, 1 << 20, self.max_line, lambda *a: None):
                 for k, ln in enumerate(lines):
                     if first + k > data_line and ln.strip() and not ln.lstrip().startswith(b"#"):
                         n += 1
         return n
 
-    def _parse(self, first: int, lines: list) -> _Rows | None:
+    def _parse(self, first: int, lines: list) -> Rows | None:
         D, nl = self._dims, int(self._has_label)
         out, junk = [], []
         for k, ln in enumerate(lines):
@@ -1089,16 +582,16 @@ class UeaSource(_TextSource):
                                     f"unknown class label {label[:40]!r} (expected one of {', '.join(self._classes)}); "
                                     "case skipped")
                     continue
-            vals, bad = _to_float(np.array(dl, dtype=bytes).T)
-            bad |= ~np.isfinite(vals) | (vals < self._lo) | (vals > self._hi)
+            vals, bad = to_float(np.array(dl, dtype=bytes).T)
+            bad |= invalid(vals, self._lo, self._hi)
             vals[bad] = np.nan
             t = (self._slot + np.arange(L)) / self._rate
             self._slot += L
-            out.append(_Rows(np.full(L, lno, np.int64), t, vals, bad,
+            out.append(Rows(np.full(L, lno, np.int64), t, vals, bad,
                              None if not nl else np.array([label] * L, dtype=object)))
         if junk:
             self._garbage(junk, f"a case of {self._expected}")
-        return _Rows.cat(out) if out else None
+        return Rows.cat(out) if out else None
 
 
 # ---------------------------------------------------------------------- writing

@@ -10,7 +10,7 @@ import pytest
 
 from edgebrain.errors import InputError
 from edgebrain.stream import build_encoder, open_source
-from edgebrain.stream.sources.audio import Resampler
+from edgebrain.stream.resample import Resampler
 from edgebrain.stream.base import Samples, SourceInfo
 from edgebrain.stream.encoders.frontend import AudioFrontEnd, mel_filters
 

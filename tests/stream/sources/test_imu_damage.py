@@ -341,3 +341,35 @@ def test_uea_ts_damage(datasets, tmp_path):
         with pytest.raises(FormatError, match=msg) as e:
             open_source(write(tmp_path, "hdr.ts", data))
         assert "line" in str(e.value) or "@data" in msg
+
+
+def test_live_repair_policy():
+    """The repair policy as the live line source uses it (no waiting): a sample with an invalid value
+    is skipped, or with hold gets each channel's last valid value once a whole sample was given out
+    (before that it is skipped); every repair is one note."""
+    from edgebrain.stream.base import RepairStats
+    from edgebrain.stream.sources.imu_repair import Conditioner, Rows, invalid
+
+    nan = np.nan
+    vals = np.array([[nan, 1.0], [2.0, nan], [3.0, 4.0], [nan, 5.0], [6.0, 99.0], [7.0, 8.0]])
+
+    def run(repair, blocks):
+        stats = RepairStats()
+        cond = Conditioner(stats, "tcp://dev:1", 2, 100.0, repair, False, None, None, live=True)
+        out = []
+        for a, b in blocks:
+            v = vals[a:b]
+            r = cond.push(Rows(np.zeros(b - a, np.int64), np.zeros(b - a), v, invalid(v, -10, 10), None))
+            if r is not None and len(r):
+                out.append(r.vals)
+        return np.concatenate(out), stats
+
+    v, st = run("skip", [(0, 6)])
+    np.testing.assert_array_equal(v, [[3, 4], [7, 8]])
+    assert st.repaired == 4 and all(m.endswith("line skipped") for m in st.messages)
+    for blocks in ([(0, 6)], [(0, 1), (1, 3), (3, 6)], [(k, k + 1) for k in range(6)]):
+        v, st = run("hold", blocks)             # the same however the lines arrive
+        np.testing.assert_array_equal(v, [[3, 4], [3, 5], [6, 5], [7, 8]])
+        assert st.repaired == 4
+        assert sum(m.endswith("line skipped") for m in st.messages) == 2
+        assert sum(m.endswith("held at the last valid value") for m in st.messages) == 2

@@ -27,8 +27,8 @@ import pytest
 
 from edgebrain.errors import EdgebrainError, InputError
 from edgebrain.stream import open_source
-from edgebrain.stream.sources.audio import SAMPLE_FORMATS, PcmDecoder, decode_pcm, encode_pcm
-from edgebrain.stream.sources.livebin import raw_header_length
+from edgebrain.stream.sources.wav import SAMPLE_FORMATS, PcmDecoder, decode_pcm, encode_pcm
+from edgebrain.stream.sources.livebin_events import raw_header_length
 from tests.conftest import need
 from tests.stream.sources.test_live import Reader as LiveReader
 from tests.stream.sources.test_live import opened, wait_open

@@ -28,7 +28,7 @@ as glitch or reset), plus its own options (see each class). Events come out time
 ``EVENT_DTYPE`` with ``t`` in µs from the first event (its raw time, e.g. Unix µs for AEDAT 4, is
 ``info.extra["t0_us"]``); each chunk's ``t_end`` is the time no later event precedes. Damage is a
 :class:`~edgebrain.errors.FormatError` naming file and byte (headers) or a counted, logged repair
-in ``source.stats`` (see :mod:`._kernels` and each reader).
+in ``source.stats`` (see :mod:`._finish` and each reader).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from __future__ import annotations
 import os
 
 from ...registry import FileFormat
-from ._base import EventFileSource, parse_size
+from .base import EventFileSource, parse_size
 from .aedat import Aedat2Source, Aedat31Source
 from .aedat4 import Aedat4Source
 from .nmnist import NmnistSource

@@ -23,7 +23,7 @@ import struct
 import numpy as np
 
 from ....errors import InputError
-from ._base import Batch, EventFileSource, fixed_loc, read_text_header
+from .base import Batch, EventFileSource, fixed_loc, read_text_header
 
 # chip name pattern → (layout, (width, height))
 CHIPS = [

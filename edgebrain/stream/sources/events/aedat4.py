@@ -26,7 +26,7 @@ from . import _lz4
 from ._aedat4_scan import END as SCAN_END
 from ._aedat4_scan import FULL as SCAN_FULL
 from ._aedat4_scan import NEED as SCAN_NEED
-from ._base import BLOCK, Batch, EventFileSource
+from .base import BLOCK, Batch, EventFileSource
 
 AEDAT4_EVENT = np.dtype([("t", "<i8"), ("x", "<i2"), ("y", "<i2"), ("on", "u1"), ("pad", "V3")])
 COMPRESSION = {0: "none", 1: "lz4", 2: "lz4_high", 3: "zstd", 4: "zstd_high"}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._base import Batch, EventFileSource, fixed_loc
+from .base import Batch, EventFileSource, fixed_loc
 
 
 class NmnistSource(EventFileSource):

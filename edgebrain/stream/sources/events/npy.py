@@ -19,7 +19,7 @@ import numpy as np
 
 from ....errors import FormatError, InputError
 from ...base import EVENT_DTYPE, Events
-from ._base import Batch, EventFileSource, fixed_loc
+from .base import Batch, EventFileSource, fixed_loc
 
 ALIASES = {"x": ("x",), "y": ("y",), "t": ("t", "ts", "timestamp", "time"), "p": ("p", "pol", "polarity", "on")}
 UNITS = {"us": 1.0, "µs": 1.0, "ms": 1e3, "s": 1e6, "ns": 1e-3}

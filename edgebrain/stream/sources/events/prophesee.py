@@ -2,7 +2,7 @@
 
 RAW: optional ``% key value`` header lines (old recordings have no ``format``/``geometry``/``end``
 line: the sensor size then comes from ``plugin_name``/``system_ID``, or the caller's
-``sensor_size``), then little-endian words decoded by the Numba kernels in :mod:`._kernels`.
+``sensor_size``), then little-endian words decoded by the Numba kernels in :mod:`._evt`.
 Timestamps are the sensor's µs clock (unwrapped: no false wraps, a TIME_HIGH word out of sequence
 is checked against the next one and ignored when it is an outlier).
 """
@@ -14,8 +14,9 @@ import re
 import numpy as np
 
 from ....errors import InputError
-from . import _kernels as K
-from ._base import BLOCK, Batch, EventFileSource, fixed_loc, range_loc, read_text_header
+from . import _evt as E
+from . import _finish as K
+from .base import BLOCK, Batch, EventFileSource, fixed_loc, range_loc, read_text_header
 
 # plugin_name / system_ID → (width, height) for RAW headers without format/geometry (formats.md §6)
 PLUGIN_SIZES = [
@@ -101,8 +102,8 @@ MAX_BUFFER = 64 << 20   # undecided words buffered at most (then decoded as if t
 
 class RawDecoder:
     """Prophesee RAW words (EVT 2.0 / 2.1 / 3.0) fed as byte blocks of any size, decoded by the
-    kernels of :mod:`._kernels`: the decoding shared by :class:`RawSource` (file blocks) and the live
-    link readers (``tcp://…?format=evt3``, :mod:`edgebrain.stream.sources.livebin`).
+    kernels of :mod:`._evt`: the decoding shared by :class:`RawSource` (file blocks) and the live
+    link readers (``tcp://…?format=evt3``, :mod:`edgebrain.stream.sources.livebin_events`).
 
     A block may end inside a word (the bytes wait for the next block) or before the words that
     decide on a time word (they are decoded with the next block): the kernels' state carries
@@ -110,7 +111,7 @@ class RawDecoder:
 
     * EVT 2.0 / 2.1: :meth:`batches` yields :class:`Batch` es with raw timestamps (finished by the
       source's chunking, :meth:`EventFileSource.chunks`).
-    * EVT 3.0: :meth:`events` decodes and finishes in one pass (:func:`._kernels.evt3_fused`) and
+    * EVT 3.0: :meth:`events` decodes and finishes in one pass (:func:`._evt.evt3_fused`) and
       yields full ``EVENT_DTYPE`` arrays of ``cap`` events; :meth:`take` hands over the rest.
 
     ``final=True`` says that no more bytes follow. Damage is noted through ``src`` (its
@@ -122,13 +123,13 @@ class RawDecoder:
         self.src, self.enc, self.legacy, self.what = src, encoding, int(legacy), what
         self.ws = WORD_BYTES[encoding]
         self.dt = {2: "<u2", 4: "<u4", 8: "<u8"}[self.ws]
-        self.st = K.decoder_state()
+        self.st = E.decoder_state()
         self.buf = b""
         self.off = offset            # input offset of buf[0]
         self.cap = int(cap)
         if encoding == "evt3":
             from ...base import EVENT_DTYPE
-            from ._base import NO_SIZE
+            from .base import NO_SIZE
 
             self._dtype = EVENT_DTYPE
             self.width, self.height = size or (NO_SIZE, NO_SIZE)
@@ -178,11 +179,11 @@ class RawDecoder:
             ot = np.empty(cap, np.int64)
             op = np.empty(cap, np.uint8)
             before = st.copy()
-            st[K.D_UNKNOWN_I] = st[K.D_REJECT_I] = st[K.D_JUMP_I] = st[K.D_REJECT_L_I] = -1
+            st[E.D_UNKNOWN_I] = st[E.D_REJECT_I] = st[E.D_JUMP_I] = st[E.D_REJECT_L_I] = -1
             if self.enc == "evt2":
-                used, k = K.evt2_decode(words, n, fin, st, ox, oy, ot, op)
+                used, k = E.evt2_decode(words, n, fin, st, ox, oy, ot, op)
             else:
-                used, k = K.evt21_decode(words, n, fin, self.legacy, st, ox, oy, ot, op)
+                used, k = E.evt21_decode(words, n, fin, self.legacy, st, ox, oy, ot, op)
             off = self.off
             self.src._note_decoder(before, st, off, ws)
             buf = buf[used * ws:]
@@ -203,9 +204,9 @@ class RawDecoder:
             fin = final or len(buf) > MAX_BUFFER
             words = np.frombuffer(buf, "<u2", count=n)
             before, fbefore = st.copy(), fst.copy()
-            st[K.D_UNKNOWN_I] = st[K.D_REJECT_I] = st[K.D_JUMP_I] = st[K.D_REJECT_L_I] = -1
+            st[E.D_UNKNOWN_I] = st[E.D_REJECT_I] = st[E.D_JUMP_I] = st[E.D_REJECT_L_I] = -1
             fst[K.F_OOS_I] = fst[K.F_CLAMP_I] = fst[K.F_RESET_I] = -1
-            used, k = K.evt3_fused(words, n, fin, st, fst, self.width, self.height, self.jump, self.out, self.ko)
+            used, k = E.evt3_fused(words, n, fin, st, fst, self.width, self.height, self.jump, self.out, self.ko)
             self.src._note_decoder(before, st, self.off, 2)
             self.src._note_fused(fbefore, fst, self.off, self.width, self.height)
             self.ko += k
@@ -217,6 +218,11 @@ class RawDecoder:
                 yield full
                 continue
             break  # all decoded, or the rest waits for more input
+
+    def first_time(self) -> int | None:
+        """EVT 3.0: the raw time (µs) of the first event decoded, the origin of the output times
+        (``info.extra["t0_us"]``); None before any event."""
+        return int(self.fst[K.F_FIRST]) if self.fst[K.F_INIT] else None
 
     def take(self):
         """EVT 3.0: the events decoded but not yet handed over (None if there are none)."""
@@ -337,8 +343,8 @@ class RawSource(EventFileSource):
         ev = dec.take()
         if ev is not None:
             yield from self._emit(ev)
-        if dec.fst[K.F_INIT]:
-            self.info.extra.setdefault("t0_us", int(dec.fst[K.F_FIRST]))
+        if dec.first_time() is not None:
+            self.info.extra.setdefault("t0_us", dec.first_time())
         self._after(dec.fst)
 
     def _emit(self, ev):
@@ -364,29 +370,29 @@ class RawSource(EventFileSource):
 
     def _note_decoder(self, before, st, off, ws):
         d = st - before
-        if d[K.D_UNKNOWN]:
-            self.note("repaired", f"byte {off + ws * int(st[K.D_UNKNOWN_I])}",
-                      f"{d[K.D_UNKNOWN]} words of unknown type skipped", int(d[K.D_UNKNOWN]))
-        if d[K.D_REJECT]:
-            self.note("repaired", f"byte {off + ws * int(st[K.D_REJECT_I])}",
-                      f"{d[K.D_REJECT]} TIME_HIGH words out of sequence (first value {st[K.D_REJECT_V]}) ignored: "
-                      "the next TIME_HIGH continues the previous time line", int(d[K.D_REJECT]))
-        if d[K.D_REJECT_L]:
-            self.note("repaired", f"byte {off + ws * int(st[K.D_REJECT_L_I])}",
-                      f"{d[K.D_REJECT_L]} TIME_LOW words out of sequence ignored: the next time word continues "
-                      "the previous time line", int(d[K.D_REJECT_L]))
-        if d[K.D_JUMP] and st[K.D_JUMP_I] >= 0:
-            self.info.extra.setdefault("time_jumps", []).append(f"byte {off + ws * int(st[K.D_JUMP_I])}")
+        if d[E.D_UNKNOWN]:
+            self.note("repaired", f"byte {off + ws * int(st[E.D_UNKNOWN_I])}",
+                      f"{d[E.D_UNKNOWN]} words of unknown type skipped", int(d[E.D_UNKNOWN]))
+        if d[E.D_REJECT]:
+            self.note("repaired", f"byte {off + ws * int(st[E.D_REJECT_I])}",
+                      f"{d[E.D_REJECT]} TIME_HIGH words out of sequence (first value {st[E.D_REJECT_V]}) ignored: "
+                      "the next TIME_HIGH continues the previous time line", int(d[E.D_REJECT]))
+        if d[E.D_REJECT_L]:
+            self.note("repaired", f"byte {off + ws * int(st[E.D_REJECT_L_I])}",
+                      f"{d[E.D_REJECT_L]} TIME_LOW words out of sequence ignored: the next time word continues "
+                      "the previous time line", int(d[E.D_REJECT_L]))
+        if d[E.D_JUMP] and st[E.D_JUMP_I] >= 0:
+            self.info.extra.setdefault("time_jumps", []).append(f"byte {off + ws * int(st[E.D_JUMP_I])}")
 
     def _after(self, st):
         d = getattr(self, "_dstate", None)
         if d is not None:
-            if d[K.D_TRIG]:
-                self.info.extra["triggers"] = int(d[K.D_TRIG])
-            if d[K.D_BEFORE]:
-                self.info.extra["events_before_first_time_high"] = int(d[K.D_BEFORE])
-            if d[K.D_NONCD]:
-                self.info.extra["non_cd_events"] = int(d[K.D_NONCD])
+            if d[E.D_TRIG]:
+                self.info.extra["triggers"] = int(d[E.D_TRIG])
+            if d[E.D_BEFORE]:
+                self.info.extra["events_before_first_time_high"] = int(d[E.D_BEFORE])
+            if d[E.D_NONCD]:
+                self.info.extra["non_cd_events"] = int(d[E.D_NONCD])
 
 
 class DatSource(EventFileSource):

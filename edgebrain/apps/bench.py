@@ -1,0 +1,240 @@
+"""``edgebrain bench``: start-up time, per-step latency, throughput, peak memory and footprint.
+
+Measured the way TFLite's ``benchmark_model`` measures (and printed in its manner):
+
+* cold start -- a fresh Python process that imports edgebrain, loads the model and takes one step,
+  with an empty Numba cache (``NUMBA_CACHE_DIR`` pointed at a new directory: every kernel is
+  compiled) and again with that cache warm;
+* in this process: init (load + build the session), the first step, warm-up steps, then ``steps``
+  timed steps at batch 1 (one ``Session.step`` call each): count, first, curr, min, max, avg, std
+  and p50/p90/p99 in microseconds;
+* throughput: steps/s of a compiled ``Session.run`` loop at batch 1 and at batch ``B``
+  (samples/s = steps/s × B);
+* peak resident memory (``VmHWM`` of /proc/self/status, ``getrusage`` elsewhere), and the model's
+  footprint at the precision benchmarked (:func:`edgebrain.metrics.footprint`).
+
+The input is uniform random in [0, 1): every input is non-zero, the dense worst case for the
+event-driven kernels.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from ..errors import InputError
+
+WARMUP_STEPS = 20
+#: one cold-start measurement in a child process: import, load, session, first step (times in µs)
+_CHILD = r"""
+import json, sys, time
+t0 = time.perf_counter()
+import numpy as np
+import edgebrain
+from edgebrain.model import Model
+t1 = time.perf_counter()
+m = Model.load(sys.argv[1])
+s = m.session(sys.argv[2])
+t2 = time.perf_counter()
+x = np.random.default_rng(0).random(tuple(m.input_shape)).astype(np.float32)
+s.step(x)
+t3 = time.perf_counter()
+import resource
+print(json.dumps({"import_us": 1e6 * (t1 - t0), "init_us": 1e6 * (t2 - t1), "first_step_us": 1e6 * (t3 - t2),
+                  "total_us": 1e6 * (t3 - t0), "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+"""
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident set size of this process (VmHWM; getrusage where /proc is absent)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(r if sys.platform == "darwin" else r * 1024)
+
+
+def current_rss_bytes() -> int:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return peak_rss_bytes()
+
+
+def stats(us: np.ndarray) -> dict:
+    """TFLite-style statistics of per-run times in µs, plus percentiles."""
+    us = np.asarray(us, np.float64)
+    return {"count": int(us.size), "first": float(us[0]), "curr": float(us[-1]), "min": float(us.min()),
+            "max": float(us.max()), "avg": float(us.mean()), "std": float(us.std()),
+            "p50": float(np.percentile(us, 50)), "p90": float(np.percentile(us, 90)),
+            "p99": float(np.percentile(us, 99))}
+
+
+def cold_start(path: str, precision: str, timeout: float = 900.0) -> dict:
+    """Start-up in fresh processes: with an empty Numba cache (``cold``) and with it warm (``warm``)."""
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="eb-numba-cache-") as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+        for key in ("cold", "warm"):
+            t0 = time.perf_counter()
+            p = subprocess.run([sys.executable, "-c", _CHILD, os.path.abspath(path), precision], env=env, check=False,
+                               capture_output=True, text=True, timeout=timeout)
+            wall = time.perf_counter() - t0
+            if p.returncode != 0:
+                tail = (p.stderr.strip().splitlines() or ["no output"])[-1]
+                raise InputError(f"the start-up measurement failed in a child process: {tail}", file=path)
+            r = json.loads(p.stdout.strip().splitlines()[-1])
+            r["process_wall_us"] = 1e6 * wall
+            out[key] = r
+    return out
+
+
+def run(path: str, steps: int = 1000, batch: int = 8, precision: str | None = None, cold: bool = True,
+        warmup: int = WARMUP_STEPS, progress: bool = False) -> dict:
+    """Benchmark the model at ``path``; returns plain data (see the module docstring)."""
+    from .. import metrics
+    from ..model import Model
+    from ..progress import bar as progress_bar
+
+    steps, batch = int(steps), int(batch)
+    if steps < 1:
+        raise InputError(f"--steps {steps}; expected >= 1")
+    if batch < 1:
+        raise InputError(f"--batch {batch}; expected >= 1")
+    if precision not in (None, "float", "int"):
+        raise InputError(f"precision '{precision}'; expected float or int")
+    rss0 = current_rss_bytes()
+    t0 = time.perf_counter()
+    model = Model.load(path)
+    path = model.path or path  # zoo:NAME resolved to its file
+    precision = precision or ("int" if model.quant else "float")
+    sess = model.session(precision)
+    init_us = 1e6 * (time.perf_counter() - t0)
+    rss_init = current_rss_bytes()
+    shape = tuple(model.input_shape)
+    rng = np.random.default_rng(0)
+    xs = rng.random((steps + warmup + 1,) + shape).astype(np.float32)
+
+    clock = time.perf_counter_ns
+    t = clock()
+    sess.step(xs[0])
+    first_us = (clock() - t) / 1e3
+    warm = np.empty(warmup)
+    for k in range(warmup):
+        t = clock()
+        sess.step(xs[1 + k])
+        warm[k] = (clock() - t) / 1e3
+    lat = np.empty(steps)
+    bar = progress_bar(steps, label="bench", enabled=progress)
+    step = sess.step
+    base = 1 + warmup
+    for k in range(steps):
+        t = clock()
+        step(xs[base + k])
+        lat[k] = (clock() - t) / 1e3
+        if (k & 1023) == 1023:
+            bar.update(1024)
+    bar.close()
+
+    # throughput: compiled loops (batch 1, then batch B)
+    sess.reset()
+    sess.run(xs[:2])  # compile run() outside the timing
+    t = time.perf_counter()
+    sess.run(xs[base:base + steps])
+    run1 = time.perf_counter() - t
+    bsess = model.session(precision, batch=batch)
+    xb = rng.random((steps, batch) + shape).astype(np.float32)
+    bsess.run(xb[:2])
+    bsess.reset()
+    t = time.perf_counter()
+    bsess.run(xb)
+    runb = time.perf_counter() - t
+
+    fp = metrics.footprint(model, precision)
+    res = {
+        "model": path, "precision": precision, "input_shape": list(shape), "steps": steps, "batch": batch,
+        "warmup_steps": warmup, "input": "uniform random in [0, 1) (every input non-zero)",
+        "model_file_bytes": os.path.getsize(path),
+        "init_us": init_us, "first_step_us": first_us,
+        "warmup": stats(warm) if warmup else None,
+        "latency_us": stats(lat),
+        "throughput": {"steps_per_s_step_loop": steps / (lat.sum() / 1e6),
+                       "steps_per_s_batch1": steps / run1,
+                       "steps_per_s_batch": steps / runb, "samples_per_s_batch": steps * batch / runb},
+        "memory": {"peak_rss_bytes": peak_rss_bytes(), "rss_init_delta_bytes": rss_init - rss0,
+                   "rss_overall_delta_bytes": current_rss_bytes() - rss0},
+        "footprint": {k: fp[k] for k in ("param_bytes", "state_bytes", "total_bytes", "neurobench_bytes",
+                                         "estimated")},
+        "cold_start": cold_start(path, precision) if cold else None,
+    }
+    return res
+
+
+def _mb(b) -> str:
+    return f"{b / 2 ** 20:.4g}"
+
+
+def _stats_line(s: dict) -> str:
+    """One line of :func:`stats` in benchmark_model's words."""
+    return (f"count={s['count']} first={s['first']:.4g} curr={s['curr']:.4g} min={s['min']:.4g} max={s['max']:.4g} "
+            f"avg={s['avg']:.4g} std={s['std']:.4g}")
+
+
+def format_report(r: dict) -> str:
+    """The result in the manner of TFLite's benchmark_model."""
+    L = []
+    a = L.append
+    a(f"Graph: [{r['model']}]")
+    a(f"Precision: [{r['precision']}]  Input shape: {tuple(r['input_shape'])}  Input: {r['input']}")
+    a(f"Num runs: [{r['steps']}]  Warmup runs: [{r['warmup_steps']}]  Batch (throughput): [{r['batch']}]")
+    a(f"The input model file size (MB): {_mb(r['model_file_bytes'])}")
+    a(f"Initialized session in {r['init_us'] / 1e3:.3f}ms.")
+    if r["warmup"]:
+        w = r["warmup"]
+        a(f"Running benchmark for {r['warmup_steps']} warm-up steps.")
+        a(_stats_line(w))
+    s = r["latency_us"]
+    a("")
+    a(f"Running benchmark for {r['steps']} steps (one Session.step each, batch 1).")
+    a(_stats_line(s))
+    a(f"Percentiles (us): p50={s['p50']:.4g} p90={s['p90']:.4g} p99={s['p99']:.4g}")
+    a("")
+    a(f"Inference timings in us: Init: {r['init_us']:.0f}, First inference: {r['first_step_us']:.0f}, "
+      f"Warmup (avg): {r['warmup']['avg'] if r['warmup'] else 0:.4g}, Inference (avg): {s['avg']:.4g}")
+    t = r["throughput"]
+    a(f"Throughput: {t['steps_per_s_step_loop']:.5g} steps/s (step loop), {t['steps_per_s_batch1']:.5g} steps/s "
+      f"(compiled run, batch 1), {t['samples_per_s_batch']:.5g} samples/s = {t['steps_per_s_batch']:.5g} steps/s "
+      f"× batch {r['batch']}")
+    c = r["cold_start"]
+    if c:
+        for k in ("cold", "warm"):
+            v = c[k]
+            a(f"Start-up ({k} Numba cache) in us: Import: {v['import_us']:.0f}, Init: {v['init_us']:.0f}, "
+              f"First inference: {v['first_step_us']:.0f}, Total: {v['total_us']:.0f} "
+              f"(process {v['process_wall_us']:.0f}; peak RSS {_mb(v['peak_rss_bytes'])} MB)")
+    m = r["memory"]
+    a("Note: as the benchmark tool itself affects memory footprint, the following is only APPROXIMATE to the "
+      "actual memory footprint of the model at runtime. Take the information at your discretion.")
+    a(f"Memory footprint delta from the start of the tool (MB): init={_mb(m['rss_init_delta_bytes'])} "
+      f"overall={_mb(m['rss_overall_delta_bytes'])}")
+    a(f"Overall peak memory footprint (MB) via VmHWM: {_mb(m['peak_rss_bytes'])}")
+    f = r["footprint"]
+    a(f"Model footprint ({r['precision']}{', estimated' if f['estimated'] else ''}) in bytes: "
+      f"parameters={f['param_bytes']} state={f['state_bytes']} total={f['total_bytes']} "
+      f"(NeuroBench float convention: {f['neurobench_bytes']})")
+    return "\n".join(L)

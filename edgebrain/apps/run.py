@@ -1,0 +1,55 @@
+"""``edgebrain run``: a model over a whole input sequence from a .npy file, outputs saved to .npz."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+
+from ..errors import InputError
+
+PROGRESS_MIN_STEPS = 20000  # steps × batch below which a run is too short for a progress bar
+
+
+def run_file(model, input: str, output: str, precision: str = "float", record=(), progress: bool = True,
+             model_name: str | None = None) -> dict:
+    """Run ``model`` over the time-major sequence in the .npy file ``input`` ((T, *input) or
+    (T, B, *input)) and save the outputs (``output``, or ``output/NAME`` for several) and the
+    recorded nodes' ``spikes/``, ``v/`` (``i/``) arrays to the .npz file ``output``. The nodes in
+    ``record`` are checked, and the int program built, before the input is read. ``progress``
+    allows a bar on an interactive terminal for long runs. Returns the summary ``--json`` prints."""
+    from ..arrays import load_array, time_major
+
+    name = model_name if model_name is not None else model.path
+    for node in record:
+        if node not in model.graph.nodes:
+            raise InputError(f"--record {node}: no node of that name; expected one of {', '.join(model.graph.order)}",
+                             file=name)
+    if precision == "int":
+        model.program("int")  # a clear error now if the model is not quantized, before reading the input
+    xs = load_array(input, "input")
+    b = time_major(xs, model.input_shape, file=input)
+    batch = 1 if b is None else b
+    try:
+        sess = model.session(precision, batch=batch)
+        t0 = time.perf_counter()
+        out, rec = sess.run(xs, record=record, progress=(progress and xs.shape[0] * batch > PROGRESS_MIN_STEPS
+                                                         and sys.stderr.isatty()))
+        elapsed = time.perf_counter() - t0
+    except InputError as e:
+        raise e.with_file(input)
+    arrays = {"output": out} if not isinstance(out, dict) else {f"output/{k}": v for k, v in out.items()}
+    arrays.update(rec)
+    np.savez(output, **arrays)
+    spikes = {k: float(np.mean(v)) for k, v in rec.items() if k.startswith("spikes/")}
+    return {"model": name, "input": input, "output": output, "precision": precision,
+            "steps": int(xs.shape[0]), "batch": batch, "seconds": elapsed,
+            "us_per_step": 1e6 * elapsed / max(1, xs.shape[0]), "arrays": sorted(arrays), "spike_rate": spikes}
+
+
+def format_run(s: dict) -> str:
+    """The line ``edgebrain run`` prints for the summary ``s`` of :func:`run_file`."""
+    return (f"ran {s['steps']} steps × batch {s['batch']} in {s['precision']} precision in {s['seconds']:.3f} s "
+            f"({s['us_per_step']:.1f} µs/step, including first-call compile); wrote {s['output']}: "
+            + ", ".join(s["arrays"]))

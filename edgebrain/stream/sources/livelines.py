@@ -1,0 +1,255 @@
+"""The Edge Impulse data-forwarder line protocol on a live link: :class:`LineSource`.
+
+The device prints one sample per line, numbers separated by commas, tabs or spaces, no header
+(Edge Impulse ``data-forwarder``). The channel count is fixed by the first lines that agree
+(or ``channels=``); the rate is given (``rate=100``) or measured from the arrival times of the
+first ``detect_lines`` lines like the data forwarder does, and snapped to a common sensor rate
+when within 3 % (``info.extra["rate_detected"]``, ``["rate_measured"]``). Opening a source waits
+for those first lines, so that its ``info`` is complete when the stream starts.
+
+Sample times are stream time, sample index / rate; each chunk carries the wall-clock time it
+arrived (``now()``). Chunks hold what has arrived, at most ``chunk_ms`` (10 ms) of samples, so
+that latency stays low.
+
+Damage is counted in ``stats`` and logged, and the stream resynchronises at the next newline:
+garbage and non-UTF-8 bytes, lines with the wrong number of fields, over-long lines (the line
+buffer is bounded by ``max_line``); NaN/inf or out-of-range values (``valid=lo|hi``) are repaired
+by the IMU files' policy (:mod:`.imu_repair`) as a live stream can: the line is skipped, or with
+``repair=hold`` the channel's last valid value is used. The bytes come from
+:class:`~edgebrain.stream.links.LinkReader` (drops, reconnection); the URLs are opened by
+:mod:`.live`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterator
+
+import numpy as np
+
+from ...errors import InputError
+from ..base import Samples, Source, SourceInfo, log, now
+from ..links import Link, LinkReader
+from .imu_repair import Conditioner, Rows, check_repair, invalid, live_bounds, snap_rate
+
+_SEP = re.compile(rb"[,\t ]+")
+
+
+class LineSource(Source):
+    """Samples from a live line link (see the module). Options: rate, channels, names, labels_col,
+    timeout, reconnect, backoff, backoff_max, give_up, connect_timeout, detect_lines, detect_seconds,
+    max_line, chunk_ms, valid, repair."""
+
+    live = True
+
+    def __init__(self, link: Link, url: str, *, rate=None, channels=None, names=None, labels_col=None,
+                 timeout=5.0, reconnect=10, backoff=0.1, backoff_max=2.0, give_up=None, connect_timeout=30.0,
+                 detect_lines=50, detect_seconds=5.0, max_line=4096, chunk_ms=10.0, valid=None, repair="skip",
+                 poll=0.02):
+        super().__init__()
+        self.link, self.url = link, url
+        if isinstance(names, str):
+            names = [x for x in re.split(r"[,|]", names) if x]
+        self.names = list(names) if names else None
+        self.C = int(channels) if channels is not None else (len(self.names) if self.names else None)
+        if self.names and self.C != len(self.names):
+            raise InputError(f"{url}: {len(self.names)} names for channels={self.C}")
+        self.labels_col = None if labels_col is None else int(labels_col)
+        self.timeout = float(timeout)
+        self.detect_lines, self.detect_seconds = int(detect_lines), float(detect_seconds)
+        self.max_line, self.poll = int(max_line), float(poll)
+        self.repair = check_repair(repair, url, live=True)
+        self.lo, self.hi = live_bounds(valid, url)
+        self.link_reader = LinkReader(link, url, self.stats, timeout=timeout, reconnect=reconnect, backoff=backoff,
+                                       backoff_max=backoff_max, give_up=give_up, poll=poll, on_drop=self._dropped)
+        self._buf = b""
+        self._discarding = False
+        self._n = 0                      # samples emitted (stream time = n / rate)
+        self._pending: list = []         # (arrival, line) read while opening
+        self._extra = {"link": link.kind, "protocol": "edge-impulse data-forwarder lines"}
+        try:
+            self.link_reader.connect_first(float(connect_timeout))
+            self._reader = self._reads()
+            rate, detected, measured = self._prime(None if rate is None else float(rate))
+        except BaseException:
+            self.close()
+            raise
+        self.rate = rate
+        self._cond = Conditioner(self.stats, url, self.C, rate, self.repair, False, None, None, live=True)
+        self.per_chunk = max(1, int(rate * float(chunk_ms) / 1000.0))
+        self._extra["rate_detected"] = detected
+        if measured is not None:
+            self._extra["rate_measured"] = round(measured, 3)
+        if hasattr(link, "port") and isinstance(link.port, int):
+            self._extra["port"] = link.port
+        self.info = SourceInfo(format="lines", kind="samples", path=url, rate=rate, channels=self.C,
+                               channel_names=self.names or [f"ch{j}" for j in range(self.C)], extra=self._extra)
+        log.info("%s: %d channels at %g Hz%s", url, self.C, rate,
+                 f" (detected: measured {measured:.2f} Hz)" if detected else "")
+
+    # -------------------------------------------------------------- connection
+    def _where(self) -> str:
+        return self.url
+
+    def _dropped(self) -> None:
+        if self._buf or self._discarding:
+            self.stats.note("repaired", self.url, "partial line discarded when the link dropped")
+            self._buf, self._discarding = b"", False
+
+    def _reads(self) -> Iterator[tuple[float, list]]:
+        """(arrival, complete lines) as they come, across drops and reconnections."""
+        for t, data in self.link_reader.reads():
+            lines = self._split(data)
+            if lines:
+                yield t, lines
+
+    def _split(self, data: bytes) -> list:
+        if self.link.datagram:
+            parts = data.split(b"\n")
+        else:
+            parts = (self._buf + data).split(b"\n")
+            tail = parts.pop()
+            if self._discarding:
+                if not parts:
+                    return []
+                parts.pop(0)
+                self._discarding = False
+            if len(tail) > self.max_line:
+                self.stats.note("repaired", self.url, f"line longer than {self.max_line} bytes; discarded up to the "
+                                                      "next newline")
+                tail, self._discarding = b"", True
+            self._buf = tail
+        out = []
+        for p in parts:
+            if len(p) > self.max_line:
+                self.stats.note("repaired", self.url, f"line longer than {self.max_line} bytes; discarded")
+                continue
+            p = p.strip()
+            if p:
+                out.append(p)
+        return out
+
+    # -------------------------------------------------------------- the first lines
+    def _fields(self, line: bytes):
+        f = _SEP.split(line)
+        return [x for x in f if x]
+
+    def _prime(self, rate):
+        """Read the first lines: fix the channel count and measure the rate if not given."""
+        need_rate = rate is None
+        reads = []              # (arrival, number of lines) for rate detection
+        run_len, run_count = 0, None
+        t_start = now()
+        for t, lines in self._reader:
+            self._pending.append((t, lines))
+            reads.append((t, len(lines)))
+            if self.C is None:
+                for ln in lines:
+                    f = self._fields(ln)
+                    if self.labels_col is not None and len(f) > 0:
+                        try:
+                            f.pop(self.labels_col)
+                        except IndexError:
+                            continue
+                    try:
+                        [float(x) for x in f]
+                    except ValueError:
+                        run_len = 0
+                        continue
+                    if f and len(f) == run_count:
+                        run_len += 1
+                    else:
+                        run_count, run_len = len(f), 1
+                    if run_len >= 3:
+                        self.C = run_count
+                        break
+            if self.C is not None and not need_rate:
+                return rate, False, None
+            n_lines = sum(n for _, n in reads)
+            span = reads[-1][0] - reads[0][0]
+            if self.C is not None and len(reads) >= 3 and span > 0 and (
+                    n_lines >= self.detect_lines or now() - t_start >= self.detect_seconds):
+                measured = (n_lines - reads[0][1]) / span
+                return snap_rate(measured), True, measured
+            if now() - t_start > max(self.detect_seconds, self.timeout) * 4:
+                break
+        got = sum(n for _, n in reads)
+        if not got:
+            raise InputError(f"{self.url}: no data received (waited {now() - t_start:.1f} s)")
+        if self.C is None:
+            raise InputError(f"{self.url}: cannot tell the number of channels: no three consecutive lines of "
+                             f"numbers agree among the first {got} lines; pass channels=")
+        raise InputError(f"{self.url}: cannot detect the sample rate from {got} lines arriving in {len(reads)} "
+                         "bursts; pass rate=")
+
+    # -------------------------------------------------------------- streaming
+    def _parse(self, lines: list):
+        """Values (n, C) float32 and labels of the lines of samples, counting the others; invalid values
+        are repaired by the IMU repair policy (:class:`~.imu_repair.Conditioner`, live). The notes
+        keep the order of the lines: the rows between two damaged lines are repaired together."""
+        C, lc = self.C, self.labels_col
+        rows, labels = [], []
+        notes = []              # (rows read before it, what): damaged lines, noted in order below
+        for ln in lines:
+            if ln.startswith(b"ERR") or ln.startswith(b"<ERR"):
+                notes.append((len(rows), f"device reported an error: {ln[:60].decode('utf-8', 'replace')}"))
+                continue
+            f = self._fields(ln)
+            lab = None
+            if lc is not None:
+                try:
+                    lab = f.pop(lc).decode("utf-8", "replace")
+                except IndexError:
+                    pass
+            if len(f) != C:
+                notes.append((len(rows), f"line with {len(f)} fields, expected {C}: "
+                                         f"{ln[:40].decode('utf-8', 'replace')!r}; skipped"))
+                continue
+            try:
+                v = [float(x) for x in f]
+            except ValueError:
+                notes.append((len(rows), f"unparsable line {ln[:40].decode('utf-8', 'replace')!r}; skipped"))
+                continue
+            rows.append(v)
+            labels.append(lab)
+        vals = np.array(rows, np.float64).reshape(len(rows), C)
+        bad = invalid(vals, self.lo, self.hi)
+        labs = np.array(labels, dtype=object) if lc is not None else None
+        out, a = [], 0
+        for i, what in notes + [(len(rows), None)]:
+            if i > a:
+                r = self._cond.push(Rows(np.zeros(i - a, np.int64), np.zeros(i - a), vals[a:i], bad[a:i],
+                                         None if labs is None else labs[a:i]))
+                if r is not None and len(r):
+                    out.append(r)
+                a = i
+            if what is not None:
+                self.stats.note("repaired", self.url, what)
+        if not out:
+            return None, None
+        out = Rows.cat(out)
+        return out.vals.astype(np.float32), out.labels
+
+    def chunks(self) -> Iterator[Samples]:
+        def batches():
+            while self._pending:
+                yield self._pending.pop(0)
+            yield from self._reader
+
+        try:
+            for arrival, lines in batches():
+                vals, labels = self._parse(lines)
+                if vals is None:
+                    continue
+                for a in range(0, len(vals), self.per_chunk):
+                    v = vals[a:a + self.per_chunk]
+                    t = (self._n + np.arange(len(v))) / self.rate
+                    self._n += len(v)
+                    yield Samples(t, v, None if labels is None else labels[a:a + self.per_chunk], arrival)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        reader = getattr(self, "link_reader", None)
+        if reader is not None:
+            reader.close()
