@@ -7,7 +7,7 @@ its own run where the script measures a reference (the C loop for kernels, the i
 for events); each round gives new cost ÷ old cost, and the verdict is on the median of those ratios.
 
     python tools/bench/compare.py kernels --base HEAD~3 [--rounds 3] [--json out.json]
-    python tools/bench/compare.py events imu audio --base 97968c2
+    python tools/bench/compare.py events imu audio --base 97968c2 --new HEAD
 
 benchmarks: kernels (kernels.py --quick --no-cold), events (stream_events.py --quick),
 imu (stream_imu.py --seconds 5), audio (stream_audio.py --quick).
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -63,11 +64,17 @@ def costs(bench: str, doc: dict) -> dict[str, float]:
 
 
 def run_once(tree: Path, bench: str) -> dict:
+    """One run of the benchmark from ``tree``, with an empty Numba cache of its own, so that both
+    sides compile the same way: the executor recompiled against kernels loaded from a warm cache
+    was seen to run up to 15 % slower than when everything compiled together (the benchmarks warm
+    up before timing, so compilation is not timed)."""
     script, args = SCRIPTS[bench]
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
         out = Path(f.name)
-    p = subprocess.run([sys.executable, str(tree / "tools" / "bench" / script), *args, "--json", str(out)],
-                       cwd=str(tree), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    with tempfile.TemporaryDirectory(prefix="eb_numba_cache_") as cache:
+        p = subprocess.run([sys.executable, str(tree / "tools" / "bench" / script), *args, "--json", str(out)],
+                           cwd=str(tree), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                           env=dict(os.environ, NUMBA_CACHE_DIR=cache))
     if p.returncode != 0 and not out.stat().st_size:
         raise SystemExit(f"{tree}: {script} failed (exit {p.returncode}):\n{p.stderr[-2000:]}")
     doc = json.loads(out.read_text())
@@ -92,16 +99,33 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("benches", nargs="+", choices=sorted(SCRIPTS))
     ap.add_argument("--base", required=True, help="git revision of the old code")
+    ap.add_argument("--new", help="git revision of the new code (default: this working tree, as it is)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--json", metavar="FILE")
     a = ap.parse_args(argv)
+    if not os.environ.get("EDGEBRAIN_DATA"):  # the old tree is checked out away from ../shared
+        sys.path.insert(0, str(REPO))
+        from edgebrain.datasets import find_root
+
+        root, _ = find_root(REPO)
+        if root is not None:
+            os.environ["EDGEBRAIN_DATA"] = str(root)
     with tempfile.TemporaryDirectory(prefix="eb_compare_") as tmp:
-        old = Path(tmp) / "old"
-        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "-q", str(old), a.base], check=True)
+        trees = {"old": a.base, "new": a.new}
+        paths = {}
         try:
-            results = {b: compare(b, old, REPO, a.rounds) for b in a.benches}
+            for label, rev in trees.items():
+                if rev is None:
+                    paths[label] = REPO
+                    continue
+                paths[label] = Path(tmp) / label
+                subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "-q", str(paths[label]), rev],
+                               check=True)
+            results = {b: compare(b, paths["old"], paths["new"], a.rounds) for b in a.benches}
         finally:
-            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(old)], check=False)
+            for label, path in paths.items():
+                if path != REPO:
+                    subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(path)], check=False)
     worst = 0.0
     for bench, rows in results.items():
         print(f"\n{bench}: new cost ÷ old cost, median of {a.rounds} alternating rounds (< 1: faster now)")
@@ -112,7 +136,7 @@ def main(argv=None) -> int:
     print(f"\nworst median ratio {worst:.3f}: {'no regression' if worst <= LIMIT else 'REGRESSION'} "
           f"beyond {100 * (LIMIT - 1):.0f} %")
     if a.json:
-        Path(a.json).write_text(json.dumps({"base": a.base, "rounds": a.rounds, "limit": LIMIT,
+        Path(a.json).write_text(json.dumps({"base": a.base, "new": a.new or "working tree", "rounds": a.rounds, "limit": LIMIT,
                                             "results": results}, indent=1))
     return 0 if worst <= LIMIT else 1
 
