@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import os
+from tokenize import TokenError  # numpy's .npy header parser raises it on a truncated header
 
 import numpy as np
 
@@ -62,7 +63,7 @@ def _check_npy_header(f, size: int, path: str) -> None:
             shape, fortran, dtype = npf.read_array_header_1_0(f)
         else:
             shape, fortran, dtype = npf.read_array_header_2_0(f)
-    except (ValueError, OSError, EOFError, SyntaxError, TypeError) as e:
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError, TokenError) as e:
         raise InputError(f"the .npy header at offset 0 is malformed or truncated ({e})", file=path) from None
     if dtype.hasobject:
         raise InputError(f"the array holds Python objects (dtype {dtype}), stored as a pickle; refused: edgebrain "
@@ -92,7 +93,8 @@ def _load_npz(path: str) -> np.ndarray:
             return z[keys[0]]
     except InputError:
         raise
-    except (ValueError, OSError, EOFError, MemoryError, zipfile.BadZipFile, KeyError) as e:
+    except (ValueError, OSError, EOFError, MemoryError, zipfile.BadZipFile, KeyError, SyntaxError, TypeError,
+            TokenError) as e:
         raise InputError(f"cannot read as a NumPy .npz file ({e}); pickled (object) arrays are refused",
                          file=path) from None
 

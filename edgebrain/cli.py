@@ -341,10 +341,8 @@ def profile(
                           precision=precision.value if precision else None, baseline_s=baseline, duration_s=duration,
                           source_format=format, source_options=parse_options(option), model_name=model)
     typer.echo(json.dumps(res, indent=1, default=str) if json_out else P.format_report(res))
-    for flag in ("partial", "too_short"):  # on stderr, one line each, also with --json
-        if res[flag]:
-            typer.echo(f"warning: the measurement is {flag.replace('_', ' ')}: {res['measured'][flag + '_reason']}",
-                       err=True)
+    for w in P.measurement_warnings(res):  # on stderr, one line each, also with --json
+        typer.echo(f"warning: {w}", err=True)
 
 
 def _click_exc(name: str) -> tuple:
@@ -361,8 +359,10 @@ def _click_exc(name: str) -> tuple:
 
 
 def main(argv=None):
+    R.log_warnings_to_stderr()
     try:
-        app(args=argv, standalone_mode=False)
+        if app(args=argv, standalone_mode=False) == 130:  # typer turns Ctrl-C into a returned 130
+            raise KeyboardInterrupt
     except (EdgebrainError, OSError, MemoryError) as e:  # what the user can fix: one line, exit code 2
         _echo_err(user_error_message(e))
         sys.exit(2)

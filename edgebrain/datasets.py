@@ -6,7 +6,10 @@ A dataset is looked for, in this order, in ``$EDGEBRAIN_DATA/<path>``, ``../shar
 from its original public location (or a mirror with the same layout, e.g. ``file:///srv/datasets``)
 into the cache, checking each file's size and SHA-256 against the manifest shipped with edgebrain
 (``data/manifests.json.gz``, written by ``tools/make_manifests.py``); a file that does not match is
-deleted and reported, never used.
+deleted and reported, never used. At most the manifest's size plus one byte is read of each file,
+into a temporary file with an unpredictable name (:func:`edgebrain.safeio.atomic_write`) that is
+renamed into place only when it matches and removed on every other way out (an error, Ctrl-C,
+SIGTERM); links planted in the cache are never followed.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ import gzip
 import hashlib
 import json
 import os
-import shutil
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -24,6 +26,7 @@ from importlib import resources
 from pathlib import Path
 
 from .errors import InputError
+from .safeio import atomic_write
 
 
 @dataclass(frozen=True)
@@ -145,27 +148,46 @@ def fetch(name: str, mirror: str | None = None, progress=None, timeout: float = 
             continue
         out.parent.mkdir(parents=True, exist_ok=True)
         url = base + rel
-        tmp = out.with_name(out.name + ".part")
         try:
-            with urllib.request.urlopen(url, timeout=timeout) as r, open(tmp, "wb") as f:
-                shutil.copyfileobj(r, f, 1 << 20)
+            n = _download(url, out, size, digest, timeout)
         except (urllib.error.URLError, OSError, ValueError) as e:
-            tmp.unlink(missing_ok=True)
             raise InputError(f"dataset '{name}': could not download {url}: {getattr(e, 'reason', e)} "
                              f"({got} files fetched, {kept} already present)") from None
-        n = tmp.stat().st_size
-        h = sha256(tmp)
-        if n != size or h != digest:
-            tmp.unlink()
-            raise InputError(f"dataset '{name}': {url} does not match the manifest (got {n} bytes, sha256 {h[:16]}…; "
-                             f"expected {size} bytes, sha256 {digest[:16]}…); the file was discarded")
-        os.replace(tmp, out)
+        except InputError as e:
+            raise InputError(f"dataset '{name}': {url} {e.detail}") from None
         got += 1
         nbytes += n
         if progress:
             progress(1)
     return {"dataset": name, "destination": str(dest), "fetched": got, "already_present": kept,
             "bytes_fetched": nbytes, "source": base}
+
+
+def _download(url: str, out: Path, size: int, digest: str, timeout: float) -> int:
+    """Download ``url`` to ``out`` if it has exactly ``size`` bytes with SHA-256 ``digest``: at
+    most ``size + 1`` bytes are read (a longer body fails at once), into an unpredictably named
+    temporary file beside ``out`` that is renamed into place only when it matches, and removed
+    on every other way out (an error, Ctrl-C, SIGTERM). Returns the number of bytes."""
+    h = hashlib.sha256()
+    n = 0
+    with atomic_write(out, "dataset file") as f, urllib.request.urlopen(url, timeout=timeout) as r:
+        declared = r.headers.get("Content-Length")
+        if declared is not None and declared.strip().isdigit() and int(declared) != size:
+            raise InputError(f"declares {int(declared)} bytes; the manifest says {size} bytes; nothing was kept")
+        read = getattr(r, "read1", r.read)  # what has arrived, not waiting for a whole block
+        while True:
+            block = read(min(1 << 20, size + 1 - n))
+            if not block:
+                break
+            n += len(block)
+            if n > size:
+                raise InputError(f"sends more than the manifest's {size} bytes (stopped after {n}); nothing was kept")
+            h.update(block)
+            f.write(block)
+        if n != size or h.hexdigest() != digest:
+            raise InputError(f"does not match the manifest (got {n} bytes, sha256 {h.hexdigest()[:16]}…; expected "
+                             f"{size} bytes, sha256 {digest[:16]}…); the file was discarded")
+    return n
 
 
 def status() -> list[dict]:

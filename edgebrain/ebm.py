@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import struct
 import zlib
@@ -28,16 +29,19 @@ import zlib
 import numpy as np
 
 from . import ops
-from .errors import EdgebrainError, FormatError, ModelError
+from .errors import FormatError, ModelError
+from .card import ModelCard, StreamConfig
 from .graph import Graph
+from .infile import open_regular, read_at
 from .qparams import check_quant, is_num
+from .safeio import atomic_write
 from .version import __version__
 
 MAGIC = b"EDGEBRN\x00"
 VERSION = (1, 0)
 ALIGN = 64
 DTYPES = {"<f4", "<f8", "|i1", "<i2", "<i4", "<i8", "|u1", "<u2", "<u4", "|b1"}
-MAX_HEADER = 64 * 1024 * 1024
+MAX_HEADER = 8 * 1024 * 1024  # bytes of JSON header (the zoo's are under 32 KiB)
 
 
 class _Buffers:
@@ -106,20 +110,13 @@ def save(path, graph: Graph, quant: dict | None = None) -> None:
     hj = json.dumps(header, separators=(",", ":"), allow_nan=False).encode()
     pre = MAGIC + struct.pack("<HHI", *VERSION, len(hj)) + hj + struct.pack("<I", zlib.crc32(hj))
     pre += b"\0" * ((-len(pre)) % ALIGN)
-    tmp = os.fspath(path) + ".tmp"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(pre)
-            pos = 0
-            for e, a in zip(entries, bufs.arrays):
-                f.write(b"\0" * (e["offset"] - pos))
-                f.write(a.tobytes())
-                pos = e["offset"] + e["nbytes"]
-        os.replace(tmp, path)
-    except OSError as e:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise EdgebrainError(f"cannot write the model file ({e.strerror or e})", file=os.fspath(path)) from None
+    with atomic_write(path, "model file") as f:  # a new file renamed into place; never through a link
+        f.write(pre)
+        pos = 0
+        for e, a in zip(entries, bufs.arrays):
+            f.write(b"\0" * (e["offset"] - pos))
+            f.write(a.tobytes())
+            pos = e["offset"] + e["nbytes"]
 
 
 def load(path) -> tuple[Graph, dict | None]:
@@ -132,29 +129,33 @@ def load(path) -> tuple[Graph, dict | None]:
 
 
 def _load(path):
-    try:
-        with open(path, "rb") as f:
-            blob = f.read()
-    except FileNotFoundError:
-        raise FormatError("file not found") from None
-    except OSError as e:
-        raise FormatError(f"cannot read ({e.strerror})") from None
-    if len(blob) < 16:
-        raise FormatError(f"file is {len(blob)} bytes long; too short for an edgebrain model (truncated?)")
-    if blob[:8] != MAGIC:
+    f, size = open_regular(path, "an edgebrain model (.ebm)")
+    with f:
+        return _load_open(f, size, path)
+
+
+def _load_open(f, size: int, path):
+    if size < 16:
+        raise FormatError(f"file is {size} bytes long; too short for an edgebrain model (truncated?)")
+    head = read_at(f, 0, 16)
+    if head[:8] != MAGIC:
         raise FormatError("not an edgebrain model file (bad magic bytes at offset 0; expected 'EDGEBRN')")
-    major, minor, hlen = struct.unpack_from("<HHI", blob, 8)
+    major, minor, hlen = struct.unpack_from("<HHI", head, 8)
     if (major, minor) > VERSION:
         raise FormatError(f"offset 8: written in model format {major}.{minor} by a newer edgebrain; expected "
                           f"format {VERSION[0]}.{VERSION[1]} or older, which this edgebrain reads: upgrade edgebrain")
     if major < 1:
         raise FormatError(f"offset 8: format version {major}.{minor} does not exist; expected "
                           f"{VERSION[0]}.{VERSION[1]} (the file is corrupted)")
-    if hlen > MAX_HEADER or 16 + hlen + 4 > len(blob):
+    if hlen > MAX_HEADER:
+        raise FormatError(f"offset 12: header of {hlen} bytes; expected at most {MAX_HEADER} (the file is corrupted "
+                          "or not written by edgebrain)")
+    if 16 + hlen + 4 > size:
         raise FormatError(f"offset 12: header of {hlen} bytes at offset 16 (and its CRC) runs past the end of the "
-                          f"{len(blob)}-byte file (truncated?)")
-    hj = blob[16:16 + hlen]
-    (crc,) = struct.unpack_from("<I", blob, 16 + hlen)
+                          f"{size}-byte file (truncated?)")
+    hj = read_at(f, 16, hlen + 4)
+    (crc,) = struct.unpack_from("<I", hj, hlen)
+    hj = hj[:hlen]
     if zlib.crc32(hj) != crc:
         raise FormatError(f"header checksum mismatch: the CRC-32 at offset {16 + hlen} is {crc:#010x} but header "
                           f"bytes 16..{16 + hlen} give {zlib.crc32(hj):#010x} (the file is corrupted)")
@@ -162,18 +163,49 @@ def _load(path):
         header = json.loads(hj)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise FormatError(f"header at offset 16 is not valid JSON ({e})") from None
+    del hj
     if not isinstance(header, dict) or header.get("format") != "edgebrain-model":
         raise FormatError("header at offset 16 does not describe an edgebrain model (expected "
                           "\"format\": \"edgebrain-model\")")
     data0 = 16 + hlen + 4
     data0 += (-data0) % ALIGN
     try:
-        return _parse(blob, header, hlen, data0)
+        return _parse(_Blob(f, size), header, hlen, data0)
     except (FormatError, ModelError):
         raise
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError, RecursionError) as e:
         # the CRC matched, so the header was written this way: a writer bug or a hand-made file
         raise FormatError(f"header at offset 16 is malformed ({type(e).__name__}: {e})") from None
+
+
+class _Blob:
+    """The open model file, read by byte ranges (never whole: memory stays the buffers' size)."""
+
+    CHUNK = 1 << 20
+
+    def __init__(self, f, size: int):
+        self.f, self.size = f, size
+
+    def read(self, lo: int, hi: int) -> bytes:
+        return read_at(self.f, lo, hi - lo)
+
+    def read_array(self, lo: int, hi: int) -> bytearray:
+        """Bytes [lo, hi) in a new writable buffer (the array is made over it without a copy)."""
+        buf = bytearray(hi - lo)
+        self.f.seek(lo)
+        if self.f.readinto(buf) != len(buf):
+            raise FormatError(f"file ends before byte {hi} (truncated, or changed while being read)")
+        return buf
+
+    def first_nonzero(self, lo: int, hi: int) -> int | None:
+        """The offset of the first non-zero byte in [lo, hi), read a chunk at a time."""
+        pos = lo
+        while pos < hi:
+            b = self.read(pos, min(hi, pos + self.CHUNK))
+            if b.count(0) != len(b):
+                return pos + next(i for i, x in enumerate(b) if x)
+            pos += len(b)
+        return None
 
 
 def _buffer_owners(header: dict) -> dict:
@@ -203,49 +235,71 @@ def _buffer_owners(header: dict) -> dict:
     return owners
 
 
-def _check_zero(blob: bytes, lo: int, hi: int, what: str) -> None:
-    if lo < hi and blob.count(0, lo, hi) != hi - lo:
-        bad = next(i for i in range(lo, hi) if blob[i])
+def _check_zero(blob: _Blob, lo: int, hi: int, what: str) -> None:
+    bad = blob.first_nonzero(lo, hi) if lo < hi else None
+    if bad is not None:
         raise FormatError(f"non-zero byte at offset {bad} in the padding {what} (bytes {lo}..{hi}; expected "
                           "zeros): the file is corrupted")
 
 
-def _parse(blob: bytes, header: dict, hlen: int, data0: int):
-    _check_zero(blob, 16 + hlen + 4, min(data0, len(blob)), "after the header")
-    try:
-        entries = header["buffers"]
-        data_size = int(header["data_size"])
-        gnodes, gedges = header["graph"]["nodes"], header["graph"]["edges"]
-    except (KeyError, TypeError, ValueError) as e:
-        raise FormatError(f"header is missing field {e}") from None
-    end = data0 + data_size
-    if len(blob) < end:
-        raise FormatError(f"file is {len(blob)} bytes but its data ends at byte {end} (truncated)")
-    if len(blob) > end:
-        raise FormatError(f"{len(blob) - end} unexpected bytes after the end of the data at offset {end}")
-    arrays = []
+def _int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _buffer_entries(entries, data_size: int) -> list[tuple]:
+    """(dtype, shape, offset, nbytes, sha256) per header buffer entry, each checked against the
+    data section's size before a byte of it is read."""
+    if not isinstance(entries, list):
+        raise FormatError(f"header field 'buffers' is a {type(entries).__name__}; expected a list")
+    out = []
     for k, e in enumerate(entries):
         try:
-            dt, shape, off, nb, digest = e["dtype"], tuple(e["shape"]), int(e["offset"]), int(e["nbytes"]), e["sha256"]
-        except (KeyError, TypeError, ValueError):
+            dt, shape, off, nb, digest = e["dtype"], e["shape"], e["offset"], e["nbytes"], e["sha256"]
+        except (KeyError, TypeError):
             raise FormatError(f"buffer {k}: malformed entry in the header") from None
         if dt not in DTYPES:
             raise FormatError(f"buffer {k}: dtype '{dt}' is not allowed (expected one of {sorted(DTYPES)})")
-        if any((not isinstance(s, int)) or s < 0 for s in shape) or int(np.prod(shape)) * np.dtype(dt).itemsize != nb:
+        if not (isinstance(shape, list) and len(shape) <= 32 and all(_int(s) and s >= 0 for s in shape)):
+            raise FormatError(f"buffer {k}: shape {shape!r}; expected a list of at most 32 sizes >= 0")
+        if not (_int(off) and _int(nb) and off >= 0 and nb >= 0 and isinstance(digest, str)):
+            raise FormatError(f"buffer {k}: offset {off!r}, nbytes {nb!r}; expected integers >= 0 and a SHA-256")
+        if math.prod(shape) * np.dtype(dt).itemsize != nb:
             raise FormatError(f"buffer {k}: shape {list(shape)} and dtype {dt} do not make {nb} bytes")
-        if off < 0 or off + nb > data_size:
+        if off + nb > data_size:
             raise FormatError(f"buffer {k}: bytes {off}..{off + nb} lie outside the data section")
-        raw = blob[data0 + off:data0 + off + nb]
+        out.append((dt, tuple(shape), off, nb, digest))
+    return out
+
+
+def _parse(blob: _Blob, header: dict, hlen: int, data0: int):
+    _check_zero(blob, 16 + hlen + 4, min(data0, blob.size), "after the header")
+    try:
+        entries = header["buffers"]
+        data_size = header["data_size"]
+        gnodes, gedges = header["graph"]["nodes"], header["graph"]["edges"]
+    except (KeyError, TypeError) as e:
+        raise FormatError(f"header is missing field {e}") from None
+    if not (_int(data_size) and data_size >= 0):
+        raise FormatError(f"header field 'data_size' = {data_size!r}; expected an integer >= 0")
+    end = data0 + data_size
+    if blob.size < end:
+        raise FormatError(f"file is {blob.size} bytes but its data ends at byte {end} (truncated)")
+    if blob.size > end:
+        raise FormatError(f"{blob.size - end} unexpected bytes after the end of the data at offset {end}")
+    entries = _buffer_entries(entries, data_size)
+    arrays = []
+    for k, (dt, shape, off, nb, digest) in enumerate(entries):
+        raw = blob.read_array(data0 + off, data0 + off + nb)
         if hashlib.sha256(raw).hexdigest() != digest:
             owner = _buffer_owners(header).get(k)
             raise FormatError(f"buffer {k}{f' ({owner})' if owner else ''}, bytes {data0 + off}..{data0 + off + nb}: "
                               "SHA-256 does not match the header (the file is corrupted)")
-        arrays.append(np.frombuffer(raw, dtype=dt).reshape(shape).copy())
+        arrays.append(np.frombuffer(raw, dtype=dt).reshape(shape))
     # the bytes between buffers are alignment padding and must be zero
     pos = 0
-    for e in sorted(entries, key=lambda e: int(e["offset"])):
-        _check_zero(blob, data0 + pos, data0 + int(e["offset"]), "between buffers")
-        pos = max(pos, int(e["offset"]) + int(e["nbytes"]))
+    for _, _, off, nb, _ in sorted(entries, key=lambda e: e[2]):
+        _check_zero(blob, data0 + pos, data0 + off, "between buffers")
+        pos = max(pos, off + nb)
     _check_zero(blob, data0 + pos, end, "at the end of the data")
     g = Graph(meta=_decode(header.get("meta") or {}, arrays))
     for nd in gnodes:
@@ -266,7 +320,7 @@ def _parse(blob: bytes, header: dict, hlen: int, data0: int):
             raise FormatError(f"malformed edge {ed!r} in the header")
         g.connect(*ed)
     g.prepare()
-    _check_meta(g.meta)
+    _check_meta(g.meta, sum(math.prod(g.in_shapes[n]) for n in g.outputs))
     quant = _decode(header.get("quant"), arrays) if header.get("quant") is not None else None
     if quant is not None:
         try:
@@ -281,7 +335,7 @@ def _parse(blob: bytes, header: dict, hlen: int, data0: int):
 # cannot reach the runtime (wrong types would crash, wrong shapes would read past buffers).
 
 
-def _check_meta(meta) -> None:
+def _check_meta(meta, n_outputs: int) -> None:
     if not isinstance(meta, dict):
         raise FormatError(f"header field 'meta' is a {type(meta).__name__}; expected an object")
     dt = meta.get("dt")
@@ -291,6 +345,16 @@ def _check_meta(meta) -> None:
         if meta.get(k) is not None and not isinstance(meta[k], str):
             raise FormatError(f"header field 'meta.{k}' = {meta[k]!r}; expected a string")
     rep = meta.get("import_report")
-    if rep is not None and not (isinstance(rep, dict) and isinstance(rep.get("warnings", []), list)):
+    if rep is not None and not (isinstance(rep, dict) and isinstance(rep.get("warnings", []), list)
+                                and all(isinstance(w, str) for w in rep.get("warnings", []))):
         raise FormatError("header field 'meta.import_report' is malformed; expected an object with a "
-                          "'warnings' list")
+                          "'warnings' list of strings")
+    src = meta.get("source")
+    if src is not None and not (isinstance(src, dict) and all(isinstance(v, str) for v in src.values())):
+        raise FormatError("header field 'meta.source' is malformed; expected an object of strings")
+    # the stream settings and the model card: their one schema is in card.py
+    try:
+        StreamConfig.check_meta(meta.get("stream"), n_outputs)
+        ModelCard.check_meta(meta.get("card"))
+    except ModelError as e:
+        raise FormatError(f"header {e.detail}") from None

@@ -47,6 +47,10 @@ class InputError(EdgebrainError):
     """An input array has the wrong shape, dtype or values."""
 
 
+class OutputError(EdgebrainError):
+    """An output cannot be written where asked (a link, a directory, a device, the input itself)."""
+
+
 def user_error_message(e: BaseException) -> str:
     """The one line to show for an error the user can fix: an :class:`EdgebrainError` as it is,
     an operating-system error (file not found, permission denied, disk full) with its file, and

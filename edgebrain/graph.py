@@ -250,11 +250,16 @@ def _schedule(g: Graph) -> tuple[list[str], set]:
     idx = {n: i for i, n in enumerate(order)}
     delayed = {(a, b) for a, b in g.edges if idx[a] >= idx[b]}
     # every cycle must pass through a stateful node or a delay; otherwise it is an algebraic loop
+    # (a Delay counts only when it delays every element by at least one step)
     for a, b in delayed:
-        if not g.nodes[a].stateful and not _stateless_loop_ok(g, a, b):
+        if not g.nodes[a].breaks_loops and not _stateless_loop_ok(g, a, b):
+            on_loop = _reach(b, g.succs) & _reach(a, g.preds)
+            zero = sorted(n for n in on_loop if isinstance(g.nodes[n], ops.Delay))
+            why = (f" (Delay node(s) {', '.join(repr(n) for n in zero)} delay some elements by 0 steps, which "
+                   "passes them through within the step)") if zero else ""
             raise ModelError(
-                f"edge {a} -> {b} closes a loop without a neuron or delay on it; such a loop has no defined "
-                "value within one timestep (expected a neuron or Delay node on every loop)")
+                f"edge {a} -> {b} closes a loop without a neuron or delay on it{why}; such a loop has no defined "
+                "value within one timestep (expected a neuron, or a Delay of at least 1 step, on every loop)")
     return order, delayed
 
 
@@ -273,4 +278,4 @@ def _stateless_loop_ok(g: Graph, a: str, b: str) -> bool:
     # if some loop through it contains a stateful node; otherwise it is an instantaneous
     # algebraic loop that NIR gives no meaning to.
     on_loop = _reach(b, g.succs) & _reach(a, g.preds)
-    return any(g.nodes[n].stateful for n in on_loop)
+    return any(g.nodes[n].breaks_loops for n in on_loop)

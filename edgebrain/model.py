@@ -9,6 +9,7 @@ import numpy as np
 from . import ebm, ops
 from .errors import FormatError, ModelError
 from .graph import Graph
+from .infile import open_regular
 from .program import build
 from .session import Session
 
@@ -138,13 +139,10 @@ def _int_bytes(op, q, wbits, shape_in) -> int:
 
 
 def _sniff(path: str) -> str:
-    try:
-        with open(path, "rb") as f:
-            head = f.read(8)
-    except FileNotFoundError:
-        raise FormatError("file not found", file=path) from None
-    except OSError as e:
-        raise FormatError(f"cannot read ({e.strerror})", file=path) from None
+    # a FIFO would block the open, a device (a link to /dev/zero) never ends: refused here
+    f, _ = open_regular(path, "a model file (.ebm or .nir)")
+    with f:
+        head = f.read(8)
     if head == ebm.MAGIC:
         return "ebm"
     if head == b"\x89HDF\r\n\x1a\n":

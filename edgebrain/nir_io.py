@@ -17,6 +17,7 @@ import numpy as np
 from . import dialects, ops
 from .errors import FormatError, ModelError
 from .graph import Graph
+from .infile import check_regular
 
 # fields every NIR node type must / may have
 REQUIRED = {
@@ -54,9 +55,28 @@ class ImportReport:
 
 
 # ---------------------------------------------------------------------- reading HDF5
+# Reading is in two passes. The first walks the file and looks only at what each dataset
+# declares (shape, type, the bytes it occupies in the file: h5py tells all three without
+# reading it) and at the node it belongs to; only when every declaration fits is anything
+# read. A 57 KB file declaring a never-written, compressed (62500, 4000) weight is refused
+# before 1 GB of zeros is made.
+
+#: all datasets of a NIR file together, in bytes as declared (1 GiB: far beyond an edge model)
+MAX_NIR_BYTES = 1 << 30
+#: a dataset larger than SMALL_DATASET must be stored in at least 1/MAX_RATIO of its declared
+#: bytes: deflate cannot compress by more than about 1032:1, so a larger ratio is a dataset
+#: never written (read back as fill values) or a crafted one
+MAX_RATIO = 1100
+SMALL_DATASET = 1 << 20
+#: variable-length strings (node types, edges): how many, and their total length when read
+MAX_STRINGS = 1 << 20
+MAX_STRING = 1 << 20
+MAX_STRING_BYTES = 64 << 20
 
 
-def _h5_to_dict(group, path: str) -> dict:
+def _h5_tree(group, path: str, budget: list) -> dict:
+    """The group's members without reading any dataset: subgroups as dicts, datasets as
+    h5py Dataset objects, each checked (type, declared size, stored size) on the way."""
     import h5py
 
     out = {}
@@ -66,14 +86,182 @@ def _h5_to_dict(group, path: str) -> dict:
         raise FormatError(f"group {path} cannot be read ({e})") from None
     for k, v in items:
         if isinstance(v, h5py.Group):
-            out[k] = _h5_to_dict(v, f"{path}/{k}")
-        else:
-            try:
-                val = v[()]
-            except Exception as e:  # noqa: BLE001 - h5py raises many kinds on damaged data
-                raise FormatError(f"dataset {path}/{k} cannot be read ({e})") from None
-            out[k] = val
+            out[k] = _h5_tree(v, f"{path}/{k}", budget)
+        elif isinstance(v, h5py.Dataset):
+            _check_dataset(v, f"{path}/{k}", budget)
+            out[k] = v
+        # links to nowhere, named types: not part of NIR's layout, ignored
     return out
+
+
+def _check_dataset(ds, path: str, budget: list) -> None:
+    import h5py
+
+    try:
+        shape, dt = ds.shape, ds.dtype
+        stored = ds.id.get_storage_size()
+    except Exception as e:  # noqa: BLE001
+        raise FormatError(f"dataset {path} cannot be read ({e})") from None
+    if shape is None:
+        raise FormatError(f"dataset {path} has no dataspace (an empty placeholder); expected numbers or text")
+    is_str = h5py.check_string_dtype(dt) is not None
+    if not is_str and (dt.kind not in "biufc" or dt.names is not None or dt.subdtype is not None):
+        raise FormatError(f"dataset {path} holds {dt} values; expected numbers or text")
+    n = math.prod(shape)
+    if dt.kind == "O" and n > MAX_STRINGS:
+        raise FormatError(f"dataset {path} declares {n} strings; expected at most {MAX_STRINGS}")
+    nbytes = n * dt.itemsize
+    budget[0] += nbytes
+    if budget[0] > MAX_NIR_BYTES:
+        raise FormatError(f"dataset {path} declares shape {shape} of {dt} ({nbytes} bytes), which brings the "
+                          f"file's datasets to {budget[0]} bytes; expected at most {MAX_NIR_BYTES} in all")
+    if nbytes > SMALL_DATASET and nbytes > MAX_RATIO * stored:
+        raise FormatError(f"dataset {path} declares shape {shape} of {dt} ({nbytes} bytes) but the file stores "
+                          f"{stored} bytes for it; expected a dataset that was written (at most {MAX_RATIO}:1 "
+                          "compression)")
+
+
+def _check_vlen(ds, path: str) -> None:
+    """Check a contiguous variable-length string dataset from its bytes in the file, before HDF5
+    reads it: each element is (length, global heap address, object index), and HDF5 allocates
+    ``length`` bytes per element and walks the heap collection (a free-space record of size 0
+    makes that walk loop forever). Other layouts are left to h5py."""
+    try:
+        off = ds.id.get_offset()
+        if off is None:
+            return
+        addr, size_len = ds.file.id.get_create_plist().get_sizes()
+        n = math.prod(ds.shape)
+        with open(ds.file.filename, "rb") as f:
+            end_of_file = f.seek(0, 2)
+            f.seek(off)
+            raw = f.read(n * (8 + addr))
+            if len(raw) != n * (8 + addr):
+                return
+            refs = [(int.from_bytes(raw[i:i + 4], "little"), int.from_bytes(raw[i + 4:i + 4 + addr], "little"),
+                     int.from_bytes(raw[i + 4 + addr:i + 8 + addr], "little")) for i in range(0, len(raw), 8 + addr)]
+            lengths = [r[0] for r in refs]
+            if lengths and (max(lengths) > MAX_STRING or sum(lengths) > MAX_STRING_BYTES):
+                raise FormatError(f"dataset {path} declares a string of {max(lengths)} bytes ({sum(lengths)} in "
+                                  f"all); expected node names and types (at most {MAX_STRING} bytes each, "
+                                  f"{MAX_STRING_BYTES} in all)")
+            for heap in {r[1] for r in refs if r[0]}:
+                objects = _heap_objects(f, heap, size_len, end_of_file)
+                if objects is None:
+                    raise FormatError(f"dataset {path}: its text is in a damaged heap at offset {heap} (expected "
+                                      "an HDF5 global heap collection)")
+                for length, h, index in refs:
+                    if h == heap and length and objects.get(index, -1) < length:
+                        raise FormatError(f"dataset {path}: heap object {index} at offset {heap} is missing or "
+                                          f"shorter than the {length} bytes declared")
+    except FormatError:
+        raise
+    except Exception:  # noqa: BLE001 - an unusual layout: leave it to h5py
+        return
+
+
+def _heap_objects(f, heap: int, size_len: int, end_of_file: int) -> dict | None:
+    """index -> size of the objects in the global heap collection at ``heap``, or None if the
+    collection is malformed (bad signature, size past the file, objects past its end, a
+    free-space record that does not fill the rest)."""
+    f.seek(heap)
+    head = f.read(8 + size_len)
+    if len(head) != 8 + size_len or head[:5] != b"GCOL\x01":
+        return None
+    total = int.from_bytes(head[8:], "little")
+    if total < 8 + size_len or heap + total > end_of_file or total > MAX_STRING_BYTES + (1 << 20):
+        return None
+    body = head + f.read(total - len(head))
+    pos, out = 8 + size_len, {}
+    while pos + 8 + size_len <= total:
+        index = int.from_bytes(body[pos:pos + 2], "little")
+        size = int.from_bytes(body[pos + 8:pos + 8 + size_len], "little")
+        if index == 0:  # free space: from this record to the end of the collection
+            return out if size == total - pos else None
+        nxt = pos + 8 + size_len + (size + 7) // 8 * 8
+        if nxt > total:
+            return None
+        out[index] = size
+        pos = nxt
+    return out
+
+
+def _read_dataset(ds, path: str):
+    try:
+        if ds.dtype.kind == "O":  # variable-length strings: what they declare first
+            _check_vlen(ds, path)
+            if ds.ndim == 0:
+                return ds[()]
+            flat, total, step = [], 0, 256
+            for i in range(0, ds.shape[0], step):
+                part = ds[i:i + step]
+                total += sum(len(x) for x in np.asarray(part).reshape(-1) if isinstance(x, (bytes, str)))
+                if total > MAX_STRING_BYTES:
+                    raise FormatError(f"dataset {path} holds more than {MAX_STRING_BYTES} bytes of text; "
+                                      "expected node names and types")
+                flat.append(part)
+            return np.concatenate(flat) if flat else ds[()]
+        return ds[()]
+    except FormatError:
+        raise
+    except Exception as e:  # noqa: BLE001 - h5py raises many kinds on damaged data
+        raise FormatError(f"dataset {path} cannot be read ({e})") from None
+
+
+def _h5_read(tree: dict, path: str) -> dict:
+    """The tree of :func:`_h5_tree` with every dataset read."""
+    return {k: _h5_read(v, f"{path}/{k}") if isinstance(v, dict) else _read_dataset(v, f"{path}/{k}")
+            for k, v in tree.items()}
+
+
+def _declared_node(kind: str, nd: dict, where: str) -> None:
+    """Check the declared shapes of one node's datasets against each other, before reading them."""
+    # numeric datasets only: text where numbers belong is reported when the field is parsed
+    sh = {f: tuple(v.shape) for f, v in nd.items() if not isinstance(v, dict) and v.dtype.kind in "biufc"}
+
+    def need(f, ok, expected):
+        if f in sh and not ok(sh[f]):
+            raise ModelError(f"field '{f}' declares shape {sh[f]}; expected {expected}", where=where)
+
+    for f in ("stride", "padding", "dilation", "groups", "kernel_size", "start_dim", "end_dim"):
+        need(f, lambda s: math.prod(s) <= 8, "at most 8 values")
+    if kind in ("Input", "Output"):
+        need("shape", lambda s: len(s) <= 1 and math.prod(s) <= 32, "a list of at most 32 sizes")
+    elif kind in ("Affine", "Linear"):
+        need("weight", lambda s: len(s) == 2, "2-D (out, in)")
+        if kind == "Affine" and "weight" in sh:
+            o = sh["weight"][0]
+            need("bias", lambda s: s == (o,), f"({o},), one value per output of 'weight' {sh['weight']}")
+    elif kind in ("Conv1d", "Conv2d"):
+        d = 3 if kind == "Conv1d" else 4
+        need("weight", lambda s: len(s) == d, f"{d}-D")
+        if "weight" in sh and len(sh["weight"]) == d:
+            o = sh["weight"][0]
+            need("bias", lambda s: math.prod(s) in (1, o) and len(s) <= 1,
+                 f"({o},), one value per output channel of 'weight' {sh['weight']}")
+    elif kind in NEURONS:
+        _neuron_shapes(where, {f: s for f, s in sh.items() if f in REQUIRED[kind] + OPTIONAL.get(kind, ())})
+
+
+def _declared(tree: dict, where: str) -> None:
+    """Walk the (unread) node tree: each node's type is read (a short string), its datasets'
+    declared shapes checked. Structure errors are left to the flattening, after reading."""
+    nodes = tree.get("nodes")
+    edges = tree.get("edges")
+    if edges is not None and not isinstance(edges, dict) and edges.shape not in ((0,), ()) and (
+            len(edges.shape) != 2 or edges.shape[1] != 2):
+        raise ModelError(f"field 'edges' declares shape {edges.shape}; expected (E, 2)", where=where)
+    if not isinstance(nodes, dict):
+        return
+    for name, nd in nodes.items():
+        t = nd.get("type") if isinstance(nd, dict) else None
+        if t is None or isinstance(t, dict) or t.shape != ():
+            continue
+        kind = _str(_read_dataset(t, t.name))
+        if kind == "NIRGraph":
+            _declared(nd, f"node '{name}'")
+        elif kind in REQUIRED:
+            _declared_node(kind, nd, f"node '{name}' ({kind})")
 
 
 def _str(v) -> str:
@@ -89,15 +277,20 @@ def read_nir_dict(path) -> tuple[dict, str]:
     import h5py
 
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FormatError("file not found", file=path)
+    check_regular(path, "a NIR file (HDF5)")  # a FIFO would block, a device never end
     try:
         with h5py.File(path, "r") as f:
-            if "node" not in f:
+            if "node" not in f or not isinstance(f["node"], h5py.Group):
                 raise FormatError("not a NIR file: no '/node' group (expected NIR's HDF5 layout)", file=path)
-            version = _str(f["version"][()]) if "version" in f else ""
-            tree = _h5_to_dict(f["node"], "/node")
-    except FormatError as e:
+            budget = [0]
+            version = ""
+            if isinstance(f.get("version"), h5py.Dataset):
+                _check_dataset(f["version"], "/version", budget)
+                version = _str(_read_dataset(f["version"], "/version"))[:100]
+            lazy = _h5_tree(f["node"], "/node", budget)
+            _declared(lazy, "top-level graph")
+            tree = _h5_read(lazy, "/node")
+    except (FormatError, ModelError) as e:
         raise e.with_file(path)
     except Exception as e:  # noqa: BLE001 - h5py raises OSError, KeyError, RuntimeError... on damaged files
         raise FormatError(f"cannot read as HDF5 ({e}); expected a NIR file (HDF5), complete and undamaged",
@@ -239,22 +432,29 @@ def _neuron_fields(where: str, kind: str, nd: dict, warnings: list) -> dict:
         if f in p and p[f].size and not (p[f] > 0).all():
             raise ModelError(f"field '{f}' has values <= 0 (smallest {p[f].min():g}); expected time constants > 0",
                              where=where)
+    _neuron_shapes(where, {f: a.shape for f, a in p.items()})
+    return p
+
+
+def _neuron_shapes(where: str, shapes: dict) -> None:
+    """The shapes of a neuron's fields (as declared in the file, or as read) fit together."""
+    size = {f: math.prod(s) for f, s in shapes.items()}
     # a time constant and its gain are read together (dialect detection flattens both)
     for a, b in (("tau", "r"), ("tau_mem", "r"), ("tau_syn", "w_in")):
-        if a in p and b in p and 1 not in (p[a].size, p[b].size) and p[a].size != p[b].size:
-            raise ModelError(f"field '{a}' has shape {p[a].shape} but field '{b}' has shape {p[b].shape}; "
-                             "expected one value per neuron (or a single value) in both", where=where)
+        if a in size and b in size and 1 not in (size[a], size[b]) and size[a] != size[b]:
+            raise ModelError(f"field '{a}' has shape {tuple(shapes[a])} but field '{b}' has shape "
+                             f"{tuple(shapes[b])}; expected one value per neuron (or a single value) in both",
+                             where=where)
     # fields combined by the discretisation must broadcast together; each is checked against the
     # node's shape once that is known
     for group in (("tau", "tau_mem", "r", "v_leak"), ("tau_syn", "w_in"), ("v_threshold", "v_reset")):
-        fs = [f for f in group if f in p]
+        fs = [f for f in group if f in shapes]
         try:
-            np.broadcast_shapes(*(p[f].shape for f in fs))
+            np.broadcast_shapes(*(tuple(shapes[f]) for f in fs))
         except ValueError:
-            desc = ", ".join(f"'{f}' {p[f].shape}" for f in fs)
+            desc = ", ".join(f"'{f}' {tuple(shapes[f])}" for f in fs)
             raise ModelError(f"fields have shapes that do not fit together ({desc}); expected one value per "
                              "neuron (or a single value) in each", where=where) from None
-    return p
 
 
 def _op_from_nir(kind: str, nd: dict, where: str, dialect: dialects.Dialect, dt: float) -> ops.Op:
@@ -434,6 +634,11 @@ def to_nir_graph(graph: Graph):
 
 
 def write_nir(graph: Graph, path) -> None:
+    """Export ``graph`` to the NIR file ``path`` (written atomically, see :func:`edgebrain.safeio.atomic_write`)."""
     import nir
 
-    nir.write(os.fspath(path), to_nir_graph(graph))
+    from .safeio import atomic_write
+
+    g = to_nir_graph(graph)
+    with atomic_write(os.fspath(path), "NIR file") as f:
+        nir.write(f, g)

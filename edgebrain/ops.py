@@ -37,6 +37,12 @@ class Op:
     #: True when the node keeps state between timesteps
     stateful: ClassVar[bool] = False
 
+    @property
+    def breaks_loops(self) -> bool:
+        """True when every element of the output depends only on earlier timesteps' inputs or on
+        state, so that a recurrent loop through this node has a defined value within a step."""
+        return self.stateful
+
     def out_shape(self, in_shape: Shape) -> Shape:
         return in_shape
 
@@ -333,6 +339,11 @@ class Delay(Op):
 
     def __post_init__(self):
         self.steps = _arr(self.steps, np.int32)
+
+    @property
+    def breaks_loops(self) -> bool:
+        # an element delayed by 0 steps passes its input through within the step, like Scale
+        return bool(self.steps.size) and int(self.steps.min()) >= 1
 
     def check(self, in_shape):
         _check_broadcast("steps", self.steps, in_shape)

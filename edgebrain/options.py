@@ -37,3 +37,16 @@ def option_value(v: str):
         return float(v)
     except ValueError:
         return v
+
+
+def positive_number(v, what: str, unit: str = "") -> float:
+    """``v`` as a float that is finite and > 0 (a rate, a duration, a limit), else an InputError
+    naming ``what`` (e.g. ``"rate"``, ``"--duration"``) and what was expected. Booleans, text, NaN,
+    ±inf, 0 and negative values are refused."""
+    try:
+        f = float(v)
+    except (TypeError, ValueError, OverflowError):
+        f = float("nan")
+    if isinstance(v, bool) or not (f > 0 and f != float("inf")):
+        raise InputError(f"{what}={v!r}; expected a finite number{' of ' + unit if unit else ''} > 0")
+    return f

@@ -32,6 +32,17 @@ STATE_BITS = (16, 32)
 DECAYS = ("mul", "shift")
 INPUT_BITS = (8, 16)
 
+#: shift amounts (requantisation s, gsyn_s, gmem_s, pooling s, bit-shift decays) lie in [0, MAX_SHIFT]
+MAX_SHIFT = 62
+#: dq, the fraction bits of the multiply-shift decay, lies in [0, MAX_DQ] (so that 2**dq, a decay
+#: of 1, fits an int32)
+MAX_DQ = 30
+INT32 = (-2 ** 31, 2 ** 31 - 1)
+#: multipliers m are int32 values other than -2**31 (|m| < 2**31)
+MULT = (-(2 ** 31 - 1), 2 ** 31 - 1)
+#: the input's real scale: its inverse must be a finite float32 (3.4e38)
+INPUT_SCALE = (1e-37, 1e37)
+
 #: integer arrays every neuron node has (broadcast to its shape); spiking kinds add
 #: thr and v_reset, current-based kinds alpha_m, gsyn_m and gsyn_s
 NEURON_INT_FIELDS = ("beta_m", "gmem_m", "gmem_s", "bias")
@@ -77,39 +88,66 @@ class Field(NamedTuple):
 
     ``kind``: 'pos' (a positive number), 'int' (a 32-bit integer), 'bool', 'decay' ('mul' or
     'shift'), 'iarr' (an integer array of exactly ``shape``) or 'barr' (an integer array that
-    broadcasts to ``shape``, one value per neuron)."""
+    broadcasts to ``shape``, one value per neuron). ``range``: (lo, hi), inclusive, for the
+    value(s) of a number or array field (integer fields: int32 when not given)."""
 
     key: str
     kind: str
     shape: tuple | None = None
     optional: bool = False
+    range: tuple | None = None
 
 
 #: node types that carry fixed-point parameters (the others pass integers through unchanged)
 QUANTIZED_OPS = (ops.Input, ops.Affine, ops.Conv1d, ops.Conv2d, ops.SumPool2d, ops.Scale, ops.Threshold, ops.Neuron)
 
 
-def node_fields(op: ops.Op, in_shape) -> list[Field]:
-    """The fields node ``op`` (with input shape ``in_shape``) must have, in checking order;
-    empty for node types without fixed-point parameters."""
+def _valid_int(v, lo, hi) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
+
+
+def node_fields(op: ops.Op, in_shape, quant: dict | None = None, q: dict | None = None) -> list[Field]:
+    """The fields node ``op`` (with input shape ``in_shape``) must have, in checking order, with
+    their ranges; empty for node types without fixed-point parameters. ``quant`` (the model's
+    parameters: weight and state widths) and ``q`` (the node's own entry: dq and the decay kind)
+    narrow the ranges of weights and neuron fields when they are valid."""
+    quant, q = quant if isinstance(quant, dict) else {}, q if isinstance(q, dict) else {}
+    shift = (0, MAX_SHIFT)
     if isinstance(op, ops.Input):
-        return [Field("scale", "pos"), Field("lo", "int"), Field("hi", "int")]
+        return [Field("scale", "pos", range=INPUT_SCALE), Field("lo", "int"), Field("hi", "int")]
     if isinstance(op, (ops.Affine, ops.Conv1d, ops.Conv2d)):  # and Linear
         co = (op.weight.shape[0],)
-        return [Field("w", "iarr", op.weight.shape), Field("b", "iarr", co, optional=True),
-                Field("rq_m", "iarr", co), Field("rq_s", "iarr", co), Field("identity", "bool"),
-                Field("wide", "bool")]
+        wb = quant.get("weight_bits")
+        wmax = 2 ** (wb - 1) - 1 if wb in WEIGHT_BITS and not isinstance(wb, bool) else 2 ** 15 - 1
+        return [Field("w", "iarr", op.weight.shape, range=(-wmax, wmax)), Field("b", "iarr", co, optional=True),
+                Field("rq_m", "iarr", co, range=MULT), Field("rq_s", "iarr", co, range=shift),
+                Field("identity", "bool"), Field("wide", "bool")]
     if isinstance(op, ops.SumPool2d):  # and AvgPool2d
-        return [Field("m", "int"), Field("s", "int")]
+        return [Field("m", "int", range=MULT), Field("s", "int", range=shift)]
     if isinstance(op, ops.Scale):
-        return [Field("m", "iarr", op.scale.shape), Field("s", "iarr", op.scale.shape)]
+        return [Field("m", "iarr", op.scale.shape, range=MULT), Field("s", "iarr", op.scale.shape, range=shift)]
     if isinstance(op, ops.Threshold):
         return [Field("th", "iarr", op.threshold.shape)]
     if isinstance(op, ops.Neuron):
+        sb = quant.get("state_bits")
+        info = np.iinfo(state_dtype(sb)) if sb in STATE_BITS and not isinstance(sb, bool) else np.iinfo(np.int32)
+        state = (int(info.min), int(info.max))
+        dq = q.get("dq")
+        if q.get("decay") == "shift":
+            decay = shift  # a shift k: decay = 1 - 2**-k
+        else:  # a multiplier of 2**-dq: decay in [0, 1]
+            decay = (0, 2 ** dq) if _valid_int(dq, 0, MAX_DQ) else (0, 2 ** MAX_DQ)
+        # multi-spike neurons divide by the threshold: it must be >= 1
+        thr = (1, state[1]) if op.spiking and op.multispike else state
+        ranges = {"beta_m": decay, "alpha_m": decay, "gmem_m": MULT, "gsyn_m": MULT, "gmem_s": shift,
+                  "gsyn_s": shift, "bias": state, "thr": thr, "v_reset": state}
         per_neuron = NEURON_INT_FIELDS + (("thr", "v_reset") if op.spiking else ()) + (
             ("alpha_m", "gsyn_m", "gsyn_s") if op.cuba else ())
-        return ([Field("s_v", "pos"), Field("dq", "int"), Field("decay", "decay")]
-                + [Field(k, "barr", in_shape) for k in per_neuron] + ([Field("s_i", "pos")] if op.cuba else []))
+        return ([Field("s_v", "pos"), Field("dq", "int", range=(0, MAX_DQ)), Field("decay", "decay")]
+                + [Field(k, "barr", in_shape, range=ranges[k]) for k in per_neuron]
+                + ([Field("s_i", "pos")] if op.cuba else [])
+                + [Field(k, "bool", optional=True) for k in ("gmem_identity",)
+                   + (("gsyn_identity",) if op.cuba else ())])
     return []
 
 
@@ -145,24 +183,31 @@ def check_quant(g, quant) -> None:
         where = f"node '{name}' ({op.kind})"
         if not isinstance(q, dict):
             bad(f"{where}: entry is missing or not an object")
-        for f in node_fields(op, g.in_shapes.get(name)):
+        for f in node_fields(op, g.in_shapes.get(name), quant, q):
             if f.key not in q:
                 if f.optional:
                     continue
                 bad(f"{where}: field '{f.key}' is missing")
             _check_field(where, f, q[f.key])
+        if isinstance(op, ops.Input) and q["lo"] > q["hi"]:
+            bad(f"{where}: fields 'lo' = {q['lo']} and 'hi' = {q['hi']}; expected lo <= hi")
 
 
 def _check_field(where: str, f: Field, v) -> None:
     def bad(msg):
         raise ModelError(f"{where}: field '{f.key}' {msg}")
 
+    lo, hi = f.range if f.range is not None else INT32
     if f.kind == "pos":
         if not (is_num(v) and v > 0):
             bad(f"= {v!r}; expected a positive number")
+        if f.range is not None and not lo <= v <= hi:
+            bad(f"= {v!r}; expected a number from {lo:g} to {hi:g}")
     elif f.kind == "int":
-        if not (isinstance(v, int) and not isinstance(v, bool) and -2 ** 31 <= v < 2 ** 31):
-            bad(f"= {v!r}; expected a 32-bit integer")
+        if not (isinstance(v, int) and not isinstance(v, bool)):
+            bad(f"= {v!r}; expected an integer from {lo} to {hi}")
+        if not lo <= v <= hi:
+            bad(f"= {v}; expected an integer from {lo} to {hi}")
     elif f.kind == "bool":
         if not isinstance(v, bool):
             bad(f"= {v!r}; expected true or false")
@@ -181,3 +226,10 @@ def _check_field(where: str, f: Field, v) -> None:
         if not ok:
             bad(f"has shape {a.shape}; expected "
                 f"{tuple(f.shape) if exact else f'a shape that broadcasts to {tuple(f.shape)}'}")
+        if a.size:
+            amin, amax = int(a.min()), int(a.max())
+            if amin < lo or amax > hi:
+                worst = amin if amin < lo else amax
+                at = tuple(int(i) for i in np.unravel_index(int(np.argmax(a == worst)), a.shape))
+                bad(f"holds {worst} (at index {at}); "
+                    f"expected values from {lo} to {hi}")

@@ -7,7 +7,30 @@ is left to the library. ``--json`` prints the same results as JSON instead.
 
 from __future__ import annotations
 
+import logging
+import sys
+
 from .card import ModelCard, StreamConfig
+
+
+class _WarningLines(logging.Handler):
+    """The library's log records as ``warning: ...`` lines on the stderr of the moment."""
+
+    def emit(self, record):
+        try:
+            sys.stderr.write(f"warning: {' '.join(record.getMessage().split())}\n")
+        except Exception:  # noqa: BLE001 - logging must never end the command
+            self.handleError(record)
+
+
+def log_warnings_to_stderr() -> None:
+    """Repairs and notices the library logs (damaged input skipped, a link reconnected, a
+    Numba cache rebuilt) reach stderr as one ``warning:`` line each, like every other notice
+    of the command line, instead of bare lines from Python's fallback handler."""
+    lg = logging.getLogger("edgebrain")
+    if not any(isinstance(h, _WarningLines) for h in lg.handlers):
+        h = _WarningLines(logging.WARNING)
+        lg.addHandler(h)
 
 
 def _table():

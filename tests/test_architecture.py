@@ -26,7 +26,8 @@ MAX_CLI_LINES = 400
 #: bottom to top; a module may import modules of its own layer or below (longest prefix wins).
 #: The package's own ``__init__`` (the facade ``edgebrain.load`` etc.) stands outside the layers.
 LAYERS = [
-    ["edgebrain.errors", "edgebrain.options", "edgebrain.progress", "edgebrain.version"],
+    ["edgebrain.errors", "edgebrain.jit", "edgebrain._numba_cache", "edgebrain.options", "edgebrain.progress", "edgebrain.version", "edgebrain.safeio",
+     "edgebrain.infile"],
     ["edgebrain.kernels"],
     ["edgebrain.ops"],
     ["edgebrain.qparams", "edgebrain.graph", "edgebrain.dialects", "edgebrain.arrays", "edgebrain.card"],

@@ -591,6 +591,73 @@ def test_well_formed_but_wrong_headers_are_rejected(models, work):
             assert w in msg, f"{name}: error does not mention {w!r}: {msg}"
 
 
+def _stream(key, value):
+    def mutate(h):
+        h["meta"].setdefault("stream", {})[key] = value
+    return mutate
+
+
+def test_hand_made_metadata_is_checked_against_one_schema(models, work):
+    """Stream settings and the model card of a file with a valid CRC are checked on load (issue 11,
+    item 11): before, a rate of "fast" or 1e300, an encoder of 5, a non-object card or a result
+    row without its precision loaded and failed later as an internal error, and rate -5 ran 0 steps."""
+    fblob = models[0].read_bytes()
+    cases = {
+        "rate is text": (_stream("rate", "fast"), ["meta.stream.rate", "'fast'"]),
+        "rate 1e300": (_stream("rate", 1e300), ["meta.stream.rate", "1e+300"]),
+        "rate -5": (_stream("rate", -5), ["meta.stream.rate", "-5"]),
+        "encoder 5": (_stream("encoder", 5), ["meta.stream.encoder", "5"]),
+        "labels for another model": (_stream("labels", list("abcdefg"[:N_OUT + 1])), [
+            "meta.stream.labels", f"{N_OUT + 1} class names", f"expected {N_OUT}"]),
+        "card not an object": (lambda h: h["meta"].__setitem__("card", [1, 2]), ["meta.card", "[1, 2]"]),
+        "result row without precision": (
+            lambda h: h["meta"].__setitem__("card", {"results": [{"model": "m", "accuracy": 0.9}]}),
+            ["meta.card.results[0]", "precision"]),
+    }
+    for name, (mutate, must) in cases.items():
+        path = _write(work, "hand_made_meta.ebm", _rehead(fblob, mutate))
+        with pytest.raises(FormatError) as ei:
+            edgebrain.load(path)
+        msg = str(ei.value)
+        assert msg.startswith(f"{path}: header field") and "expected" in msg, f"{name}: {msg}"
+        for w in must:
+            assert w in msg, f"{name}: error does not mention {w!r}: {msg}"
+
+
+def test_out_of_range_fixed_point_fields_in_a_file_are_rejected(models, work):
+    """Integer fields written by a buggy writer (valid CRC, right types and shapes) but outside what
+    the kernels can compute with: shifts of -7, 63, 200; dq of +-2**31; input lo > hi (issue 11)."""
+    from edgebrain.model import Model
+
+    _, _, _, qm = models
+    lif = qm.quant["nodes"]["lif1"]
+
+    def with_field(node, key, value):
+        q = {**qm.quant, "nodes": {**qm.quant["nodes"], node: {**qm.quant["nodes"][node], key: value}}}
+        return q
+
+    cases = {
+        "shift -7": (with_field("lif1", "gmem_s", np.full_like(lif["gmem_s"], -7)), ["lif1", "'gmem_s'", "-7"]),
+        "shift 63": (with_field("lif1", "gmem_s", np.full_like(lif["gmem_s"], 63)), ["lif1", "'gmem_s'", "63"]),
+        "shift 200": (with_field("fc2", "rq_s", np.full_like(qm.quant["nodes"]["fc2"]["rq_s"], 200)),
+                      ["fc2", "'rq_s'", "200"]),
+        "dq -2**31": (with_field("lif2", "dq", -2 ** 31), ["lif2", "'dq'", "-2147483648"]),
+        "dq 2**31-1": (with_field("lif2", "dq", 2 ** 31 - 1), ["lif2", "'dq'", "2147483647"]),
+        "input lo > hi": ({**with_field("input", "lo", 100), "nodes": {
+            **qm.quant["nodes"], "input": {**qm.quant["nodes"]["input"], "lo": 100, "hi": -100}}},
+            ["input", "'lo' = 100", "'hi' = -100", "lo <= hi"]),
+    }
+    for name, (quant, must) in cases.items():
+        path = work / "buggy_writer.ebm"
+        Model(qm.graph, quant).save(path)
+        with pytest.raises(FormatError) as ei:
+            edgebrain.load(path)
+        msg = str(ei.value)
+        assert msg.startswith(f"{path}: quantization parameters: node "), f"{name}: {msg}"
+        for w in must:
+            assert w in msg, f"{name}: error does not mention {w!r}: {msg}"
+
+
 def test_cli_rejects_damaged_model_files_in_one_line(models, work):
     damages = ebm_damages(models[0], work)
     calls = []

@@ -130,6 +130,35 @@ def test_algebraic_loop_is_rejected():
         g.prepare()
 
 
+def _loop_through(node):
+    g = Graph()
+    g.add("input", ops.Input(shape=(2,)))
+    g.add("a", ops.Scale(scale=np.ones(2, np.float32)))
+    g.add("via", node)
+    g.add("output", ops.Output())
+    for e in [("input", "a"), ("a", "via"), ("via", "a"), ("via", "output")]:
+        g.connect(*e)
+    return g
+
+
+@pytest.mark.parametrize("steps", [[0, 0], [0, 2], [0]])
+def test_loop_through_a_zero_length_delay_is_rejected_like_one_through_scale(steps):
+    """A Delay of 0 steps passes its input through within the step: a loop through it is as
+    algebraic as one through Scale (issue 11, item 10), even when only some elements are 0."""
+    with pytest.raises(ModelError, match="loop") as via_scale:
+        _loop_through(ops.Scale(scale=np.ones(2, np.float32))).prepare()
+    with pytest.raises(ModelError, match="loop") as via_delay:
+        _loop_through(ops.Delay(steps=np.array(steps, np.int32))).prepare()
+    assert "Delay" in str(via_delay.value) and "0 steps" in str(via_delay.value), str(via_delay.value)
+    assert "loop without a neuron" in str(via_scale.value)
+
+
+def test_loop_through_a_delay_of_one_step_or_more_runs():
+    g = _loop_through(ops.Delay(steps=np.array([1, 2], np.int32))).prepare()
+    out, _ = Model(g).session().run(np.ones((6, 2), np.float32))
+    assert np.all(np.isfinite(out)) and out.shape == (6, 2)
+
+
 def test_shape_mismatch_and_missing_node_are_reported():
     g = Graph.sequential(ops.Input(shape=(4,)), ops.Linear(weight=np.ones((3, 5), np.float32)), ops.Output())
     with pytest.raises(ModelError, match=r"linear1.*input shape \(4,\)"):

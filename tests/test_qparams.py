@@ -62,3 +62,71 @@ def test_check_quant_names_the_bad_field():
     with pytest.raises(ModelError, match=r"field 'rq_m' has shape \(3,\); expected \(32,\)"):
         qparams.check_quant(qm.graph, q)
     assert qparams.node_fields(ops.Flatten(), (3,)) == []
+
+
+@pytest.fixture(scope="module")
+def qmodel():
+    model, _ = snn_mlp(seed=3)
+    qm, _ = quantize(model, np.random.default_rng(0).standard_normal((50, 4, 6)).astype(np.float32))
+    return qm
+
+
+def _with(quant, node, key, value):
+    q = {**quant, "nodes": {**quant["nodes"], node: {**quant["nodes"][node], key: value}}}
+    return q
+
+
+# (node, field, value, what the message must say): values the kernels cannot use (issue 11, item 11).
+# Shifts outside [0, 62] and dq outside [0, 30] are undefined or overflow in the kernels' int64
+# arithmetic; state-range fields outside int16 would wrap when stored in int16 state.
+OUT_OF_RANGE = [
+    ("lif1", "gmem_s", np.array([-7], np.int32), "holds -7"),
+    ("lif1", "gmem_s", np.array([63], np.int32), "holds 63"),
+    ("lif1", "gmem_s", np.array([200], np.int32), "holds 200"),
+    ("fc1", "rq_s", np.full(32, 63, np.int32), "'rq_s' holds 63"),
+    ("fc1", "rq_s", np.full(32, -1, np.int32), "'rq_s' holds -1"),
+    ("lif1", "dq", -2 ** 31, "'dq' = -2147483648; expected an integer from 0 to 30"),
+    ("lif1", "dq", 2 ** 31 - 1, "'dq' = 2147483647; expected an integer from 0 to 30"),
+    ("lif1", "dq", 31, "'dq' = 31"),
+    ("lif1", "beta_m", np.array([2 ** 15 + 1], np.int32), "'beta_m' holds 32769"),
+    ("lif1", "beta_m", np.array([-1], np.int32), "'beta_m' holds -1"),
+    ("lif1", "v_reset", np.array([40000], np.int32), "'v_reset' holds 40000 (at index (0,)); expected values from -32768 to 32767"),
+    ("lif1", "thr", np.array([-40000], np.int32), "'thr' holds -40000"),
+    ("fc1", "w", None, "'w' holds 200"),
+    ("fc1", "rq_m", np.full(32, -2 ** 31, np.int64), "'rq_m' holds -2147483648"),
+    ("fc1", "b", np.full(32, 2 ** 40, np.int64), "'b' holds 1099511627776"),
+    ("input", "scale", 1e-300, "'scale' = 1e-300; expected a number from 1e-37 to 1e+37"),
+]
+
+
+@pytest.mark.parametrize("node,key,value,must", OUT_OF_RANGE, ids=[f"{n}.{k}-{i}" for i, (n, k, _, m) in
+                                                                    enumerate(OUT_OF_RANGE)])
+def test_check_quant_range_checks_every_integer_field(qmodel, node, key, value, must):
+    if value is None:  # a weight outside int8 (weight_bits 8), still stored as int16
+        value = qmodel.quant["nodes"]["fc1"]["w"].astype(np.int16)
+        value[0, 0] = 200
+    with pytest.raises(ModelError) as ei:
+        qparams.check_quant(qmodel.graph, _with(qmodel.quant, node, key, value))
+    assert f"node '{node}'" in str(ei.value) and must in str(ei.value), str(ei.value)
+
+
+def test_check_quant_shift_decay_takes_shift_amounts(qmodel):
+    q = _with(qmodel.quant, "lif1", "decay", "shift")
+    q = _with(q, "lif1", "beta_m", np.full(32, 62, np.int32))
+    qparams.check_quant(qmodel.graph, q)  # a shift of 62 is a decay of 1 - 2**-62: valid
+    with pytest.raises(ModelError, match=r"'beta_m' holds 63 .*expected values from 0 to 62"):
+        qparams.check_quant(qmodel.graph, _with(q, "lif1", "beta_m", np.full(32, 63, np.int32)))
+
+
+def test_check_quant_input_range_must_not_be_empty(qmodel):
+    q = _with(_with(qmodel.quant, "input", "lo", 5), "input", "hi", -5)
+    with pytest.raises(ModelError, match=r"node 'input' \(Input\): fields 'lo' = 5 and 'hi' = -5; expected lo <= hi"):
+        qparams.check_quant(qmodel.graph, q)
+    qparams.check_quant(qmodel.graph, _with(_with(qmodel.quant, "input", "lo", 0), "input", "hi", 0))
+
+
+def test_multispike_threshold_must_be_at_least_one():
+    op = ops.LIF(beta=np.full(3, 0.9, np.float32), threshold=np.ones(3, np.float32), multispike=True,
+                 max_spikes=4)
+    thr = next(f for f in qparams.node_fields(op, (3,), {"state_bits": 16}, {"dq": 15}) if f.key == "thr")
+    assert thr.range == (1, 2 ** 15 - 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import EdgebrainError, InputError
+from ..safeio import check_output, reading
 
 
 def convert(model: str, output: str, *, dt=None, dialect=None, reset=None, weight_bits: int | None = None,
@@ -16,6 +17,15 @@ def convert(model: str, output: str, *, dt=None, dialect=None, reset=None, weigh
     ``weight_bits``, quantizing it on the calibration input in the .npy file ``calib`` (class
     ``labels`` from a .npy file, optional). Returns (result, the written model's summary, the
     :class:`edgebrain.quant.QuantReport` or None); ``result`` is what ``--json`` prints."""
+    with reading(model, calib, labels):
+        check_output(output, "model file")  # before any work: not a link, not a directory, not an input
+        return _convert(model, output, dt=dt, dialect=dialect, reset=reset, weight_bits=weight_bits, calib=calib,
+                        labels=labels, state_bits=state_bits, per_channel=per_channel, decay=decay,
+                        encoder=encoder, decoder=decoder, class_names=class_names, rate=rate, progress=progress)
+
+
+def _convert(model, output, *, dt, dialect, reset, weight_bits, calib, labels, state_bits, per_channel, decay,
+             encoder, decoder, class_names, rate, progress):
     from ..model import Model
     from ..stream.pipeline import set_stream_config
 

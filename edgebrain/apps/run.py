@@ -8,6 +8,7 @@ import time
 import numpy as np
 
 from ..errors import InputError
+from ..safeio import atomic_write, check_output, reading
 
 PROGRESS_MIN_STEPS = 20000  # steps × batch below which a run is too short for a progress bar
 
@@ -18,7 +19,14 @@ def run_file(model, input: str, output: str, precision: str = "float", record=()
     (T, B, *input)) and save the outputs (``output``, or ``output/NAME`` for several) and the
     recorded nodes' ``spikes/``, ``v/`` (``i/``) arrays to the .npz file ``output``. The nodes in
     ``record`` are checked, and the int program built, before the input is read. ``progress``
-    allows a bar on an interactive terminal for long runs. Returns the summary ``--json`` prints."""
+    allows a bar on an interactive terminal for long runs. Returns the summary ``--json`` prints.
+    ``output`` is written atomically, exactly under that name, and may not be the input or the model."""
+    with reading(input, getattr(model, "path", None)):
+        check_output(output)
+        return _run_file(model, input, output, precision, record, progress, model_name)
+
+
+def _run_file(model, input, output, precision, record, progress, model_name) -> dict:
     from ..arrays import load_array, time_major
 
     name = model_name if model_name is not None else model.path
@@ -41,7 +49,8 @@ def run_file(model, input: str, output: str, precision: str = "float", record=()
         raise e.with_file(input)
     arrays = {"output": out} if not isinstance(out, dict) else {f"output/{k}": v for k, v in out.items()}
     arrays.update(rec)
-    np.savez(output, **arrays)
+    with atomic_write(output, "output") as f:  # exactly the file named (np.savez would add .npz to a name)
+        np.savez(f, **arrays)
     spikes = {k: float(np.mean(v)) for k, v in rec.items() if k.startswith("spikes/")}
     return {"model": name, "input": input, "output": output, "precision": precision,
             "steps": int(xs.shape[0]), "batch": batch, "seconds": elapsed,

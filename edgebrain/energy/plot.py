@@ -12,6 +12,7 @@ and its title says it is an estimate.
 from __future__ import annotations
 
 from ..errors import InputError
+from ..safeio import atomic_write
 from .units import fmt_j
 
 #: at most this many window spans are drawn; closer windows are merged (back-to-back calls)
@@ -96,7 +97,8 @@ def plot_profile(result: dict, path: str) -> dict:
                 title += "  [" + ", ".join(f.upper().replace("_", " ") for f in flags) + "]"
         ax.set_title(title, fontsize=9)
         fig.tight_layout()
-        fig.savefig(path, format="png", dpi=DPI)
+        with atomic_write(path, "plot") as f:
+            fig.savefig(f, format="png", dpi=DPI)
         w, h = fig.canvas.get_width_height()
     finally:
         plt.close(fig)

@@ -8,7 +8,7 @@ results are bit-identical too.
 """
 
 import numpy as np
-from numba import njit
+from ..jit import njit
 
 from .dense import DENSE_ABOVE
 from .fixed import INT32_MAX, INT32_MIN, mulshift_sat32, sat

@@ -12,7 +12,7 @@ float as in integer arithmetic.
 """
 
 import numpy as np
-from numba import njit
+from ..jit import njit
 
 from .fixed import INT32_MAX, INT32_MIN, mulshift_sat32, sat
 from .layout import OP_DENSE

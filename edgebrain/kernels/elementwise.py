@@ -5,7 +5,7 @@ makes the integer test equal to the real one); Delay copies values unchanged.
 """
 
 import numpy as np
-from numba import njit
+from ..jit import njit
 
 from .fixed import INT32_MAX, INT32_MIN, mulshift, sat
 from .layout import OP_DELAY, OP_SCALE, OP_THRESHOLD

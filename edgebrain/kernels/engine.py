@@ -21,7 +21,7 @@ step; without it the arrays carry no counter and the kernels' own increments are
 """
 
 import numpy as np
-from numba import njit
+from ..jit import njit
 
 #: decorator of the executor's functions (see the module docstring)
 _engine_jit = njit(cache=True, _nrt=False)

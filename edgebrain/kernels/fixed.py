@@ -5,7 +5,7 @@ saturated to the width of the destination.
 """
 
 import numpy as np
-from numba import njit
+from ..jit import njit
 
 INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1

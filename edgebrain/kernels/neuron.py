@@ -7,7 +7,7 @@ delayed subtractive reset it still holds the previous step's spikes when the ker
 """
 
 import numpy as np
-from numba import njit
+from ..jit import njit
 
 from .fixed import mulshift, rsr, sat
 from .layout import OP_NEURON

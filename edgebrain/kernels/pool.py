@@ -5,7 +5,7 @@ Integer: y = sat32(rsr(Σ_window x · m, s)), with (m, s) encoding factor·s_in/
 """
 
 import numpy as np
-from numba import njit
+from ..jit import njit
 
 from .fixed import INT32_MAX, INT32_MIN, mulshift_sat32, sat
 from .layout import OP_POOL, POOL_DIM_NAMES

@@ -82,15 +82,24 @@ class Events:
 class Steps:
     """Model input for a run of timesteps: x (T, *input_shape) float32, and per step its stream
     time in seconds (end of the step), the arrival time of its newest sample, and the truth label
-    (or None)."""
+    (or None).
+
+    ``gaps``: ``(index, seconds)`` pairs, one per gap in the input longer than the encoder's
+    ``max_gap``: the gap (of that many seconds of stream time) lies before step ``index``
+    (0..len), and the model state and the decoder start over there (see the pipeline)."""
 
     x: np.ndarray
     t: np.ndarray
     arrival: np.ndarray
     labels: np.ndarray | None = None
+    gaps: tuple = ()
 
     def __len__(self):
         return len(self.t)
+
+    def part(self, a: int, b: int) -> "Steps":
+        """Steps ``a:b`` (views), without gaps."""
+        return Steps(self.x[a:b], self.t[a:b], self.arrival[a:b], None if self.labels is None else self.labels[a:b])
 
 
 @dataclass

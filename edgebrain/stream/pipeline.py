@@ -7,6 +7,13 @@ Latency is measured per decision from the arrival of the newest sample it depend
 time the source handed that sample over) to the moment the decision is emitted. With
 ``realtime=True`` a file is played back at its recorded rate: samples are released at their
 recorded times, so latency and CPU load are those of a live sensor.
+
+**Gaps.** An encoder that watches the time between events (the ``bin`` encoder; ``max_gap``
+seconds of stream time, default 1) steps shorter pauses with empty input and reports longer ones
+in its :class:`~.base.Steps` (``gaps``). At each one the pipeline decides the decoder's partial
+window (nothing seen before the gap is lost), then resets the decoder and the model's state, and
+goes on from the next event; the summary counts them (``gaps``: ``count``, ``seconds``,
+``max_gap_s``). ``realtime`` playback does not wait through them either.
 """
 
 from __future__ import annotations
@@ -15,19 +22,32 @@ import os
 import socket
 import threading
 import time
+import urllib.parse
 
 import numpy as np
 
 from .. import ops
 from ..card import StreamConfig
 from ..errors import InputError
+from ..options import positive_number
+from ..safeio import local_path, reading
 from .base import Decision, Events, Samples, Steps, now, parse_spec
 
 
 class Pipeline:
     def __init__(self, source, encoder, session, decoder, sinks=(), labels=None, realtime: bool = False,
-                 activity: bool = True, max_seconds: float | None = None, dt: float | None = None):
+                 activity: bool = True, max_seconds: float | None = None, dt: float | None = None,
+                 max_gap: float | None = None):
         self.source, self.encoder, self.session, self.decoder = source, encoder, session, decoder
+        if max_seconds is not None:
+            max_seconds = positive_number(max_seconds, "--duration", "seconds")
+        if max_gap is not None:
+            max_gap = positive_number(max_gap, "max_gap", "seconds")
+            if not hasattr(encoder, "max_gap"):
+                raise InputError(f"max_gap={max_gap:g}: the encoder '{encoder.spec()}' does not watch gaps in time "
+                                 "(the event binner does)")
+            encoder.max_gap = max_gap
+        self.max_gap = getattr(encoder, "max_gap", None)
         self.dt = dt
         self.sinks = list(sinks)
         self.labels = list(labels) if labels else None
@@ -44,11 +64,18 @@ class Pipeline:
         self.steps = 0
         self.items = 0
         self.stream_time = 0.0
+        self.gaps = 0
+        self.gap_seconds = 0.0
+        self._pace_skip = 0          # µs of long gaps skipped by realtime playback
+        self._pace_last = None       # the latest event time played back
         self.spike_sum = {n: 0.0 for n in self._spiking}
         self.spike_n = {n: 0 for n in self._spiking}
         # raw views of the spiking nodes' outputs (spike counts, scale 1 in both precisions)
         self._spike_views = {n: session.output_buffer(n) for n in self._spiking}
         self._n_out = session.output_size
+        # steps per model call at most: their input and recorded spikes stay within about 16 MiB
+        per_step = 4 * (int(np.prod(session.program.input_shape)) + sum(v.size for v in self._spike_views.values()))
+        self._block = max(1, min(4096, (16 << 20) // max(1, per_step * session.batch)))
         self.confusion: dict = {}
 
     def stop(self) -> None:
@@ -63,11 +90,13 @@ class Pipeline:
         t_wall0 = now()
         cpu0 = time.process_time()
         interrupted = False
+        encode = getattr(self.encoder, "encode_parts", None) or (lambda c: (self.encoder.encode(c),))
         try:
             for chunk in self.source.chunks():
                 for part in (self._paced(chunk, t_wall0) if self.realtime and not self.source.live else (chunk,)):
                     self.items += len(part)
-                    self._process(self.encoder.encode(part))
+                    for steps in encode(part):
+                        self._process(steps)
                 if progress:
                     progress(self.items)
                 if self._stop.is_set() or (self.max_seconds is not None and self.stream_time >= self.max_seconds):
@@ -99,21 +128,58 @@ class Pipeline:
             ev = chunk.events
             if not len(ev):
                 return
-            edges = np.arange(ev["t"][0] // 1000 * 1000, ev["t"][-1] + 1000, 1000)
-            cuts = np.searchsorted(ev["t"], edges[1:], side="left")
-            start = 0
-            for e, c in zip(edges[1:], cuts):
-                _sleep_until(t_wall0 + e * 1e-6)
-                if c > start:
-                    yield Events(ev[start:c], now(), t_end=int(e))
-                start = c
+            t = ev["t"]
+            gap = None if self.max_gap is None else int(self.max_gap * 1e6)
+            bounds = [0, len(ev)]
+            if gap is not None and t[-1] - t[0] > gap:  # long gaps inside the chunk: not waited through either
+                bounds[1:1] = (np.flatnonzero(np.diff(t) > gap) + 1).tolist()
+            for a, b in zip(bounds[:-1], bounds[1:]):
+                if gap is not None and self._pace_last is not None and t[a] - self._pace_last > gap:
+                    self._pace_skip += int(t[a]) - self._pace_last
+                self._pace_last = max(int(t[b - 1]), self._pace_last or 0)
+                edges = np.arange(t[a] // 1000 * 1000, t[b - 1] + 1000, 1000)
+                cuts = np.searchsorted(t[a:b], edges[1:], side="left") + a
+                start = a
+                for e, c in zip(edges[1:], cuts):
+                    _sleep_until(t_wall0 + (e - self._pace_skip) * 1e-6)
+                    if c > start:
+                        yield Events(ev[start:c], now(), t_end=int(e))
+                    start = c
         else:  # pragma: no cover - sources only yield the two kinds
             yield chunk
 
     def _process(self, steps: Steps) -> None:
-        if steps is None or len(steps) == 0:
+        if steps is None:
             return
+        if steps.gaps:
+            a = 0
+            for i, seconds in steps.gaps:
+                if i > a:
+                    self._run_steps(steps.part(a, i))
+                    a = i
+                self._gap(seconds)
+            steps = steps.part(a, len(steps))
+        self._run_steps(steps)
+
+    def _gap(self, seconds: float) -> None:
+        """A gap longer than max_gap: decide what was seen before it, then start over."""
+        for d in (getattr(self.decoder, "flush", None) or list)():
+            self._emit(d)
+        self.decoder.reset()
+        sat = self.session.saturations.copy()  # a count over the whole stream, not state
+        self.session.reset()
+        self.session.saturations[...] = sat
+        self.gaps += 1
+        self.gap_seconds += float(seconds)
+
+    def _run_steps(self, steps: Steps) -> None:
         T = len(steps)
+        if T > self._block:  # e.g. a run of empty frames (one zero frame repeated): bounded copies
+            for a in range(0, T, self._block):
+                self._run_steps(steps.part(a, min(a + self._block, T)))
+            return
+        if T == 0:
+            return
         if T <= 4 and self.session.batch == 1:
             # a live sensor hands over a sample or two at a time: step() costs microseconds where
             # run() with recording costs tens of them
@@ -170,6 +236,8 @@ class Pipeline:
             "latency_ms": {"p50": pct(50), "p90": pct(90), "p99": pct(99),
                            "max": round(float(lat.max()), 4) if lat.size else None, "n": int(lat.size)},
             "input": self.source.stats.as_dict(),
+            "gaps": {"count": self.gaps, "seconds": round(self.gap_seconds, 6),
+                     "max_gap_s": None if self.max_gap is None else float(self.max_gap)},
             "spike_rate": {n: round(self.spike_sum[n] / self.spike_n[n], 5) for n in self._spiking if self.spike_n[n]},
             "precision": self.session.precision,
             "interrupted": interrupted,
@@ -265,14 +333,20 @@ def encode_file(path, encoder, rate: float | None = None, input_shape=None, **so
 
 def build_pipeline(model, source: str, *, format: str | None = None, encoder=None, decoder=None, sinks=(),
                    precision: str = "float", realtime: bool = False, source_options: dict | None = None,
-                   labels=None, max_seconds: float | None = None, activity: bool = True) -> Pipeline:
+                   labels=None, max_seconds: float | None = None, activity: bool = True,
+                   max_gap: float | None = None) -> Pipeline:
     """Open ``source`` and assemble source → encoder → session → decoder → sinks for ``model``.
-    Encoder/decoder/labels given here override those in the model's metadata."""
+    Encoder/decoder/labels given here override those in the model's metadata. ``max_gap`` (seconds;
+    also ``max_gap=`` among the options of an event source, e.g. ``-O max_gap=5``): see the module."""
     from .registry import build_encoder, open_source
 
+    if max_seconds is not None:
+        max_seconds = positive_number(max_seconds, "--duration", "seconds")
     cfg = StreamConfig.from_meta(model.graph.meta)
     opts = dict(cfg.source_options or {})
     opts.update(source_options or {})
+    if "max_gap" in opts and max_gap is None and _event_source(source, format, opts):
+        max_gap = opts.pop("max_gap")  # the binner's, not the source's (a CSV has a max_gap of its own)
     src = open_source(source, format=format, **opts)
     try:
         enc_spec = encoder or cfg.encoder or (
@@ -293,10 +367,28 @@ def build_pipeline(model, source: str, *, format: str | None = None, encoder=Non
         # the model's own dt is a discretisation convention (snnTorch always writes 1e-4); the
         # sensor time one step stands for is the stream rate the model carries, if any
         return Pipeline(src, enc, sess, dec, sinks, labels=labels, realtime=realtime, activity=activity,
-                        max_seconds=max_seconds, dt=cfg.dt)
+                        max_seconds=max_seconds, dt=cfg.dt, max_gap=max_gap)
     except BaseException:
         src.close()
         raise
+
+
+def _event_source(source: str, format: str | None, opts: dict) -> bool:
+    """Whether ``source`` (a file or URL, with ``format`` and options) is an event source."""
+    from .registry import detect_format, formats
+
+    u = urllib.parse.urlsplit(source)
+    if u.scheme and len(u.scheme) > 1 and u.scheme != "file":  # a live link: events when its format says so
+        from .sources.livebin import EVENT_FORMATS
+
+        q = dict(urllib.parse.parse_qsl(u.query))
+        fmt = format or opts.get("format") or q.get("format")
+        return str(fmt).lower() in EVENT_FORMATS
+    fmt = formats().get(format) if format else None
+    if fmt is None:
+        path = urllib.parse.unquote(u.path) if u.scheme == "file" else source
+        fmt = detect_format(path)
+    return fmt.kind == "events"
 
 
 def run_stream(model, source: str, *, sinks=(), sink_specs=(), **options) -> dict:
@@ -312,7 +404,8 @@ def run_stream(model, source: str, *, sinks=(), sink_specs=(), **options) -> dic
         raise InputError("--precision int needs a quantized model (edgebrain convert --quantize ...)", file=model.path)
     sinks = list(sinks)
     try:
-        sinks += [build_sink(sp) for sp in sink_specs]
+        with reading(local_path(source), getattr(model, "path", None)):  # no sink may write over an input
+            sinks += [build_sink(sp) for sp in sink_specs]
         pipe = build_pipeline(model, source, sinks=sinks, **options)
         total = pipe.source.info.n_items
         pb = bar(total or 0, "streaming", "events" if pipe.source.info.kind == "events" else "samples",

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import os
+import stat
 
 from ..errors import InputError
+from ..options import positive_number
+from ..safeio import StreamOutput, atomic_write, check_output, local_path, open_stream, reading
 from .base import Events, Samples
 from .registry import open_source
 
@@ -40,34 +44,67 @@ def _limited(src, duration, counter):
 
 def record(source: str, output: str, format: str | None = None, options: dict | None = None,
            duration: float | None = None) -> dict:
+    """Copy ``source`` to ``output`` (.npy events, .csv IMU samples, .wav audio). A finished file is
+    a one-shot output (written whole, then renamed into place); a live source is a streaming one
+    (written in place as it comes, fsync-ed each second). ``output`` may not be the source."""
     ext = os.path.splitext(output)[1].lower()
     if ext not in WRITERS:
         raise InputError(f"cannot write '{output}': expected .npy (events), .csv (IMU samples) or .wav (audio)")
-    src = open_source(source, format=format, **(options or {}))
-    counter = {"items": 0, "seconds": 0.0, "interrupted": False}
-    try:
-        info = src.info
-        if WRITERS[ext] != info.kind:
-            raise InputError(f"a {info.kind} source ({info.format}) cannot be written as {ext}; expected "
-                             + ("an .npy file" if info.kind == "events" else "a .csv or .wav file"))
-        chunks = _limited(src, duration, counter)
-        if ext == ".npy":
-            from .sources.events import write_events_npy
-
-            write_events_npy(output, chunks)
-        elif ext == ".csv":
-            from .sources.imu import write_csv
-
-            write_csv(output, chunks, info.channel_names, info.rate)
-        else:
-            from .sources.wav import write_wav
-
-            write_wav(output, chunks, info.rate, info.channels or 1)
-    finally:
-        src.close()
+    if duration is not None:
+        duration = positive_number(duration, "--duration", "seconds")
+    with reading(local_path(source)):
+        check_output(output, "recording")  # before the source is opened: not a link, not the source
+        src = open_source(source, format=format, **(options or {}))
+        counter = {"items": 0, "seconds": 0.0, "interrupted": False}
+        try:
+            info = src.info
+            if WRITERS[ext] != info.kind:
+                raise InputError(f"a {info.kind} source ({info.format}) cannot be written as {ext}; expected "
+                                 + ("an .npy file" if info.kind == "events" else "a .csv or .wav file"))
+            _write(ext, output, _limited(src, duration, counter), info, getattr(src, "live", False))
+        finally:
+            src.close()
     return {"source": source, "output": output, "format": info.format, "items": counter["items"],
             "unit": "events" if info.kind == "events" else "samples", "seconds": counter["seconds"],
             "interrupted": counter["interrupted"], "input": src.stats.as_dict()}
+
+
+def _write(ext: str, output: str, chunks, info, live: bool) -> None:
+    if ext == ".npy":
+        from .sources.events import write_events_npy
+
+        def write(f):
+            write_events_npy(f, chunks)
+    elif ext == ".csv":
+        from .sources.imu import write_csv
+
+        def write(f):
+            if isinstance(f, StreamOutput):  # takes text as it is
+                write_csv(f, chunks, info.channel_names, info.rate)
+                return
+            text = io.TextIOWrapper(f, encoding="utf-8", newline="\n", write_through=True)
+            try:
+                write_csv(text, chunks, info.channel_names, info.rate)
+            finally:
+                text.detach()
+    else:
+        from .sources.wav import write_wav
+
+        def write(f):
+            write_wav(f, chunks, info.rate, info.channels or 1)
+    if live and not (ext == ".npy" and _is_stream(output)):  # an .npy header is patched at the end: needs a file
+        with open_stream(output, what="recording") as f:
+            write(f)
+    else:
+        with atomic_write(output, "recording") as f:
+            write(f)
+
+
+def _is_stream(path: str) -> bool:
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
 
 
 def info(path: str, format: str | None = None, options: dict | None = None) -> dict:

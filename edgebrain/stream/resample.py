@@ -14,7 +14,7 @@ import math
 from fractions import Fraction
 
 import numpy as np
-from numba import njit
+from ..jit import njit
 
 from ..errors import InputError
 

@@ -19,6 +19,9 @@ summary are written as null, so every line is strict JSON.
 Sinks know the model and the device they report for through :meth:`RecordSink.set_context` (the
 pipeline calls it; ``model=`` / ``device=`` options override it); MQTT uses them in its topic.
 
+The file and CSV sinks are streaming outputs (:func:`edgebrain.safeio.open_stream`): written in
+place line by line, fsync-ed within a second, never through a symbolic link, FIFOs accepted.
+
 Errors a user can fix (a path that cannot be written, a host that does not resolve, a broker that
 does not answer) are :class:`SinkError` s, raised when the sink is built.
 """
@@ -37,7 +40,8 @@ import threading
 
 import numpy as np
 
-from ..errors import EdgebrainError
+from ..errors import EdgebrainError, OutputError
+from ..safeio import atomic_write, check_output, open_stream
 from .base import Decision, Sink
 
 log = logging.getLogger("edgebrain.stream")
@@ -139,10 +143,15 @@ class StdoutSink(RecordSink):
                  device: str | None = None, stream=None):
         super().__init__(scores=scores, index=index, model=model, device=device)
         self._stream = stream
+        self.stream  # noqa: B018 - fail before the stream starts when there is no standard output
 
     @property
     def stream(self):
-        return self._stream if self._stream is not None else sys.stdout   # looked up late: redirections apply
+        s = self._stream if self._stream is not None else sys.stdout   # looked up late: redirections apply
+        if s is None:  # started with file descriptor 1 closed (`>&-`): Python has no sys.stdout
+            raise SinkError("stdout sink: standard output is closed, so the JSON lines have nowhere to go; "
+                            "open it, or write them to a file with --sink file:path=FILE")
+        return s
 
     def _write(self, obj) -> None:
         self.stream.write(dumps(obj) + "\n")
@@ -158,7 +167,7 @@ class StdoutSink(RecordSink):
         if not self.closed:
             try:
                 self.stream.flush()
-            except (OSError, ValueError):
+            except (OSError, ValueError, SinkError):
                 pass
         super().close()
 
@@ -229,20 +238,26 @@ def print_stream_summary(console, s: dict) -> None:
     c.print(f"  input: {inp['repaired']} repaired, {inp['dropped']} dropped, {inp['reconnects']} reconnects")
     for m in inp["messages"][:5]:
         c.print(f"    {m}")
+    gaps = s.get("gaps") or {}
+    if gaps.get("count"):
+        c.print(f"  gaps in time longer than max_gap ({gaps['max_gap_s']:g} s): {gaps['count']}, "
+                f"{gaps['seconds']:.1f} s in all; the model and decoder started over after each")
     if s["spike_rate"]:
         c.print("  spike rate per step: " + ", ".join(f"{k} {v:.3f}" for k, v in s["spike_rate"].items()))
     if s.get("interrupted"):
         c.print("  (stopped by Ctrl-C)")
 
 
-def _open_text(path, append: bool, newline=None, what="sink"):
+def _open_text(path, append: bool, what="sink"):
+    """A streaming output (:func:`edgebrain.safeio.open_stream`): written in place line by line,
+    fsync-ed within a second, never through a link; FIFOs welcome."""
     if path is None or path == "":
         raise SinkError(f"{what} sink needs a path (e.g. {what}:path=out.{'csv' if what == 'csv' else 'jsonl'})")
     path = os.fspath(path) if not isinstance(path, (int, float)) else str(path)
     try:
-        return open(path, "a" if append else "w", encoding="utf-8", newline=newline, buffering=1)
-    except OSError as e:
-        raise SinkError(f"cannot open for writing ({e.strerror or e})", file=path) from None
+        return open_stream(path, append=append, text=True, what=f"{what} sink")
+    except OutputError as e:
+        raise SinkError(e.detail, file=e.file) from None
 
 
 class FileSink(RecordSink):
@@ -284,8 +299,13 @@ class CsvSink(RecordSink):
             root, _ = os.path.splitext(self.path or "out")
             summary = root + ".summary.json"
         self.summary_path = str(summary) if summary not in (False, None) else None
-        new = not (append and self.path and os.path.exists(self.path) and os.path.getsize(self.path) > 0)
-        self._f = _open_text(path, bool(append), newline="", what="csv")
+        if self.summary_path is not None:
+            try:
+                check_output(self.summary_path, "summary")  # now, not after the whole stream
+            except OutputError as e:
+                raise SinkError(e.detail, file=e.file) from None
+        self._f = _open_text(path, bool(append), what="csv")
+        new = not (append and self._f.regular and os.fstat(self._f.fileno()).st_size > 0)
         self.fields = list(CSV_FIELDS) + (["index"] if self.index else []) + (["scores"] if self.scores else [])
         self._w = csv.writer(self._f, lineterminator="\n")
         if new:
@@ -306,11 +326,8 @@ class CsvSink(RecordSink):
     def summary(self, summary: dict) -> None:
         if self.summary_path is None:
             return
-        try:
-            with open(self.summary_path, "w", encoding="utf-8") as f:
-                f.write(dumps({"summary": summary}) + "\n")
-        except OSError as e:
-            raise SinkError(f"cannot write the summary ({e.strerror or e})", file=self.summary_path) from None
+        with atomic_write(self.summary_path, "summary") as f:
+            f.write((dumps({"summary": summary}) + "\n").encode("utf-8"))
 
     def close(self) -> None:
         if not self.closed:

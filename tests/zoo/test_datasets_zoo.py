@@ -136,3 +136,150 @@ def test_demo_har_on_real_recordings(datasets):
         labels = {row["label"] for row in csv.DictReader(f)}
     assert {d["truth"] for d in res["decisions"]} <= labels
     assert len(res["decisions"]) >= 40 and res["accuracy"] is not None
+
+
+# ------------------------------------------------------------------ a hostile mirror (issue 11, items 3 and 7)
+
+import http.server  # noqa: E402
+import signal  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+
+from tests.hostile._harness import (assert_rss_close, assert_unchanged, assert_user_error, child_env,  # noqa: E402
+                                    run_cli, tree_hash)
+
+TEST_TS = "BasicMotions_TEST.ts"
+
+
+class Mirror:
+    """A real HTTP server on 127.0.0.1 serving the basicmotions files, with one file misbehaving:
+    ``mode`` "zeros" (an endless body of zero bytes, no length), "lying" (zeros under a
+    Content-Length of 4.9 GB), "stall" (the right length, half the bytes, then nothing until
+    released), or "good". Counts the bytes it managed to send."""
+
+    CAP = 64 << 20  # an endless body ends here (so that a fetch without a limit ends too)
+
+    def __init__(self, root: Path, mode: str):
+        self.root, self.mode, self.sent, self.release = root, mode, 0, threading.Event()
+        mirror = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0"
+
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                path = mirror.root / self.path.lstrip("/")
+                if not path.is_file():
+                    self.send_error(404)
+                    return
+                data = path.read_bytes()
+                self.send_response(200)
+                bad = path.name == TEST_TS and mirror.mode != "good"
+                if not bad or mirror.mode == "stall":
+                    self.send_header("Content-Length", str(len(data)))
+                elif mirror.mode == "lying":
+                    self.send_header("Content-Length", str(4_900_000_000))
+                self.end_headers()
+                try:
+                    if not bad:
+                        self.wfile.write(data)
+                    elif mirror.mode == "stall":
+                        self.wfile.write(data[: len(data) // 2])
+                        self.wfile.flush()
+                        mirror.release.wait(60)
+                    else:
+                        block = b"\0" * (1 << 16)
+                        while mirror.sent < mirror.CAP:
+                            self.wfile.write(block)
+                            mirror.sent += len(block)
+                except OSError:  # the client hung up
+                    pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def basicmotions_root(datasets, tmp_path):
+    return make_mirror(datasets, tmp_path / "mirror", "basicmotions")
+
+
+@pytest.mark.parametrize("mode", ["zeros", "lying"])
+def test_fetch_stops_at_the_manifest_size(basicmotions_root, tmp_path, mode):
+    size = ds.manifests()["basicmotions"][TEST_TS][0]
+    srv = Mirror(basicmotions_root, mode)
+    cache = tmp_path / "cache"
+    try:
+        good = Mirror(basicmotions_root, "good")
+        try:
+            base = run_cli(["data", "fetch", "basicmotions", "--mirror", good.url],
+                           env={"EDGEBRAIN_CACHE": tmp_path / "cache-good"}, timeout=60)
+        finally:
+            good.close()
+        assert base.returncode == 0, base.describe()
+        r = run_cli(["data", "fetch", "basicmotions", "--mirror", srv.url], env={"EDGEBRAIN_CACHE": cache},
+                    timeout=60)
+    finally:
+        srv.close()
+    line = assert_user_error(r, contains=(TEST_TS, str(size)))
+    assert ("more than" in line) if mode == "zeros" else ("4900000000" in line), line
+    assert srv.sent < 16 << 20, f"the mirror sent {srv.sent} bytes: the fetch did not stop at {size + 1}"
+    assert_rss_close(r, base)
+    files = [p for p in cache.rglob("*") if not p.is_dir()]
+    assert files == [], f"left behind: {files}"
+
+
+def test_fetch_never_writes_through_a_planted_part_link(basicmotions_root, tmp_path):
+    bad = basicmotions_root / "imu/basicmotions" / TEST_TS
+    b = bytearray(bad.read_bytes())
+    b[1000] ^= 0x01
+    bad.write_bytes(bytes(b))
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"precious\n")
+    cached = tmp_path / "cache/datasets/imu/basicmotions"
+    cached.mkdir(parents=True)
+    for suffix in (".part", ".tmp"):
+        os.symlink(victim, cached / (TEST_TS + suffix))
+    before = tree_hash(tmp_path / "cache")
+    r = run_cli(["data", "fetch", "basicmotions", "--mirror", basicmotions_root.as_uri()],
+                env={"EDGEBRAIN_CACHE": tmp_path / "cache"}, timeout=60)
+    assert_user_error(r, contains=(TEST_TS, "does not match the manifest"))
+    assert victim.read_bytes() == b"precious\n"
+    # the links are as they were; the good file fetched first is the only addition
+    assert_unchanged(before, tree_hash(tmp_path / "cache"), allowed=["datasets/imu/basicmotions/BasicMotions_TRAIN.ts"])
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_an_interrupted_fetch_leaves_no_partial_file(basicmotions_root, tmp_path, sig):
+    srv = Mirror(basicmotions_root, "stall")
+    cache = tmp_path / "cache"
+    try:
+        p = subprocess.Popen([sys.executable, "-m", "edgebrain.cli", "data", "fetch", "basicmotions", "--mirror",
+                              srv.url], env=child_env({"EDGEBRAIN_CACHE": cache}), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        partial = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and p.poll() is None:
+            partial = [q for q in cache.rglob("*") if q.is_file()]
+            if partial:
+                break
+            time.sleep(0.05)
+        assert partial, "the fetch never started writing"
+        time.sleep(0.5)  # the first half of the file has arrived
+        p.send_signal(sig)
+        _, err = p.communicate(timeout=30)
+    finally:
+        srv.close()
+    left = [q for q in cache.rglob("*") if not q.is_dir()]
+    assert left == [], f"left behind: {left}"
+    assert p.returncode == (130 if sig == signal.SIGINT else 143), (p.returncode, err)
+    assert "Traceback" not in err

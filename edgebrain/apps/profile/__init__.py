@@ -30,11 +30,11 @@ are computed on the captured input at the deployed precision, and the analytical
 per operation: per inference = per step × steps per inference.
 """
 
-from .report import format_report
+from .report import format_report, measurement_warnings
 from .run import (DEFAULT_BASELINE_S, MIN_PERIODS, MODEL_METER_DURATION_S, check_duration, check_plot_path,
                   default_precision, profile, profile_files)
 from .workload import METRIC_STEPS_CAP, Workload, input_workload, source_workload
 
 __all__ = ["DEFAULT_BASELINE_S", "METRIC_STEPS_CAP", "MIN_PERIODS", "MODEL_METER_DURATION_S", "Workload",
-           "check_duration", "check_plot_path", "default_precision", "format_report", "input_workload", "profile", "profile_files",
-           "source_workload"]
+           "check_duration", "check_plot_path", "default_precision", "format_report", "input_workload",
+           "measurement_warnings", "profile", "profile_files", "source_workload"]

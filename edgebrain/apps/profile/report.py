@@ -79,3 +79,9 @@ def format_report(r: dict) -> str:
         L.append(f"\nwrote {p['path']} ({p['width']}×{p['height']} px" + (", estimated power: no sensor)"
                                                                           if p["estimate"] else ")"))
     return "\n".join(L)
+
+
+def measurement_warnings(r: dict) -> list[str]:
+    """What the caller should be warned of: a partial measurement, or one too short to trust."""
+    return [f"the measurement is {flag.replace('_', ' ')}: {r['measured'][flag + '_reason']}"
+            for flag in ("partial", "too_short") if r[flag]]

@@ -165,6 +165,9 @@ def check_plot_path(path: str) -> None:
         raise InputError(f"--plot: directory {d} does not exist", file=path)
     if not path.lower().endswith(".png"):
         raise InputError("--plot: expected a .png file name", file=path)
+    from ...safeio import check_output
+
+    check_output(path, "plot")  # not a link, not a directory: say so now, not after the run
 
 
 def profile_files(model, *, input: str | None = None, source: str | None = None, plot: str | None = None,

@@ -33,9 +33,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from ...jit import njit
 
 from ...errors import InputError
+from ...options import positive_number
 from ..base import Encoder, Events, SourceInfo, Steps, log
 
 _EMPTY = np.zeros(0)
@@ -179,9 +180,7 @@ class SampleEncoder(Encoder):
             if any(c < 0 for c in self.channels):
                 raise InputError(f"encoder '{self.name}': channels={channels!r}; expected numbers ≥ 0")
         self._scale, self._offset = _list(scale, "scale"), _list(offset, "offset")
-        self.rate = None if rate is None else float(rate)
-        if self.rate is not None and not self.rate > 0:
-            raise InputError(f"encoder '{self.name}': rate={rate}; expected steps per second > 0")
+        self.rate = None if rate is None else positive_number(rate, f"encoder '{self.name}': rate", "steps per second")
         self.layout = layout or self.layouts[0]
         if self.layout not in self.layouts:
             raise InputError(f"encoder '{self.name}': layout='{layout}'; expected {' or '.join(self.layouts)}")

@@ -23,17 +23,28 @@ time = window end (time mode) or time of the last event (count mode), in seconds
 arrival of the chunk that held the window's last kept event (the chunk that closed it, for an
 empty window). State carries over chunk boundaries. The frame is (C, H, W), or flattened when the
 model input is 1-D.
+
+**Gaps** (``max_gap``, seconds of stream time, default 1): a pause between events of at most
+``max_gap`` is stepped with empty frames (more than EMPTY_RUN in a row: one zero frame repeated,
+nothing allocated per window). A longer one is not stepped: the frame of the last event before it
+is emitted (as :meth:`EventBinner.flush` would), the binner starts over (the filters keep their
+memory) and the windows go on from that of the next event, on the same grid. ``Steps.gaps`` lists
+each (step index, seconds), and the pipeline resets the model and the decoder there. A chunk's
+``t_end`` beyond ``max_gap`` after the latest event closes that event's window only. Windows
+start at the first event's window (t = 0 for a source's chunks).
 """
 
 from __future__ import annotations
 
 import math
+from typing import Iterator
 
 import numpy as np
-from numba import njit
+from ...jit import njit
 
 from ...errors import InputError
-from ..base import Encoder, Events, SourceInfo, Steps
+from ...options import positive_number
+from ..base import EVENT_DTYPE, Encoder, Events, SourceInfo, Steps
 from ..prefetch import prefetch_write
 from ..reuse import LOCAL_ONLY, refs
 
@@ -44,6 +55,8 @@ NEVER = -(1 << 62)
 S_OPEN, S_NOPEN, S_FLAG, S_LAST = 0, 1, 2, 3  # open window, its kept events, arrival flag, last time
 S_NCUR = 4  # bins held in the open frame (cur_idx / cur_val)
 NO_LIMIT = 1 << 62
+DEFAULT_MAX_GAP = 1.0  # seconds of stream time: longer pauses between events reset the stream (see above)
+EMPTY_RUN = 64         # more empty windows in a row than this: stepped as one zero frame repeated
 
 
 # bin_events configuration slots (an int64 array: one argument instead of nine, since each argument
@@ -246,6 +259,8 @@ def bin_events(ev, n, cfg, t_end, ordered, xmap, ymap, last_any, last_kept, cur_
     return rows, m_open, 0, ncur, flag, out_flag[0] if rows > 0 else 0
 
 
+_NO_EVENTS = np.zeros(0, EVENT_DTYPE)
+
 # Output frames of binners that are gone, for the next binner of the same frame shape: a new
 # binner (a new stream, a file opened again) would otherwise allocate and zero them again, which
 # at 1 ms windows costs as much as binning a few hundred thousand events. At most _POOL_MAX entries
@@ -292,7 +307,8 @@ class EventBinner(Encoder):
     name = "bin"
 
     def __init__(self, window_us=None, count=None, polarity="split", downsample=1, crop=None, refractory_us=0,
-                 denoise_us=0, clip=None, sensor_size=None):
+                 denoise_us=0, clip=None, sensor_size=None, max_gap=None):
+        self.max_gap = DEFAULT_MAX_GAP if max_gap is None else positive_number(max_gap, "bin: max_gap", "seconds")
         if window_us is not None and count is not None:
             raise InputError("bin: give window_us or count, not both")
         if polarity not in POLARITY:
@@ -424,6 +440,9 @@ class EventBinner(Encoder):
         self._kept = (np.full((self._sh, self._sw), NEVER, np.int64) if self.refractory_us > 0
                       else np.zeros((1, 1), np.int64))
         self._open_arrival = 0.0
+        self._seen = None      # latest event time seen (µs) since the start, or None: windows start at the next event
+        self._gap_us = max(1, int(round(positive_number(self.max_gap, "bin: max_gap", "seconds") * 1e6)))
+        self._lim = self._gap_us if self.count is not None else min(self._gap_us, EMPTY_RUN * self._window)
         self._out = None       # output frames, reused across calls (see _frames)
         self._n_clear = 0      # bins of _out written by the last call (listed in _touched)
         self._touched = np.empty(0, np.int64)
@@ -524,11 +543,117 @@ class EventBinner(Encoder):
         return Steps(x=x, t=t_us / 1e6, arrival=arrival, labels=None)
 
     def encode(self, chunk) -> Steps:
+        """The steps of ``chunk``: the parts of :meth:`encode_parts` in one Steps."""
+        parts, gaps, done = list(self.encode_parts(chunk)), [], 0
+        if len(parts) == 1:
+            return parts[0]
+        for p in parts:
+            gaps, done = gaps + [(done + i, sec) for i, sec in p.gaps], done + len(p)
+        return Steps(np.concatenate([p.x for p in parts]), np.concatenate([p.t for p in parts]),
+                     np.concatenate([p.arrival for p in parts]), None, tuple(gaps))
+
+    def encode_parts(self, chunk) -> Iterator[Steps]:
+        """The steps of ``chunk`` as they come, in parts: a run of more than EMPTY_RUN empty windows is a
+        part whose frames are one zero frame repeated (a read-only view: nothing is allocated per
+        window), and the part after a gap longer than max_gap lists it at index 0 of its ``gaps``."""
         if not self.configured:
             raise InputError("bin: configure() was not called")
         if isinstance(chunk, Events):
-            return self._run(chunk.events, chunk.t_end, chunk.arrival, ordered=True)
-        return self._run(chunk, getattr(chunk, "t_end", None), getattr(chunk, "arrival", 0.0))
+            ev, t_end, arrival, ordered = chunk.events, chunk.t_end, chunk.arrival, True
+        else:
+            ev, t_end, arrival, ordered = chunk, getattr(chunk, "t_end", None), getattr(chunk, "arrival", 0.0), False
+        if len(ev):
+            # pauses: O(1) per chunk unless it spans more than _lim (a source's chunks span 10 ms)
+            t = ev["t"]
+            lo, hi = (int(t[0]), int(t[-1])) if ordered else (int(t.min()), int(t.max()))
+            seen = self._seen
+            if (seen is not None and lo - seen > self._lim) or hi - lo > self._lim:
+                order = None if ordered else np.argsort(t, kind="stable")
+                ts = t if ordered else t[order]
+                cuts = np.flatnonzero(np.diff(ts) > self._lim) + 1
+                if seen is not None:
+                    j = int(np.searchsorted(ts, seen, side="right"))  # the first event after those seen
+                    cuts = cuts[cuts > j]
+                    if j < len(ev) and int(ts[j]) - seen > self._lim:
+                        cuts = np.concatenate([[j], cuts])
+                if len(cuts):
+                    yield from self._pieces(ev, ts, order, [0] + cuts.tolist() + [len(ev)], t_end, arrival)
+                    return
+            self._begin(lo, hi)
+        yield self._run(ev, self._end(t_end), arrival, ordered)
+
+    def _pieces(self, ev, ts, order, bounds, t_end, arrival) -> Iterator[Steps]:
+        """The steps of ``ev`` cut at the pauses before ``ts[bounds[1:-1]]`` (``ts``: times in order;
+        ``order``: the positions of ``ev`` in that order, or None when they are)."""
+        seen, n = self._seen, len(ev)
+        for k in range(len(bounds) - 1):
+            a, b = bounds[k], bounds[k + 1]
+            gaps = ()
+            if k:
+                before = seen if a == 0 else (int(ts[a - 1]) if seen is None else max(seen, int(ts[a - 1])))
+                pause = int(ts[a]) - before
+                if pause > self._gap_us:  # close the open frame, start over
+                    tail = self.flush()
+                    if tail is not None:
+                        yield tail
+                    self._restart()
+                    gaps = ((0, pause / 1e6),)
+                else:
+                    yield from self._empty_run(int(ts[a]), arrival)
+            s = None
+            if b > a:
+                seg = ev[a:b] if order is None else ev[np.sort(order[a:b])]
+                self._begin(int(ts[a]), int(ts[b - 1]))
+                s = self._run(seg, self._end(t_end) if b == n else None, arrival, order is None)
+            if gaps:
+                s = s or self._steps(self._no_frames, np.zeros(0, np.int64), np.zeros(0))
+                s.gaps = gaps
+            if s is not None:
+                yield s
+
+    def _empty_run(self, t_next: int, arrival: float) -> Iterator[Steps]:
+        """The windows from the open one to that of ``t_next`` (time mode, no event between): the open
+        one closed by the kernel, the empty ones after it as one zero frame repeated."""
+        w, k_open = self._window, int(self._st[S_OPEN])
+        k_to = t_next // w
+        if k_to - k_open <= EMPTY_RUN:
+            return  # the kernel steps them
+        s = self._run(_NO_EVENTS, (k_open + 1) * w, arrival, True)
+        if len(s):
+            yield s
+        k0 = k_open + 1
+        x = np.broadcast_to(np.zeros((1,) + tuple(self.out_shape), np.float32), (k_to - k0,) + tuple(self.out_shape))
+        yield Steps(x, (np.arange(k0, k_to) + 1) * (w / 1e6), np.full(k_to - k0, arrival), None)
+        self._st[S_OPEN] = k_to
+
+    def _begin(self, lo: int, hi: int) -> None:
+        """Events from ``lo`` to ``hi`` (µs) come: the first ones since the start open their window."""
+        if self._seen is None:
+            if self.count is None:  # (min: a chunk out of order is still found out by the kernel)
+                self._st[S_OPEN] = max(0, min(lo, hi) // self._window)
+            self._seen = hi
+        elif hi > self._seen:
+            self._seen = hi
+
+    def _end(self, t_end):
+        """A chunk's ``t_end`` as the kernel may use it: none before the first event, and one beyond the
+        gap that must follow closes only the window of the latest event."""
+        if t_end is None or self._seen is None:
+            return None
+        if self.count is None and t_end - self._seen > self._gap_us:
+            return (self._seen // self._window + 1) * self._window
+        if self.count is None and t_end // self._window - self._st[S_OPEN] > EMPTY_RUN:  # the next event steps
+            return (self._st[S_OPEN] + EMPTY_RUN) * self._window                        # the rest, repeated
+        return t_end
+
+    def _restart(self) -> None:
+        """Start over after a long gap: no open window or frame; the output frames and filters stay."""
+        st = self._st
+        st[S_OPEN] = st[S_NOPEN] = st[S_FLAG] = st[S_NCUR] = 0
+        st[S_LAST] = -1
+        self._ncur = 0
+        self._open_arrival = 0.0
+        self._seen = None
 
     def flush(self) -> Steps | None:
         if not self.configured or self._st[S_NOPEN] == 0:
@@ -555,7 +680,7 @@ class EventBinner(Encoder):
         elif self.window_us is not None:
             parts.append(f"window_us={self.window_us}")
         defaults = dict(polarity="split", downsample=1, crop=None, refractory_us=0, denoise_us=0, clip=None,
-                        sensor_size=None)
+                        sensor_size=None, max_gap=DEFAULT_MAX_GAP)
         for k, d in defaults.items():
             v = getattr(self, k)
             if v != d:

@@ -67,7 +67,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from ...jit import njit
 
 from ...errors import InputError
 from ..base import Encoder, Samples, SourceInfo, Steps, log

@@ -21,7 +21,7 @@ from typing import Iterator
 import numpy as np
 
 from ...errors import FormatError, InputError
-from ...options import option_value
+from ...options import option_value, positive_number
 from ..base import Samples, Source, SourceInfo, now
 from ..registry import FileFormat
 from ..resample import Resampler
@@ -58,7 +58,8 @@ class AudioSource(Source):
             raise InputError(f"{self.format} source: chunk={chunk}; expected at least 1 sample")
         self.mono = bool(mono)
         self.clip = bool(clip)
-        self.target_rate = None if rate in (None, 0, "") else float(rate)
+        self.target_rate = None if rate in (None, 0, "") else positive_number(rate, f"{self.format} source: rate",
+                                                                               "samples per second")
 
     def _setup(self, rate: float, channels: int, frames: int | None, extra: dict):
         self.src_rate = float(rate)
@@ -253,7 +254,12 @@ class FlacSource(AudioSource):
 
     def _blocks(self) -> Iterator[np.ndarray]:
         f = self._f
-        f.seek(0)
+        try:  # a fresh file is at its start; rewinding one with a damaged seek table or header can fail
+            if f.tell() != 0:
+                f.seek(0)
+        except Exception as e:  # noqa: BLE001 - libsndfile reports every failure as LibsndfileError
+            raise FormatError(f"cannot go back to the first frame ({_sf_message(e)}): damaged header, seek "
+                              "table or first frame", file=self.path) from None
         got = 0
         size = self.chunk
         error = None
@@ -277,8 +283,11 @@ class FlacSource(AudioSource):
             yield x
             if len(x) < size:
                 break
+        if error is not None and got == 0:
+            raise FormatError(f"no sample could be decoded ({error}): damaged header, seek table or first frame",
+                              file=self.path)
         declared = f.frames if 0 < f.frames < 2 ** 62 else None
-        if error is not None or (declared is not None and got < declared):
+        if (error is not None and declared is None) or (declared is not None and got < declared):
             lost = "" if declared is None else f" of {declared} declared; {declared - got} lost"
             self.stats.note("dropped", f"{self.path}: sample {got}",
                             f"FLAC decoding stopped after {got} samples{lost} ("

@@ -34,15 +34,17 @@ from __future__ import annotations
 
 import os
 import re
+from contextlib import nullcontext
 
 import numpy as np
 
 from ...errors import FormatError, InputError
+from ...safeio import open_stream
 from ..base import SourceInfo
 from ..registry import FileFormat
 from .imu_repair import Conditioner, Rows, invalid, runs, span, valid_bounds
-from .imu_text import (BLOCK, MAX_LINE, PROBE, Lines, TextSource, count_lines, is_number, split_fields, texts, to_float,
-                       to_time)
+from .imu_text import (BLOCK, MAX_LINE, PROBE, Lines, TextSource, check_rate, count_lines, is_number, source_rate,
+                       split_fields, texts, to_float, to_time)
 
 SPSWHAR_COLUMNS = ["x_acc", "y_acc", "z_acc", "x_gyro", "y_gyro", "z_gyro", "timestamp", "label"]
 SPSWHAR_LABELS = ["SEATED", "STANDING_UP", "WALKING", "TURNING", "SITTING_DOWN"]
@@ -91,8 +93,9 @@ class CsvSource(TextSource):
 
     def _open(self, columns, time, label, rate, time_unit, delimiter, header, valid, max_gap, max_fill):
         head = self._peek(PROBE + 64)
-        if not head:
-            raise FormatError("empty file; expected a CSV header line and samples", file=self.path)
+        if not head:  # (a blank line is kept: a file with bytes but no line had only over-long ones)
+            raise FormatError(f"{f'every line is longer than {self.max_line} bytes' if self.size else 'empty file'}"
+                              "; expected a CSV header line and samples", file=self.path)
         self._binary_check(head, "CSV text")
         # leading comments and blank lines; '# ... rate=100 ...' gives the rate
         k, hint = 0, None
@@ -182,9 +185,7 @@ class CsvSource(TextSource):
         # time: unit and rate
         self._unit = None
         if rate is not None:
-            rate = float(rate)
-            if not rate > 0:
-                raise InputError(f"rate={rate}; expected samples per second > 0", file=self.path)
+            rate = source_rate(rate, self.path)
         if tcol is not None:
             ts, tb = to_time(M[:, tcol])
             ts = ts[~tb]
@@ -192,6 +193,8 @@ class CsvSource(TextSource):
             dt = dt[dt > 0]
             step = float(np.median(dt)) if len(dt) else None
             self._unit = self._time_unit(time_unit, names[tcol] if names else "", ts, step, rate)
+            if rate is not None and step is not None:
+                check_rate(rate, step, self._unit, names[tcol] if names else tcol, len(ts), self.path, good[0][0])
             if rate is None:
                 if step is None:
                     rate = hint
@@ -357,13 +360,12 @@ class WisdmSource(TextSource):
     def _open(self, rate, labels, valid):
         if labels not in ("code", "name"):
             raise InputError(f"wisdm: labels='{labels}'; expected code or name")
-        rate = float(rate)
-        if not rate > 0:
-            raise InputError(f"wisdm: rate={rate}; expected samples per second > 0")
+        rate = source_rate(rate, self.path)
         self._rate, self._names = rate, labels == "name"
         head = [x for x in self._peek(PROBE) if x[1].strip()]
         if not head:
-            raise FormatError("empty file; expected WISDM lines 'subject,activity,timestamp,x,y,z;'", file=self.path)
+            raise FormatError(f"{f'no line of at most {self.max_line} bytes' if self.size else 'empty file'}; "
+                              "expected WISDM lines 'subject,activity,timestamp,x,y,z;'", file=self.path)
         self._binary_check(head, "WISDM text lines")
         counts = {}
         for _, t in head:
@@ -458,9 +460,7 @@ class UeaSource(TextSource):
             raise
 
     def _open(self, rate, valid):
-        rate = float(rate)
-        if not rate > 0:
-            raise InputError(f"uea_ts: rate={rate}; expected samples per second > 0")
+        rate = source_rate(rate, self.path)
         self._rate = rate
         tags, k, data_line = {}, 0, None
         while data_line is None:
@@ -600,9 +600,10 @@ class UeaSource(TextSource):
 def write_csv(path, chunks, channel_names=None, rate=None) -> int:
     """Write Samples chunks as a CSV that :class:`CsvSource` reads back: a comment line with the rate,
     a header ``<channels>,time_s[,label]``, values with 9 significant digits (float32 round trip),
-    time in seconds. Returns the number of samples written."""
+    time in seconds. ``path``: a file name (written in place, see :func:`~edgebrain.safeio.open_stream`) or a
+    text file object. Returns the number of samples written."""
     n = 0
-    with open(path, "w", newline="\n") as f:
+    with (open_stream(path, text=True, what="CSV") if isinstance(path, (str, os.PathLike)) else nullcontext(path)) as f:
         header_done = False
         labelled = False
         for ch in chunks:

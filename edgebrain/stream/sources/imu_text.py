@@ -16,12 +16,14 @@ from typing import Iterator
 import numpy as np
 
 from ...errors import FormatError, InputError
+from ...options import positive_number
 from ..base import Samples, Source, now
 from .imu_repair import Conditioner, Rows, check_repair, runs, span
 
 BLOCK = 1 << 16           # bytes read at a time
 MAX_LINE = 1 << 16        # longest line kept (longer: skipped as damage); UEA cases may be longer
 PROBE = 200               # data lines looked at to decide that a file is not of the expected form
+RATE_TOLERANCE = 0.05     # a rate= given beside a time column agrees with the timestamps within this
 
 
 # ---------------------------------------------------------------------- reading lines in blocks
@@ -97,6 +99,33 @@ def to_time(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     v, bad = to_float(cells)
     bad |= ~np.isfinite(v)
     return v, bad
+
+
+def source_rate(rate, path: str) -> float:
+    """A file's ``rate=`` option: a finite number of samples per second > 0, else an InputError naming
+    the file."""
+    try:
+        return positive_number(rate, "rate", "samples per second")
+    except InputError as e:
+        raise InputError(str(e), file=path) from None
+
+
+def check_rate(rate: float, step: float, unit: float, column, n: int, path: str, line: int) -> None:
+    """A ``rate=`` given beside a time column must agree within RATE_TOLERANCE with the rate of the
+    timestamps' median spacing ``step`` (in ``unit`` seconds, over the first ``n``): otherwise one of
+    them is wrong (time in ms read as s, say), and the stream would be stretched or squeezed. The
+    error states both, and the spacing's rate in the other units that give a sensor-like rate."""
+    file_rate = 1.0 / (step * unit)
+    if abs(rate / file_rate - 1.0) <= RATE_TOLERANCE:
+        return
+    units = {1.0: "s", 1e-3: "ms", 1e-6: "us", 1e-9: "ns"}
+    alt = [f"{1.0 / (step * u):.6g} Hz in {name}" for u, name in units.items()
+           if u != unit and 1e-3 <= 1.0 / (step * u) <= 1e6]
+    raise InputError(f"rate={rate:g} Hz contradicts the time column '{column}': the median spacing of its first "
+                     f"{n} timestamps is {step:g} {units.get(unit, 'units')}, i.e. {file_rate:.6g} Hz"
+                     + (f" ({', '.join(alt)})" if alt else "")
+                     + f"; expected the two to agree within {RATE_TOLERANCE:.0%} (give the right rate= or "
+                     "time_unit=, or time=none to use the rate alone)", file=path, where=f"line {line}")
 
 
 def texts(cells) -> list:

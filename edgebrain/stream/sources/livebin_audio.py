@@ -36,7 +36,7 @@ class LinkAudioSource(LiveBinary, AudioSource):
                 rate, channels = float(rate), int(channels or 1)
             except (TypeError, ValueError):
                 raise InputError(f"{url}: rate={rate!r}, channels={channels!r}; expected numbers") from None
-            if not rate > 0 or channels < 1:
+            if not 0 < rate < float("inf") or channels < 1:
                 raise InputError(f"{url}: rate={rate:g}, channels={channels}; expected a positive rate and at "
                                  "least one channel")
         elif rate is not None or channels is not None or sample is not None:

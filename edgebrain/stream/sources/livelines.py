@@ -5,7 +5,11 @@ The device prints one sample per line, numbers separated by commas, tabs or spac
 (or ``channels=``); the rate is given (``rate=100``) or measured from the arrival times of the
 first ``detect_lines`` lines like the data forwarder does, and snapped to a common sensor rate
 when within 3 % (``info.extra["rate_detected"]``, ``["rate_measured"]``). Opening a source waits
-for those first lines, so that its ``info`` is complete when the stream starts.
+for those first lines, so that its ``info`` is complete when the stream starts: at most
+4 × max(``detect_seconds``, ``timeout``) of wall-clock time (20 s by default), whatever arrives
+meanwhile (blank lines, garbage, lines that never agree), and keeping at most the last
+:data:`START_LINES` lines (:data:`START_BYTES` bytes) that arrived meanwhile, to be streamed
+once it is open (older ones are dropped and counted).
 
 Sample times are stream time, sample index / rate; each chunk carries the wall-clock time it
 arrived (``now()``). Chunks hold what has arrived, at most ``chunk_ms`` (10 ms) of samples, so
@@ -28,11 +32,14 @@ from typing import Iterator
 import numpy as np
 
 from ...errors import InputError
+from ...options import positive_number
 from ..base import Samples, Source, SourceInfo, log, now
 from ..links import Link, LinkReader
 from .imu_repair import Conditioner, Rows, check_repair, invalid, live_bounds, snap_rate
 
 _SEP = re.compile(rb"[,\t ]+")
+START_LINES = 4096       # lines kept while opening (at least 2 × detect_lines)
+START_BYTES = 1 << 20    # and their bytes
 
 
 class LineSource(Source):
@@ -54,9 +61,14 @@ class LineSource(Source):
         self.C = int(channels) if channels is not None else (len(self.names) if self.names else None)
         if self.names and self.C != len(self.names):
             raise InputError(f"{url}: {len(self.names)} names for channels={self.C}")
+        if self.C is not None and not 0 < self.C <= 4096:
+            raise InputError(f"{url}: channels={channels}; expected 1 to 4096")
+        if rate is not None:
+            rate = positive_number(rate, f"{url}: rate", "samples per second")
         self.labels_col = None if labels_col is None else int(labels_col)
-        self.timeout = float(timeout)
-        self.detect_lines, self.detect_seconds = int(detect_lines), float(detect_seconds)
+        self.timeout = positive_number(timeout, f"{url}: timeout", "seconds")
+        self.detect_lines = int(detect_lines)
+        self.detect_seconds = positive_number(detect_seconds, f"{url}: detect_seconds", "seconds")
         self.max_line, self.poll = int(max_line), float(poll)
         self.repair = check_repair(repair, url, live=True)
         self.lo, self.hi = live_bounds(valid, url)
@@ -65,12 +77,12 @@ class LineSource(Source):
         self._buf = b""
         self._discarding = False
         self._n = 0                      # samples emitted (stream time = n / rate)
-        self._pending: list = []         # (arrival, line) read while opening
+        self._pending: list = []         # (arrival, lines) read while opening (bounded: START_LINES/BYTES)
         self._extra = {"link": link.kind, "protocol": "edge-impulse data-forwarder lines"}
         try:
             self.link_reader.connect_first(float(connect_timeout))
             self._reader = self._reads()
-            rate, detected, measured = self._prime(None if rate is None else float(rate))
+            rate, detected, measured = self._prime(rate)
         except BaseException:
             self.close()
             raise
@@ -97,11 +109,11 @@ class LineSource(Source):
             self._buf, self._discarding = b"", False
 
     def _reads(self) -> Iterator[tuple[float, list]]:
-        """(arrival, complete lines) as they come, across drops and reconnections."""
-        for t, data in self.link_reader.reads():
-            lines = self._split(data)
-            if lines:
-                yield t, lines
+        """(arrival, complete lines) as they come, across drops and reconnections; also (now, []) for
+        a read without a complete line, and (now, None) every ``poll`` seconds without data, so that
+        waits can end on time."""
+        for t, data in self.link_reader.reads(idle=True):
+            yield t, (self._split(data) if data else None)
 
     def _split(self, data: bytes) -> list:
         if self.link.datagram:
@@ -134,15 +146,62 @@ class LineSource(Source):
         f = _SEP.split(line)
         return [x for x in f if x]
 
+    def _keep(self, t: float, lines: list, held: list) -> None:
+        """Hold ``lines`` (arrived at ``t``) for the stream. ``held`` = [lines, bytes, dropped] so far."""
+        self._pending.append((t, lines))
+        held[0] += len(lines)
+        held[1] += sum(len(ln) for ln in lines)
+
+    def _trim(self, held: list) -> None:
+        """Still waiting: drop the oldest lines held beyond START_LINES and START_BYTES."""
+        max_lines = max(START_LINES, 2 * self.detect_lines)
+        while held[0] > max_lines or held[1] > START_BYTES:
+            t0, old = self._pending[0]
+            k = max(1, min(len(old), held[0] - max_lines))
+            gone, rest = old[:k], old[k:]
+            held[0] -= len(gone)
+            held[1] -= sum(len(ln) for ln in gone)
+            held[2] += len(gone)
+            if rest:
+                self._pending[0] = (t0, rest)
+            else:
+                self._pending.pop(0)
+
     def _prime(self, rate):
-        """Read the first lines: fix the channel count and measure the rate if not given."""
+        """Read the first lines: fix the channel count and measure the rate if not given, within the
+        wall-clock start-up limit (see the module)."""
         need_rate = rate is None
-        reads = []              # (arrival, number of lines) for rate detection
-        run_len, run_count = 0, None
+        held = [0, 0, 0]        # lines and bytes held in _pending, lines dropped from it
         t_start = now()
+        limit = max(self.detect_seconds, self.timeout) * 4
+        give_up = self.link_reader.give_up  # reconnecting while opening ends with the limit too
+        self.link_reader.give_up = limit if give_up is None else min(give_up, limit)
+        try:
+            result = self._detect(rate, need_rate, t_start, limit, held)
+        finally:
+            self.link_reader.give_up = give_up
+        if held[2]:
+            self.stats.note("dropped", self.url, f"{held[2]} lines received while opening not kept (more than "
+                                                 f"{max(START_LINES, 2 * self.detect_lines)} lines or "
+                                                 f"{START_BYTES >> 20} MiB before the stream was open)", held[2])
+        return result
+
+    def _detect(self, rate, need_rate, t_start, limit, held):
+        first = last = None     # (arrival, number of lines) of the first and the latest read with lines
+        n_lines = n_reads = 0   # for rate detection
+        n_blank = 0             # reads of data without a line (blank lines, partial lines)
+        run_len, run_count = 0, None
         for t, lines in self._reader:
-            self._pending.append((t, lines))
-            reads.append((t, len(lines)))
+            if now() - t_start > limit:
+                break
+            if not lines:
+                n_blank += lines is not None
+                continue
+            self._keep(t, lines, held)
+            n_reads += 1
+            n_lines += len(lines)
+            first = first or (t, len(lines))
+            last = (t, len(lines))
             if self.C is None:
                 for ln in lines:
                     f = self._fields(ln)
@@ -165,21 +224,22 @@ class LineSource(Source):
                         break
             if self.C is not None and not need_rate:
                 return rate, False, None
-            n_lines = sum(n for _, n in reads)
-            span = reads[-1][0] - reads[0][0]
-            if self.C is not None and len(reads) >= 3 and span > 0 and (
+            span = last[0] - first[0]
+            if self.C is not None and n_reads >= 3 and span > 0 and (
                     n_lines >= self.detect_lines or now() - t_start >= self.detect_seconds):
-                measured = (n_lines - reads[0][1]) / span
+                measured = (n_lines - first[1]) / span
                 return snap_rate(measured), True, measured
-            if now() - t_start > max(self.detect_seconds, self.timeout) * 4:
-                break
-        got = sum(n for _, n in reads)
+            self._trim(held)
+        got = n_lines
         if not got:
+            if n_blank:
+                raise InputError(f"{self.url}: no line of samples within the start-up limit of {limit:g} s "
+                                 f"({n_blank} reads of blank or unfinished lines); expected lines of numbers")
             raise InputError(f"{self.url}: no data received (waited {now() - t_start:.1f} s)")
         if self.C is None:
             raise InputError(f"{self.url}: cannot tell the number of channels: no three consecutive lines of "
                              f"numbers agree among the first {got} lines; pass channels=")
-        raise InputError(f"{self.url}: cannot detect the sample rate from {got} lines arriving in {len(reads)} "
+        raise InputError(f"{self.url}: cannot detect the sample rate from {got} lines arriving in {n_reads} "
                          "bursts; pass rate=")
 
     # -------------------------------------------------------------- streaming
@@ -238,6 +298,8 @@ class LineSource(Source):
 
         try:
             for arrival, lines in batches():
+                if not lines:
+                    continue
                 vals, labels = self._parse(lines)
                 if vals is None:
                     continue

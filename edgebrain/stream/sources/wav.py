@@ -48,6 +48,7 @@ from typing import Iterable
 import numpy as np
 
 from ...errors import FormatError, InputError
+from ...safeio import open_stream
 from ..base import Samples
 
 MAX_CHUNKS = 10000            # RIFF chunks walked before 'data' before giving up
@@ -363,7 +364,7 @@ def write_wav(path, chunks: Iterable, rate: float, channels: int, sample_width: 
               + b"data" + struct.pack("<I", 0xFFFFFFFF))
     frames = 0
     own = not hasattr(path, "write")
-    f = open(path, "wb") if own else path
+    f = open_stream(path, what="WAV file") if own else path  # in place, fsync-ed each second, never via a link
     try:
         f.write(header)
         for c in chunks:

@@ -282,3 +282,114 @@ def test_binner_time_order(nm_events):
     enc.reset()
     ordered = enc.encode(Events(ev, arrival=1.0, t_end=int(ev["t"][-1])))
     assert np.array_equal(ordered.x, histogram(ev, 5000, ("split", 1, None, (34, 34), None))[:len(ordered.x)])
+
+
+# ---------------------------------------------------------------------- gaps in event time (issue 11, item 1)
+
+
+def gapped(ev, shift_us):
+    """The events with their second half ``shift_us`` later (a pause in the middle)."""
+    g = ev.copy()
+    h = len(g) // 2
+    g["t"][h:] += shift_us
+    return g, h
+
+
+def source_chunks(ev, n=400):
+    """Chunks as a file source makes them: each chunk's t_end is the next chunk's first time."""
+    t = ev["t"]
+    return [Events(ev[i:i + n], arrival=1.0 + i, t_end=int(t[i + n]) if i + n < len(ev) else int(t[-1]))
+            for i in range(0, len(ev), n)]
+
+
+def run_binner_gaps(enc, chunks):
+    """As run_binner, with the gaps the binner reported, as (global step index, seconds)."""
+    xs, ts, gaps, done = [], [], [], 0
+    for c in chunks:
+        s = enc.encode(c)
+        gaps += [(done + i, sec) for i, sec in s.gaps]
+        xs.append(np.array(s.x)), ts.append(np.array(s.t))
+        done += len(s)
+    f = enc.flush()
+    if f is not None:
+        xs.append(f.x), ts.append(f.t)
+    return np.concatenate(xs), np.concatenate(ts), gaps
+
+
+@pytest.mark.parametrize("chunking", ["source", "one", "plain_shuffled"])
+def test_binner_long_gap_starts_over_without_a_frame_per_window(nm_events, chunking):
+    """A 10-minute pause costs no frame per empty window: the frames are those of each half on its own
+    (the second on the same window grid, from its first event's window) and the gap is reported at the
+    step where it lies, with its exact length."""
+    ev, src = nm_events
+    w = 5000
+    g, h = gapped(ev, 600_000_000)
+    first, second = g[:h], g[h:]
+    k1 = int(first["t"][-1]) // w                 # the last window of the first half
+    a2, k2 = int(second["t"][0]) // w, int(second["t"][-1]) // w
+    ref1 = histogram(first, w, ("split", 1, None, (34, 34), None), n_frames=k1 + 1)
+    sh = second.copy()
+    sh["t"] -= a2 * w
+    ref2 = histogram(sh, w, ("split", 1, None, (34, 34), None), n_frames=k2 - a2 + 1)
+    enc = EventBinner(window_us=w)
+    enc.configure(src.info, None, None)
+    if chunking == "source":
+        chunks = source_chunks(g)
+    elif chunking == "one":
+        chunks = [Events(g, arrival=1.0, t_end=int(g["t"][-1]))]
+    else:
+        shuffled = g.copy()
+        np.random.default_rng(3).shuffle(shuffled)
+        chunks = [shuffled]
+    x, t, gaps = run_binner_gaps(enc, chunks)
+    assert len(x) == (k1 + 1) + (k2 - a2 + 1), "a frame per window of the gap"
+    assert gaps == [(k1 + 1, (int(second["t"][0]) - int(first["t"][-1])) / 1e6)]
+    if chunking != "plain_shuffled":  # a shuffled array's late events join the open window (see test_binner_time_order)
+        assert np.array_equal(x[:k1 + 1], ref1) and np.array_equal(x[k1 + 1:], ref2)
+    assert np.allclose(t[:k1 + 1], (np.arange(k1 + 1) + 1) * w / 1e6)
+    assert np.allclose(t[k1 + 1:], (np.arange(a2, k2 + 1) + 1) * w / 1e6)
+    assert x.sum() == len(ev)
+
+
+def test_binner_gap_up_to_max_gap_is_stepped_with_empty_frames(nm_events):
+    """A pause of at most max_gap (default 1 s) is stepped, as every pause was before: the frames are
+    the histogram of the shifted events, empty windows included, and no gap is reported; max_gap=
+    sets the limit."""
+    ev, src = nm_events
+    g, _ = gapped(ev, 700_000)
+    enc = EventBinner(window_us=5000)
+    enc.configure(src.info, None, None)
+    x, t, gaps = run_binner_gaps(enc, source_chunks(g))
+    ref = histogram(g, 5000, ("split", 1, None, (34, 34), None))
+    assert gaps == [] and np.array_equal(x, ref)
+    enc = EventBinner(window_us=5000, max_gap=0.5)
+    enc.configure(src.info, None, None)
+    x, t, gaps = run_binner_gaps(enc, source_chunks(g))
+    assert len(gaps) == 1 and len(x) < len(ref) - 100 and x.sum() == len(ev)
+    assert EventBinner(max_gap=0.25).spec() == "bin:max_gap=0.25"
+    # the pause's 140 empty windows: one part, one zero frame repeated (no memory per window)
+    enc = EventBinner(window_us=5000)
+    enc.configure(src.info, None, None)
+    parts = [(len(p), p.x.strides[0], float(np.abs(p.x).sum())) for c in source_chunks(g) for p in enc.encode_parts(c)]
+    empty = [p for p in parts if p[1] == 0]
+    assert len(empty) == 1 and empty[0][0] > 64 and empty[0][2] == 0
+    assert sum(p[0] for p in parts) + len(enc.flush() or ()) == len(ref)
+
+
+@pytest.mark.parametrize("bad", [0, -1, "nan", "inf", float("inf"), "soon", True])
+def test_binner_max_gap_must_be_a_positive_duration(bad):
+    with pytest.raises(InputError, match="max_gap"):
+        EventBinner(max_gap=bad)
+
+
+def test_binner_count_mode_gap_closes_the_partial_frame(nm_events):
+    """Count windows: the partial frame before a long pause is emitted, then counting starts over."""
+    ev, src = nm_events
+    g, h = gapped(ev, 600_000_000)
+    enc = EventBinner(count=1000)
+    enc.configure(src.info, None, None)
+    x, t, gaps = run_binner_gaps(enc, source_chunks(g))
+    n1, n2 = h, len(ev) - h
+    sizes = [1000] * (n1 // 1000) + [n1 % 1000] * bool(n1 % 1000) + [1000] * (n2 // 1000) + [n2 % 1000] * bool(n2 % 1000)
+    assert x.reshape(len(x), -1).sum(1).tolist() == sizes
+    assert [i for i, _ in gaps] == [-(-n1 // 1000)]

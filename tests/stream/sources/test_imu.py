@@ -281,3 +281,47 @@ def test_wisdm_equals_csv_module(datasets, tmp_path, with_ts):
     np.testing.assert_array_equal(v2, ref_v)
     assert list(lab) == [WISDM_ACTIVITIES[c] for c in ref_l]
     np.testing.assert_allclose(t, np.arange(len(ref)) / 25.0)
+
+
+# ---------------------------------------------------------------------- rate= against the timestamps (issue 11, item 5)
+
+
+def test_rate_must_agree_with_the_timestamps(datasets, tmp_path):
+    """A rate given beside a time column is checked against the timestamps' median spacing (10 ms in
+    sp-sw-har, Unix milliseconds): within 5 % it is accepted; beyond, the error states both. rate=0.001
+    used to read the milliseconds as seconds (a 10-s recording became 2.9 hours of stream)."""
+    path = str(need(datasets / IMU_CSV))
+    for ok in (100, 95.5, 104.9):
+        with open_source(path, rate=ok) as src:
+            assert src.info.rate == ok and src.info.extra["time_unit"] == "ms"
+            t, v, _, _ = read_all(src)
+            assert t[-1] < 60  # the recording's own duration, whatever the rate
+    for bad, shown in ((0.001, "0.1 Hz"), (106, "100 Hz"), (94, "100 Hz"), (1000, "100 Hz")):
+        with pytest.raises(InputError, match=rf"rate={bad:g} Hz contradicts the time column 'timestamp'.*"
+                                             rf"{shown}.*within 5%"):
+            open_source(path, rate=bad)
+    # relative seconds with a nominal rate: the same rule; an explicit time_unit is checked too
+    p = tmp_path / "rel.csv"
+    p.write_text("t,a\n" + "".join(f"{0.02 * i:.2f},{i}\n" for i in range(100)))
+    with open_source(str(p), rate=50) as src:
+        assert src.info.rate == 50
+    with pytest.raises(InputError, match=r"rate=5 Hz contradicts .*0.02 s, i.e. 50 Hz"):
+        open_source(str(p), rate=5)
+    q = tmp_path / "ms.csv"
+    q.write_text("t,a\n" + "".join(f"{20 * i},{i}\n" for i in range(100)))
+    with pytest.raises(InputError, match=r"20 ms, i.e. 50 Hz"):
+        open_source(str(q), rate=100, time_unit="ms")
+    # no time column: the rate alone decides
+    with open_source(str(p), rate=5, time="none") as src:
+        assert src.info.rate == 5
+
+
+@pytest.mark.parametrize("rate", [0, -5, float("inf"), float("nan"), "fast", True])
+@pytest.mark.parametrize("fmt", ["csv", "wisdm", "uea_ts"])
+def test_rate_option_must_be_positive_and_finite(datasets, tmp_path, rate, fmt):
+    p = tmp_path / "x.csv"
+    p.write_text("a,b\n" + "".join(f"{i},{i}\n" for i in range(20)))
+    files = {"csv": str(p), "wisdm": str(tmp_path / "w.txt"), "uea_ts": str(need(datasets / BASICMOTIONS[1]))}
+    (tmp_path / "w.txt").write_text("".join(f"1,A,{i},0.1,0.2,0.3;\n" for i in range(20)))
+    with pytest.raises(InputError, match="rate=.*expected a finite number of samples per second > 0"):
+        open_source(files[fmt], format=fmt, rate=rate)

@@ -403,3 +403,90 @@ def test_keyboard_interrupt_closes_cleanly(recording, writers):
             p.communicate()
     assert p.returncode == 0, err
     assert out.strip() == "interrupted 50 True"
+
+
+# ---------------------------------------------------------------------- start-up (issue 11, items 4 and 5)
+
+
+class Flood(threading.Thread):
+    """A TCP server that sends ``payload(k)`` for k = 0, 1, ... to its one client until ``seconds`` have
+    passed or the client goes away; ``sent`` counts the bytes."""
+
+    def __init__(self, payload, seconds=15.0):
+        super().__init__(daemon=True)
+        self.ls = socket.socket()
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(1)
+        self.port = self.ls.getsockname()[1]
+        self.payload, self.seconds, self.sent = payload, seconds, 0
+        self.start()
+
+    def run(self):
+        self.ls.settimeout(WAIT)
+        try:
+            c, _ = self.ls.accept()
+        except OSError:
+            return
+        t0 = time.monotonic()
+        k = 0
+        with c:
+            while time.monotonic() - t0 < self.seconds:
+                try:
+                    c.sendall(self.payload(k))
+                except OSError:
+                    break
+                self.sent += len(self.payload(k))
+                k += 1
+        self.ls.close()
+
+
+def test_blank_lines_do_not_extend_the_start_up_limit():
+    """A peer that sends only blank lines (for 15 s here) is refused once the wall-clock start-up limit,
+    4 × max(detect_seconds, timeout), has passed: it was only checked when a line of text came."""
+    srv = Flood(lambda k: b"\n" * 4096)
+    t0 = time.perf_counter()
+    with pytest.raises(InputError, match="no line of samples within the start-up limit of 2 s"):
+        open_source(f"tcp://127.0.0.1:{srv.port}", detect_seconds=0.5, timeout=0.5, reconnect=0)
+    took = time.perf_counter() - t0
+    assert 1.9 < took < 4, took
+    assert srv.sent > 0
+
+
+def test_start_up_lines_are_bounded(monkeypatch):
+    """Lines that never agree on a channel count (field counts 1, 2, 3, 1, 2, ...) sent as fast as the
+    link carries them: the source refuses after the start-up limit, having held at most START_LINES of
+    them; lines held before a good start are streamed, the oldest dropped and counted."""
+    from edgebrain.stream.sources import livelines
+
+    held = []
+    real_trim = livelines.LineSource._trim
+
+    def trim(self, h):  # what is held between reads
+        real_trim(self, h)
+        held.append(sum(len(x) for _, x in self._pending))
+
+    monkeypatch.setattr(livelines.LineSource, "_trim", trim)
+    block = b"".join(b",".join([b"1.5"] * (1 + i % 3)) + b"\n" for i in range(3000))
+    srv = Flood(lambda k: block, seconds=4)
+    t0 = time.perf_counter()
+    with pytest.raises(InputError, match="no three consecutive lines of numbers agree"):
+        open_source(f"tcp://127.0.0.1:{srv.port}", detect_seconds=0.25, timeout=0.25, reconnect=0)
+    assert time.perf_counter() - t0 < 3
+    assert srv.sent > 10 * len(block), "the flood was too small to test the bound"
+    assert len(held) > 10 and max(held) <= livelines.START_LINES
+    # more lines than START_LINES in the first read: the source opens on it (rate given) and keeps them all
+    n = 6000
+    lines = b"".join(b"%d,%d,%d\n" % (i, i, i) for i in range(n))
+    srv = Flood(lambda k: lines if k == 0 else b"", seconds=1)
+    time.sleep(0.05)
+    src = open_source(f"tcp://127.0.0.1:{srv.port}", channels=3, rate=100, timeout=0.3, reconnect=0)
+    got = np.concatenate([c.values for c in src.chunks()])
+    # every line arrived and was streamed (the source opened after its first read, nothing to drop)
+    assert got[:, 0].tolist() == list(range(n)) and src.stats.dropped == 0
+
+
+@pytest.mark.parametrize("rate", [-5, 0, "inf", "nan", "fast"])
+def test_live_lines_rate_must_be_positive_and_finite(rate):
+    srv = Flood(lambda k: b"1,2,3\n", seconds=1)
+    with pytest.raises(InputError, match="rate"):
+        open_source(f"tcp://127.0.0.1:{srv.port}?rate={rate}", timeout=0.3, reconnect=0)

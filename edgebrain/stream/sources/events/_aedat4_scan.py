@@ -13,7 +13,7 @@ as it handles every packet when this fast path is not available.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from ....jit import njit
 
 from ._lz4 import lz4f_decompress, lz4f_reset
 

@@ -14,7 +14,7 @@ anywhere (output full, or more input needed to decide) and resume with the next 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from ....jit import njit
 
 from ._finish import (F_CLAMP, F_CLAMP_I, F_FIRST, F_INIT, F_MAXBACK, F_OOS, F_OOS_I, F_OOS_X, F_OOS_Y, F_REF_T,
                       F_RESET, F_RESET_D, F_RESET_I, F_T0)

@@ -13,7 +13,7 @@ anywhere (output full, or more input needed to decide) and resume with the next 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from ....jit import njit
 from numba.extending import overload
 
 # ---------------------------------------------------------------------------------------- finish

@@ -17,7 +17,7 @@ import struct
 import xml.etree.ElementTree as ET
 
 import numpy as np
-from numba import njit
+from ....jit import njit
 
 from ....errors import InputError
 from ...reuse import ArrayPool

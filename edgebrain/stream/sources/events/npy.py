@@ -18,6 +18,7 @@ import os
 import numpy as np
 
 from ....errors import FormatError, InputError
+from ....safeio import atomic_write
 from ...base import EVENT_DTYPE, Events
 from .base import Batch, EventFileSource, fixed_loc
 
@@ -82,14 +83,19 @@ class NpySource(EventFileSource):
         head = self.read_at(0, 1 << 16)
         try:
             dtype, shape, fortran, start = read_npy_header(head)
-        except (ValueError, SyntaxError) as e:
-            raise self.error(f"not a readable .npy header ({e})", 0) from None
+        except (ValueError, SyntaxError, TypeError, KeyError, OverflowError, RecursionError, MemoryError) as e:
+            # (numpy's dtype parser raises TypeError for a descr like '<!f4'; literal_eval more)
+            raise self.error(f"not a readable .npy header ({type(e).__name__}: {e})", 0) from None
         if dtype.hasobject:
             raise self.error("the array holds Python objects; expected a structured array of numbers with fields "
                              "x, y, t, p (objects are not loaded: no pickle)", 0)
         f = _fields(dtype)
         if f is None:
             raise self.error(f"dtype {dtype} has no fields x, y, t, p (t may be ts/timestamp, p pol/polarity/on)", 0)
+        for k, name in f.items():  # each a plain number (not bytes, complex, a date or a sub-array)
+            fd = dtype.fields[name][0]
+            if fd.kind not in ("iu" + ("b" if k == "p" else "") + "f") or fd.shape:
+                raise self.error(f"field '{name}' is {fd}; expected a number ({k} of each event)", 0)
         self.fields = f
         self.dtype = dtype
         n = int(np.prod(shape)) if shape else 1
@@ -114,11 +120,11 @@ class NpySource(EventFileSource):
             if t1 >= t0:
                 self.info.duration = (int(t1) - int(t0)) / 1e6
         if self.sensor_given is None and n:
-            mx = my = 0
+            mx = my = -1  # over the coordinates kept (_coord marks NaN, infinite and out-of-range ones 65535)
             for i in range(0, n, self.chunk_events):
                 c = self.mm[i:i + self.chunk_events]
-                mx = max(mx, int(np.max(c[f["x"]])))
-                my = max(my, int(np.max(c[f["y"]])))
+                mx = max(mx, _largest_kept(_coord(c[f["x"]])))
+                my = max(my, _largest_kept(_coord(c[f["y"]])))
             if 0 <= mx < 65535 and 0 <= my < 65535:
                 self.info.sensor_size = (mx + 1, my + 1)
                 self.info.extra["sensor_size_from"] = "largest x and y in the file"
@@ -126,10 +132,11 @@ class NpySource(EventFileSource):
     def _t(self, c) -> np.ndarray:
         t = c[self.fields["t"]]
         if t.dtype.kind == "f":
-            if not np.isfinite(t).all():
-                bad = ~np.isfinite(t)
-                t = np.where(bad, 0, t)
-            return np.rint(t.astype(np.float64) * self.scale).astype(np.int64)
+            t = t.astype(np.float64) * self.scale
+            bad = _bad_time(t)
+            if bad.any():  # (their events are dropped in _batches)
+                t = np.where(bad, 0.0, t)
+            return np.rint(t).astype(np.int64)
         t = t.astype(np.int64)
         return t if self.scale == 1.0 else np.rint(t * self.scale).astype(np.int64)
 
@@ -144,13 +151,13 @@ class NpySource(EventFileSource):
             t = self._t(c)
             tf = c[f["t"]]
             if tf.dtype.kind == "f":
-                bad = ~np.isfinite(tf)
+                bad = _bad_time(tf.astype(np.float64) * self.scale)
                 if bad.any():
                     x = x.copy()
                     x[bad] = 65535  # dropped as outside the sensor
                     first = int(np.flatnonzero(bad)[0])
                     self.note("dropped", f"byte {self.start + (i + first) * isz}",
-                              f"{int(bad.sum())} events with a non-finite timestamp", 0)
+                              f"{int(bad.sum())} events with a NaN, infinite or out-of-range timestamp", 0)
             pv = c[f["p"]]
             p = (pv > 0).astype(np.uint8)
             yield Batch(x, y, t, p, loc=fixed_loc(self.start + i * isz, isz))
@@ -160,10 +167,22 @@ class NpySource(EventFileSource):
         super().close()
 
 
+def _bad_time(t_us: np.ndarray) -> np.ndarray:
+    """Float timestamps (µs) that are NaN, infinite, or beyond what an int64 of µs holds."""
+    with np.errstate(invalid="ignore"):
+        return ~(np.abs(t_us) < 2.0 ** 62)
+
+
+def _largest_kept(v: np.ndarray) -> int:
+    """The largest coordinate below 65535 (the mark of one dropped as outside the sensor), or -1."""
+    kept = v[v < 65535]
+    return int(kept.max()) if len(kept) else -1
+
+
 def _coord(v: np.ndarray) -> np.ndarray:
-    if v.dtype.kind == "f":
-        v = np.where(np.isfinite(v), v, -1)
-        v = np.floor(v)
+    if v.dtype.kind == "f":  # NaN, infinite and out-of-range values become -1 before any cast
+        with np.errstate(invalid="ignore"):
+            v = np.where((v >= 0) & (v < 65536), np.floor(v), -1.0)
     v = v.astype(np.int64) if v.dtype != np.uint16 else v
     if v.dtype == np.uint16:
         return np.ascontiguousarray(v)
@@ -187,37 +206,34 @@ def _header(n: int) -> bytes:
 
 def write_events_npy(path, chunks) -> int:
     """Stream ``chunks`` (:class:`Events` or arrays with fields x, y, t, p; t in µs) into ``path``
-    as a 1-D ``.npy`` of ``EVENT_DTYPE`` records, without holding them in memory. The file is
-    written under a temporary name and renamed when complete. Returns the number of events."""
-    path = os.fspath(path)
-    tmp = path + ".part"
-    n = 0
+    as a 1-D ``.npy`` of ``EVENT_DTYPE`` records, without holding them in memory. ``path``: a file
+    name (written atomically, see :func:`~edgebrain.safeio.atomic_write`) or a seekable binary file
+    object (the header's length is patched at the end). Returns the number of events."""
+    if not hasattr(path, "write"):
+        with atomic_write(os.fspath(path), "events file") as f:
+            return write_events_npy(f, chunks)
+    f, n = path, 0
+    start = f.tell()
+    f.write(_header(0))
     try:
-        with open(tmp, "wb") as f:
-            f.write(_header(0))
-            for c in chunks:
-                ev = c.events if isinstance(c, Events) else c
-                if ev is None or len(ev) == 0:
-                    continue
-                if ev.dtype != EVENT_DTYPE:
-                    ff = _fields(ev.dtype)
-                    if ff is None:
-                        raise InputError(f"chunk dtype {ev.dtype} has no fields x, y, t, p")
-                    e2 = np.empty(len(ev), EVENT_DTYPE)
-                    for k in "xytp":
-                        e2[k] = ev[ff[k]]
-                    ev = e2
-                f.write(np.ascontiguousarray(ev).tobytes())
-                n += len(ev)
-            f.seek(0)
-            f.write(_header(n))
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+        for c in chunks:
+            ev = c.events if isinstance(c, Events) else c
+            if ev is None or len(ev) == 0:
+                continue
+            if ev.dtype != EVENT_DTYPE:
+                ff = _fields(ev.dtype)
+                if ff is None:
+                    raise InputError(f"chunk dtype {ev.dtype} has no fields x, y, t, p")
+                e2 = np.empty(len(ev), EVENT_DTYPE)
+                for k in "xytp":
+                    e2[k] = ev[ff[k]]
+                ev = e2
+            f.write(np.ascontiguousarray(ev).tobytes())
+            n += len(ev)
+    finally:  # also when interrupted: the header counts the events written
+        f.seek(start)
+        f.write(_header(n))
+        f.seek(0, os.SEEK_END)
     return n
 
 

@@ -1,0 +1,53 @@
+"""``njit`` for every kernel of edgebrain: Numba's, with an on-disk cache that cannot brick the tool.
+
+``from edgebrain.jit import njit`` is used wherever edgebrain defines a compiled function. It is
+``numba.njit`` (nothing compiles on import; the first call compiles, or loads the compiled code
+from the cache), except that ``cache=True`` gets a cache that treats every failure as a miss:
+
+* **where.** ``$NUMBA_CACHE_DIR`` if set and writable, else ``__pycache__`` beside the module
+  (the install), else the user's cache (``~/.cache/numba``), else a private temporary folder
+  (``<tmp>/edgebrain-numba-<uid>``, mode 0700, refused unless this user owns it). With none of
+  them writable (a read-only install run by a user without a home), it compiles in memory.
+* **damage.** Every index (``.nbi``) and data (``.nbc``) file edgebrain writes carries a SHA-256
+  of its contents. A file that is empty (a power cut between rename and write-back), truncated,
+  corrupted, or written by another tool is a cache miss: the function is compiled again and the
+  file rewritten. A cache that cannot be written (disk full, permissions) keeps the code in
+  memory.
+
+Each of these says so once per process, as one ``warning: Numba cache ...`` line on stderr, and
+the command goes on. The user never has to find and delete a cache folder. docs/security.md
+says what is trusted: the cache folders are the user's own (compiled code is loaded from them).
+"""
+
+from __future__ import annotations
+
+import numba
+from numba.core.dispatcher import Dispatcher
+
+try:  # Numba's caching internals as this version has them; otherwise its plain cache
+    from ._numba_cache import cache_for
+except Exception:  # noqa: BLE001 - any mismatch with Numba's internals
+    cache_for = None
+
+
+def njit(func=None, /, **options):
+    """``numba.njit``, with ``cache=True`` meaning the safe cache of this module.
+
+    Used bare (``@njit``) or with options (``@njit(cache=True, inline="always")``); explicit
+    signatures are not accepted, so that nothing ever compiles on import.
+    """
+    if func is not None:
+        return njit(**options)(func)
+    cache = options.pop("cache", False)
+    numba_jit = numba.njit(**options)
+
+    def decorate(f):
+        disp = numba_jit(f)
+        if cache and isinstance(disp, Dispatcher):  # (NUMBA_DISABLE_JIT returns the function itself)
+            if cache_for is None:
+                disp.enable_caching()  # Numba's own cache, as numba.njit(cache=True) would have it
+            else:
+                disp._cache = cache_for(f)
+        return disp
+
+    return decorate

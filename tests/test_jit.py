@@ -1,0 +1,179 @@
+"""edgebrain.jit: a Numba cache that is damaged, unwritable or missing never stops a program.
+
+Each case runs a fresh Python process on a small module of our own that defines a function with
+``edgebrain.jit.njit(cache=True)``, with the cache in a folder of the test, and checks the program's
+answer (hand-computed), its stderr (one ``warning:`` line, or nothing), and the cache files left.
+The whole tool is checked the same way in tests/hostile/test_cache.py.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+MODULE = '''
+from edgebrain.jit import njit
+
+@njit(cache=True)
+def tri(n):
+    s = 0
+    for i in range(n + 1):
+        s += i
+    return s
+'''
+
+
+def _run(mod_dir: Path, env: dict) -> subprocess.CompletedProcess:
+    e = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_") and k not in ("XDG_CACHE_HOME",)}
+    e["PYTHONPATH"] = os.pathsep.join([str(mod_dir), str(REPO)])
+    e.update(env)
+    return subprocess.run([sys.executable, "-c", "import tri_mod; print(tri_mod.tri(100))"], env=e,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def case(tmp_path):
+    mod = tmp_path / "mod"
+    mod.mkdir()
+    (mod / "tri_mod.py").write_text(MODULE)
+    cache = tmp_path / "cache"
+    env = {"NUMBA_CACHE_DIR": str(cache), "HOME": str(tmp_path / "home")}
+
+    def run():
+        r = _run(mod, env)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip() == "5050"  # 0 + 1 + ... + 100
+        return [ln for ln in r.stderr.splitlines() if ln.strip()]
+
+    def files(suffix):
+        return sorted(cache.rglob(f"tri_mod.tri-*{suffix}"))
+
+    return run, files, env, tmp_path
+
+
+def test_first_run_writes_sealed_files_and_second_run_reads_them(case):
+    run, files, _, _ = case
+    assert run() == []
+    assert len(files(".nbi")) == 1
+    (nbc,) = files(".nbc")
+    assert nbc.read_bytes().startswith(b"EBNC1")
+    stamp = nbc.stat().st_mtime_ns
+    assert run() == []
+    assert nbc.stat().st_mtime_ns == stamp  # loaded, not compiled and written again
+
+
+@pytest.mark.parametrize("damage", ["empty", "garbage"])
+def test_damaged_index_is_rebuilt(case, damage):
+    run, files, _, _ = case
+    run()
+    (nbi,) = files(".nbi")
+    data = nbi.read_bytes()
+    nbi.write_bytes({"empty": b"", "garbage": os.urandom(64), "truncated": data[: len(data) // 2]}[damage])
+    (line,) = run()  # before the fix: EOFError / UnpicklingError, and every later run too
+    assert line.startswith("warning: Numba cache index") and "damaged" in line and str(nbi) in line
+    assert run() == []  # rebuilt: the next run is clean
+    assert nbi.read_bytes() != b""
+
+
+@pytest.mark.parametrize("damage", ["flip", "empty"])
+def test_damaged_entry_is_rebuilt(case, damage):
+    run, files, _, _ = case
+    run()
+    (nbc,) = files(".nbc")
+    data = bytearray(nbc.read_bytes())
+    if damage == "flip":  # one byte in the compiled code: it unpickles fine, so only a checksum sees it
+        data[len(data) * 2 // 3] ^= 0x10
+    elif damage == "truncated":
+        data = data[: len(data) // 2]
+    else:
+        data = b""
+    nbc.write_bytes(bytes(data))
+    (line,) = run()
+    assert line.startswith("warning: Numba cache entry") and str(nbc) in line
+    assert run() == []
+    assert nbc.read_bytes().startswith(b"EBNC1")
+
+
+def _unwritable_everywhere(tmp_path, env):
+    """No __pycache__ beside the module (a file in its place), no NUMBA_CACHE_DIR, a HOME that
+    cannot hold ~/.cache, and a temporary folder whose edgebrain-numba-UID entry is not ours to use."""
+    (tmp_path / "mod" / "__pycache__").write_text("a file where the cache folder would be")
+    (tmp_path / "homefile").write_text("")
+    env.pop("NUMBA_CACHE_DIR")
+    env["HOME"] = str(tmp_path / "homefile" / "home")
+    t = tmp_path / "tmp"
+    t.mkdir()
+    env["TMPDIR"] = str(t)
+    return t
+
+
+def test_no_writable_cache_directory_compiles_in_memory(case):
+    run, _, env, tmp_path = case
+    t = _unwritable_everywhere(tmp_path, env)
+    planted = t / f"edgebrain-numba-{os.getuid()}"
+    planted.mkdir(mode=0o777)
+    os.chmod(planted, 0o777)  # writable by anyone: loading code from it would run theirs
+    (line,) = run()  # before the fix: "cannot cache function 'tri': no locator available", at import
+    assert line.startswith("warning: Numba cache is unusable") and "no locator available" in line
+    assert "NUMBA_CACHE_DIR" in line
+    assert list(planted.iterdir()) == []
+
+
+def test_private_temporary_folder_is_the_last_resort(case):
+    run, _, env, tmp_path = case
+    t = _unwritable_everywhere(tmp_path, env)
+    (line,) = run()
+    root = t / f"edgebrain-numba-{os.getuid()}"
+    assert line.startswith("warning: Numba cache") and str(root) in line and "NUMBA_CACHE_DIR" in line
+    assert (root.stat().st_mode & 0o777) == 0o700
+    assert len(list(root.rglob("tri_mod.tri-*.nbc"))) == 1
+    (line2,) = run()  # still said on every run: the folder may not survive a reboot
+    assert line2 == line
+
+
+def test_unwritable_cache_on_save_keeps_running(case):
+    run, files, env, tmp_path = case
+    run()
+    (nbc,) = files(".nbc")
+    nbc.write_bytes(b"")  # a miss, so the next run compiles and saves again...
+    # ...into a folder where the index can no longer be replaced: a directory in its place
+    (nbi,) = files(".nbi")
+    nbi.unlink()
+    nbi.mkdir()
+    lines = run()
+    assert len(lines) == 1 and lines[0].startswith("warning: Numba cache"), lines
+
+
+def test_njit_without_cache_and_bare_form():
+    from edgebrain.jit import njit
+
+    @njit
+    def add(a, b):
+        return a + b
+
+    @njit(cache=False, inline="never")
+    def mul(a, b):
+        return a * b
+
+    assert add(2, 3) == 5 and mul(4, 5) == 20
+    assert type(add._cache).__name__ == "NullCache"
+
+
+def test_a_numba_without_the_expected_internals_falls_back_to_its_own_cache(case, tmp_path):
+    """edgebrain.jit builds on caching classes private to Numba; a Numba release that renames them
+    must leave edgebrain working with Numba's plain cache (files without our seal), not broken."""
+    run, files, env, _ = case
+    (tmp_path / "mod" / "sitecustomize.py").write_text(
+        "import numba.core.caching as c\ndel c._SourceFileBackedLocatorMixin\n")
+    assert run() == []
+    (nbc,) = files(".nbc")
+    assert not nbc.read_bytes().startswith(b"EBNC1")  # Numba's own format
+    stamp = nbc.stat().st_mtime_ns
+    assert run() == []
+    assert nbc.stat().st_mtime_ns == stamp  # and it is loaded from that cache
