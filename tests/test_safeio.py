@@ -93,7 +93,8 @@ def test_atomic_write_refuses_links_directories_and_inputs(tmp_path):
     check_output(target)  # no longer being read
 
 
-def test_atomic_write_streams_into_a_fifo(tmp_path):
+def _fifo_reader(tmp_path):
+    """A FIFO in ``tmp_path`` and a thread reading it to the end: (path, thread, {"data": bytes})."""
     fifo = tmp_path / "p"
     os.mkfifo(fifo)
     got = {}
@@ -104,6 +105,11 @@ def test_atomic_write_streams_into_a_fifo(tmp_path):
 
     t = threading.Thread(target=read, daemon=True)
     t.start()
+    return fifo, t, got
+
+
+def test_atomic_write_streams_into_a_fifo(tmp_path):
+    fifo, t, got = _fifo_reader(tmp_path)
     payload = np.arange(100_000, dtype=np.int32).tobytes()  # more than a pipe holds
     with atomic_write(fifo) as f:
         f.write(payload)
@@ -181,16 +187,7 @@ def test_open_stream_refuses_a_link_and_an_input_before_truncating(tmp_path):
 
 
 def test_open_stream_accepts_a_fifo(tmp_path):
-    fifo = tmp_path / "p"
-    os.mkfifo(fifo)
-    got = {}
-
-    def read():
-        with open(fifo, "rb") as f:
-            got["data"] = f.read()
-
-    t = threading.Thread(target=read, daemon=True)
-    t.start()
+    fifo, t, got = _fifo_reader(tmp_path)
     with open_stream(fifo) as s:
         assert not s.seekable()
         s.write(b"line\n")
