@@ -36,6 +36,7 @@ import time
 import urllib.parse
 
 from .errors import OutputError
+from .infile import kind_of
 
 #: a streaming output is fsync-ed at most this long after a write
 SYNC_INTERVAL = 1.0
@@ -102,15 +103,6 @@ def _check_not_input(st: os.stat_result, path: str) -> None:
 
 
 # ---------------------------------------------------------------------- shared checks
-
-
-def _kind(mode: int) -> str:
-    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISBLK, "a block device"),
-                       (stat.S_ISSOCK, "a socket"), (stat.S_ISLNK, "a symbolic link"),
-                       (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device")):
-        if test(mode):
-            return name
-    return "not a regular file"
 
 
 def _is_std_link(path: str) -> bool:
@@ -218,12 +210,12 @@ def _one_shot_target(path: str):
             raise _oserror(e, path) from None
         if stat.S_ISREG(st.st_mode) or stat.S_ISFIFO(st.st_mode) or stat.S_ISCHR(st.st_mode):
             return "stream", st
-        raise OutputError(f"leads to {_kind(st.st_mode)}; expected a regular file, a FIFO or a terminal", file=path)
+        raise OutputError(f"leads to {kind_of(st.st_mode)}; expected a regular file, a FIFO or a terminal", file=path)
     if stat.S_ISREG(mode):
         return "replace", lst
     if stat.S_ISFIFO(mode) or stat.S_ISCHR(mode):
         return "stream", lst
-    raise OutputError(f"is {_kind(mode)}, not a regular file; refusing to replace it", file=path)
+    raise OutputError(f"is {kind_of(mode)}, not a regular file; refusing to replace it", file=path)
 
 
 def check_output(path, what: str = "output") -> None:
@@ -272,7 +264,7 @@ def atomic_write(path, what: str = "output"):
                 os.fchmod(f.fileno(), stat.S_IMODE(st.st_mode) if st is not None else 0o666 & ~_umask())
             kind2, st2 = _one_shot_target(path)  # what is there now (it may have changed meanwhile)
             if kind2 == "stream":
-                raise OutputError(f"became {_kind(st2.st_mode)} while the {what} was written; not replaced", file=path)
+                raise OutputError(f"became {kind_of(st2.st_mode)} while the {what} was written; not replaced", file=path)
             os.replace(tmp, path)
         except BaseException as e:
             with contextlib.suppress(OSError):
@@ -419,7 +411,7 @@ def open_stream(path, *, append: bool = False, text: bool = False, what: str = "
                           "or remove the link", file=path)
     if lst is not None and not (stat.S_ISLNK(lst.st_mode) or stat.S_ISREG(lst.st_mode)
                                 or stat.S_ISFIFO(lst.st_mode) or stat.S_ISCHR(lst.st_mode)):
-        raise OutputError(f"is {_kind(lst.st_mode)}; expected a regular file, a FIFO or a character device", file=path)
+        raise OutputError(f"is {kind_of(lst.st_mode)}; expected a regular file, a FIFO or a character device", file=path)
     own = _own_fd(path)
     try:
         fd = _open_own_fd(own) if own is not None else os.open(path, flags, 0o666)
@@ -431,7 +423,7 @@ def open_stream(path, *, append: bool = False, text: bool = False, what: str = "
         st = os.fstat(fd)
         regular = stat.S_ISREG(st.st_mode)
         if not (regular or stat.S_ISFIFO(st.st_mode) or stat.S_ISCHR(st.st_mode)):
-            raise OutputError(f"is {_kind(st.st_mode)}; expected a regular file, a FIFO or a character device",
+            raise OutputError(f"is {kind_of(st.st_mode)}; expected a regular file, a FIFO or a character device",
                               file=path)
         _check_not_input(st, path)  # before anything is truncated
         if regular and not append and not _is_std_link(path):

@@ -175,14 +175,7 @@ class LinkRawSource(LiveEvents, RawSource):
                 ev = dec.take()
                 if ev is not None:
                     yield from self._emit(ev)
-            for ev in dec.events(final=True):
-                yield from self._emit(ev)
-            ev = dec.take()
-            if ev is not None:
-                yield from self._emit(ev)
-            if dec.first_time() is not None:
-                self.info.extra.setdefault("t0_us", dec.first_time())
-            self._after(dec.fst)
+            yield from self._drain_evt3(dec)
         finally:
             self.close()
 

@@ -338,6 +338,11 @@ class RawSource(EventFileSource):
                 break
             for ev in dec.events(data):
                 yield from self._emit(ev)
+        yield from self._drain_evt3(dec)
+
+    def _drain_evt3(self, dec):
+        """The EVT 3.0 decoder's last events once the input has ended, then the stream's first
+        time and the closing repair counts."""
         for ev in dec.events(final=True):
             yield from self._emit(ev)
         ev = dec.take()
