@@ -8,54 +8,18 @@ process exits with code 2; set EDGEBRAIN_DEBUG=1 to see tracebacks.
 from __future__ import annotations
 
 import json
-import os
-import sys
-from enum import Enum
 from typing import List, Optional
 
 import typer
 
 from . import report as R
-from .errors import EdgebrainError, InputError, user_error_message
+from .cli_common import Precision, Quantize, console, load_model, run_app, show
+from .cli_groups import data_app, devices_app, zoo_app
+from .errors import InputError
 from .options import parse_options
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Run spiking models trained elsewhere, fast and frugally, on hardware you can buy.")
-
-
-class Precision(str, Enum):
-    float = "float"
-    int = "int"
-
-
-class Quantize(str, Enum):
-    int4 = "int4"
-    int8 = "int8"
-    int16 = "int16"
-
-
-def _echo_err(msg: str) -> None:
-    typer.echo(f"error: {msg}", err=True)
-
-
-def _console():
-    from rich.console import Console
-
-    return Console()
-
-
-def _show(res, json_out: bool, printer, *args, default=None) -> None:
-    """``res`` as JSON with --json, else ``printer(console, *args)`` (a function of :mod:`edgebrain.report`)."""
-    if json_out:
-        typer.echo(json.dumps(res, indent=1, default=default))
-    else:
-        printer(_console(), *args)
-
-
-def _load_model(path: str, dt=None, dialect=None, reset=None):
-    from .model import Model
-
-    return Model.load(path, dt=dt, dialect=dialect, reset=reset)
 
 
 @app.command()
@@ -85,7 +49,7 @@ def convert(
         weight_bits={"int4": 4, "int8": 8, "int16": 16}[quantize.value] if quantize else None,
         per_channel=not per_layer, decay=decay, encoder=encoder, decoder=decoder, rate=rate, progress=not json_out,
         class_names=None if class_names is None else [x.strip() for x in class_names.split(",")])
-    _show(result, json_out, R.print_convert, model, result, summary, report)
+    show(result, json_out, R.print_convert, model, result, summary, report)
 
 
 @app.command()
@@ -97,9 +61,9 @@ def inspect(
     json_out: bool = typer.Option(False, "--json", help="print as JSON"),
 ):
     """Show nodes, shapes, parameters, memory footprint and the detected NIR dialect."""
-    m = _load_model(model, dt, dialect, reset)
+    m = load_model(model, dt, dialect, reset)
     s = m.summary()
-    _show(s, json_out, R.print_inspect, model, s, m.graph.meta, default=str)
+    show(s, json_out, R.print_inspect, model, s, m.graph.meta, default=str)
 
 
 @app.command()
@@ -117,7 +81,7 @@ def run(
     """Run a model over a whole input sequence and save outputs (and recorded nodes) to .npz."""
     from .apps.run import format_run, run_file
 
-    m = _load_model(model, dt, dialect, reset)
+    m = load_model(model, dt, dialect, reset)
     summary = run_file(m, input, output, precision.value, record, progress=not json_out, model_name=model)
     typer.echo(json.dumps(summary, indent=1) if json_out else format_run(summary))
 
@@ -159,8 +123,8 @@ def stream(
     from .stream.registry import build_sink
     from .stream.sinks import ConsoleSink, print_stream_summary
 
-    c = _console()
-    summary = run_stream(_load_model(model, dt, dialect, None), source, sinks=[build_sink("stdout") if json_out else ConsoleSink(c)], sink_specs=sink,
+    c = console()
+    summary = run_stream(load_model(model, dt, dialect, None), source, sinks=[build_sink("stdout") if json_out else ConsoleSink(c)], sink_specs=sink,
                          format=format, encoder=encoder, decoder=decoder, precision=precision.value,
                          realtime=realtime, source_options=parse_options(option), max_seconds=duration)
     if not json_out:  # after the sinks closed, as ever
@@ -183,112 +147,8 @@ def record(
     typer.echo(json.dumps(res, indent=1) if json_out else R.format_record(res))
 
 
-data_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Inspect sensor recordings.")
 app.add_typer(data_app, name="data")
-
-
-@data_app.command("info")
-def data_info(
-    file: str = typer.Argument(..., help="sensor recording"),
-    format: Optional[str] = typer.Option(None, "--format", "-f", help="format (default: detected)"),
-    option: List[str] = typer.Option([], "--option", "-O", help="reader option key=value (repeatable)"),
-    json_out: bool = typer.Option(False, "--json", help="print as JSON"),
-):
-    """Format, sensor size or channels, rate, number of events or samples, duration, damage."""
-    from .stream.recording import info
-
-    res = info(file, format=format, options=parse_options(option))
-    _show(res, json_out, R.print_recording_info, file, res, default=str)
-
-
-@data_app.command("list")
-def data_list(json_out: bool = typer.Option(False, "--json", help="print as JSON")):
-    """The public datasets edgebrain knows (zoo training, demos), and where each was found."""
-    from .datasets import roots, status
-
-    rows = status()
-    _show(rows, json_out, R.print_datasets, rows, roots())
-
-
-@data_app.command("fetch")
-def data_fetch(
-    name: str = typer.Argument(..., help="dataset name (edgebrain data list)"),
-    mirror: Optional[str] = typer.Option(None, help="base URL laid out like the datasets folder, e.g. file:///srv/datasets "
-                                         "(default $EDGEBRAIN_MIRROR, else the original public location)"),
-    json_out: bool = typer.Option(False, "--json", help="print the result as JSON"),
-):
-    """Download a public dataset into the user cache, checking every file's SHA-256."""
-    from .datasets import fetch, manifests
-    from .progress import bar
-
-    with bar(len(manifests().get(name, {})), f"fetch {name}", "files", enabled=not json_out) as b:
-        res = fetch(name, mirror=mirror, progress=b.update)
-    _show(res, json_out, R.print_fetch, name, res)
-
-
-zoo_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Models trained on real recordings.")
 app.add_typer(zoo_app, name="zoo")
-
-
-@zoo_app.command("list")
-def zoo_list(json_out: bool = typer.Option(False, "--json", help="print as JSON")):
-    """The bundled models (use them as zoo:NAME wherever a model is accepted), with their test accuracy."""
-    from . import zoo
-
-    rows = zoo.entries()
-    _show(rows, json_out, R.print_zoo, rows)
-
-
-devices_app = typer.Typer(add_completion=False, no_args_is_help=True,
-                          help="Device profiles: list, show, and check whether a model fits a device.")
-
-
-class FitPrecision(str, Enum):
-    auto = "auto"
-    float = "float"
-    int = "int"
-
-
-@devices_app.command("list")
-def devices_list(json_out: bool = typer.Option(False, "--json", help="print as JSON")):
-    """The device profiles edgebrain knows (devices/*.toml, $EDGEBRAIN_DEVICES), with CPU, memory and Python."""
-    from . import devices as D
-
-    rows = R.device_rows(D.load_all())
-    _show(rows, json_out, R.print_devices, rows, D.search_dirs())
-
-
-@devices_app.command("show")
-def devices_show(
-    name: str = typer.Argument(..., help="device name or alias (edgebrain devices list), or a .toml profile"),
-    json_out: bool = typer.Option(False, "--json", help="print as JSON"),
-):
-    """Every field of a device profile, with its source; estimated values are marked."""
-    from . import devices as D
-
-    d = D.load(name)
-    _show(d.as_dict(), json_out, R.print_device, d)
-
-
-@devices_app.command("fit")
-def devices_fit(
-    model: str = typer.Argument(..., help=".ebm or .nir model, or zoo:NAME"),
-    device: str = typer.Option(..., "--device", "-d", help="device name or alias, or a .toml profile"),
-    precision: FitPrecision = typer.Option(FitPrecision.auto, help="deployed precision (auto: int when the model "
-                                           "is quantized or the device is a microcontroller)"),
-    json_out: bool = typer.Option(False, "--json", help="print as JSON"),
-):
-    """Does MODEL fit DEVICE: RAM and flash at the deployed precision, estimated latency and energy."""
-    from . import devices as D
-    from .apps.fit import fit
-
-    dev = D.load(device)
-    m = _load_model(model)
-    r = fit(m, dev, precision.value)
-    r["model"] = model
-    _show(r, json_out, R.print_fit, model, dev, r, default=str)
-
-
 app.add_typer(devices_app, name="devices")
 
 
@@ -337,7 +197,7 @@ def profile(
 
     if (input is None) == (source is None):
         raise InputError("give exactly one of --input X.npy or --source SRC")
-    res = P.profile_files(_load_model(model), input=input, source=source, plot=plot, meter=meter, device=device,
+    res = P.profile_files(load_model(model), input=input, source=source, plot=plot, meter=meter, device=device,
                           precision=precision.value if precision else None, baseline_s=baseline, duration_s=duration,
                           source_format=format, source_options=parse_options(option), model_name=model)
     typer.echo(json.dumps(res, indent=1, default=str) if json_out else P.format_report(res))
@@ -345,53 +205,9 @@ def profile(
         typer.echo(f"warning: {w}", err=True)
 
 
-def _click_exc(name: str) -> tuple:
-    """Click's exception class ``name``: both typer's vendored copy (typer >= 0.17) and click's own."""
-    out = []
-    for mod in ("typer._click.exceptions", "click.exceptions"):
-        try:
-            m = __import__(mod, fromlist=[name])
-        except ImportError:
-            continue
-        if hasattr(m, name):
-            out.append(getattr(m, name))
-    return tuple(out)
-
-
 def main(argv=None):
     R.log_warnings_to_stderr()
-    try:
-        if app(args=argv, standalone_mode=False) == 130:  # typer turns Ctrl-C into a returned 130
-            raise KeyboardInterrupt
-    except (EdgebrainError, OSError, MemoryError) as e:  # what the user can fix: one line, exit code 2
-        _echo_err(user_error_message(e))
-        sys.exit(2)
-    except Exception as e:  # noqa: BLE001 - the CLI never shows a traceback unless asked
-        if isinstance(e, _click_exc("Exit")):
-            sys.exit(e.exit_code)
-        if isinstance(e, _click_exc("Abort")):
-            _echo_err("aborted")
-            sys.exit(130)
-        if isinstance(e, _click_exc("NoArgsIsHelpError")):
-            help_text = e.format_message()  # (typer's rich help has already been printed)
-            if help_text.strip():
-                typer.echo(help_text, err=True)
-            sys.exit(2)
-        if isinstance(e, _click_exc("ClickException")):  # usage errors: one line, like every other error
-            msg = " ".join(e.format_message().split())
-            ctx = getattr(e, "ctx", None)
-            if ctx is not None:
-                msg += f" (see '{ctx.command_path} --help')"
-            _echo_err(msg)
-            sys.exit(2)
-        if os.environ.get("EDGEBRAIN_DEBUG"):
-            raise
-        _echo_err(f"internal error ({type(e).__name__}: {e}); set EDGEBRAIN_DEBUG=1 for a traceback and "
-                  "please report it")
-        sys.exit(1)
-    except KeyboardInterrupt:
-        _echo_err("interrupted")
-        sys.exit(130)
+    run_app(app, argv)
 
 
 if __name__ == "__main__":  # pragma: no cover

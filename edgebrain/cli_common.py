@@ -1,0 +1,103 @@
+"""What every part of the ``edgebrain`` command line shares: the option enums, printing a result
+as text or JSON, loading a model, and turning errors into one line and an exit code."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from enum import Enum
+
+import typer
+
+from .errors import EdgebrainError, user_error_message
+
+
+class Precision(str, Enum):
+    float = "float"
+    int = "int"
+
+
+class Quantize(str, Enum):
+    int4 = "int4"
+    int8 = "int8"
+    int16 = "int16"
+
+
+def echo_err(msg: str) -> None:
+    typer.echo(f"error: {msg}", err=True)
+
+
+def console():
+    from rich.console import Console
+
+    return Console()
+
+
+def show(res, json_out: bool, printer, *args, default=None) -> None:
+    """``res`` as JSON with --json, else ``printer(console, *args)`` (a function of :mod:`edgebrain.report`)."""
+    if json_out:
+        typer.echo(json.dumps(res, indent=1, default=default))
+    else:
+        printer(console(), *args)
+
+
+def load_model(path: str, dt=None, dialect=None, reset=None):
+    from .model import Model
+
+    return Model.load(path, dt=dt, dialect=dialect, reset=reset)
+
+
+class FitPrecision(str, Enum):
+    auto = "auto"
+    float = "float"
+    int = "int"
+
+
+def _click_exc(name: str) -> tuple:
+    """Click's exception class ``name``: both typer's vendored copy (typer >= 0.17) and click's own."""
+    out = []
+    for mod in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            m = __import__(mod, fromlist=[name])
+        except ImportError:
+            continue
+        if hasattr(m, name):
+            out.append(getattr(m, name))
+    return tuple(out)
+
+
+def run_app(app, argv=None):
+    """Run the typer ``app`` on ``argv``: a user error is one ``error:`` line and exit code 2."""
+    try:
+        if app(args=argv, standalone_mode=False) == 130:  # typer turns Ctrl-C into a returned 130
+            raise KeyboardInterrupt
+    except (EdgebrainError, OSError, MemoryError) as e:  # what the user can fix: one line, exit code 2
+        echo_err(user_error_message(e))
+        sys.exit(2)
+    except Exception as e:  # noqa: BLE001 - the CLI never shows a traceback unless asked
+        if isinstance(e, _click_exc("Exit")):
+            sys.exit(e.exit_code)
+        if isinstance(e, _click_exc("Abort")):
+            echo_err("aborted")
+            sys.exit(130)
+        if isinstance(e, _click_exc("NoArgsIsHelpError")):
+            help_text = e.format_message()  # (typer's rich help has already been printed)
+            if help_text.strip():
+                typer.echo(help_text, err=True)
+            sys.exit(2)
+        if isinstance(e, _click_exc("ClickException")):  # usage errors: one line, like every other error
+            msg = " ".join(e.format_message().split())
+            ctx = getattr(e, "ctx", None)
+            if ctx is not None:
+                msg += f" (see '{ctx.command_path} --help')"
+            echo_err(msg)
+            sys.exit(2)
+        if os.environ.get("EDGEBRAIN_DEBUG"):
+            raise
+        echo_err(f"internal error ({type(e).__name__}: {e}); set EDGEBRAIN_DEBUG=1 for a traceback and "
+                  "please report it")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        echo_err("interrupted")
+        sys.exit(130)
