@@ -19,7 +19,7 @@ from .errors import ModelError
 from .graph import Graph
 from .kernels import conv, dense, elementwise, neuron, pool
 from .kernels import layout as L
-from .qparams import state_dtype, weight_dtype
+from .qparams import needs_wide, state_dtype, summed_bound, value_bounds, weight_dtype
 
 ALIGN = 16  # elements; 64 bytes for 32-bit buffers
 
@@ -141,8 +141,15 @@ class Builder:
         self.instr_node: list[str] = []
         self.state_regions: dict = {}
         self.state_scales: dict = {}
+        self._bounds = value_bounds(graph, quant) if is_int else {}
 
     expand = staticmethod(_expand)
+
+    def wide(self, name: str, q: dict) -> bool:
+        """Whether node ``name``'s weighted sum needs a 64-bit accumulator: as the file says, or
+        because its weights and input range can reach 2³¹ (derived here, not trusted from a file:
+        a 32-bit accumulator that overflows would give wrong numbers silently)."""
+        return bool(q.get("wide")) or needs_wide(q["w"], q.get("b"), summed_bound(self.graph, name, self._bounds))
 
     def emit(self, name: str, opcode: int, src: Region | None, dst: Region | None, **fields) -> None:
         """Append one row for node ``name``: ``src`` and ``dst`` fill the header (None: 0, 0),

@@ -233,3 +233,52 @@ def _check_field(where: str, f: Field, v) -> None:
                 at = tuple(int(i) for i in np.unravel_index(int(np.argmax(a == worst)), a.shape))
                 bad(f"holds {worst} (at index {at}); "
                     f"expected values from {lo} to {hi}")
+
+
+# ---------------------------------------------------------------------- accumulator widths
+
+INT32_SPAN = 2 ** 31
+
+
+def value_bounds(g, quant: dict) -> dict[str, int]:
+    """The largest |integer| each node's output can hold under the contract (docs/fixed-point.md),
+    from the graph and the fixed-point parameters alone: what decides whether a weighted sum
+    fits a 32-bit accumulator. A node that sums several inputs sees the sum of their bounds."""
+    nodes = quant.get("nodes", {})
+    qmax_s = 2 ** (int(quant.get("state_bits", 32)) - 1) - 1
+    out: dict[str, int] = {}
+    for _ in range(3):  # values read over back edges: a later pass sees them bounded
+        for n in g.order:
+            op = g.nodes[n]
+            x_in = summed_bound(g, n, out)
+            if isinstance(op, ops.Input):
+                q = nodes.get(n, {})
+                out[n] = max(abs(int(q.get("lo", -INT32_SPAN))), abs(int(q.get("hi", INT32_SPAN))))
+            elif isinstance(op, ops.Threshold) or (isinstance(op, ops.Neuron) and op.spiking):
+                out[n] = op.max_spikes if getattr(op, "multispike", False) else 1
+            elif isinstance(op, ops.Neuron):
+                out[n] = qmax_s + 1
+            elif isinstance(op, ops.SumPool2d):
+                out[n] = min(INT32_SPAN, x_in * op.kernel_size[0] * op.kernel_size[1])
+            elif isinstance(op, (ops.Flatten, ops.Delay, ops.Output)):
+                out[n] = x_in
+            else:  # a requantised weighted sum or scale: anything int32 holds
+                out[n] = INT32_SPAN
+    return out
+
+
+def summed_bound(g, n: str, bounds: dict) -> int:
+    """The bound of node ``n``'s input: the saturating sum of its predecessors' outputs."""
+    preds = g.preds(n)
+    return min(INT32_SPAN, sum(bounds.get(p, INT32_SPAN) for p in preds)) if preds else INT32_SPAN
+
+
+def needs_wide(w, b, x_bound: int) -> bool:
+    """Whether ``Σ x·w + b`` over any input with |x| ≤ ``x_bound`` can reach 2³¹ for some output
+    channel (axis 0 of the integer weights ``w``; ``b`` the integer bias or None): then the
+    kernel must accumulate in 64 bits."""
+    w = np.asarray(w, np.int64)
+    worst = np.abs(w.reshape(w.shape[0], -1)).sum(axis=1) * int(x_bound)
+    if b is not None:
+        worst = worst + np.abs(np.asarray(b, np.int64).reshape(-1))
+    return bool(worst.size and worst.max() >= INT32_SPAN)

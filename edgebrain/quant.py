@@ -27,7 +27,7 @@ from . import ops
 from .arrays import time_major
 from .errors import InputError, ModelError
 from .model import Model
-from .qparams import DECAYS, INPUT_BITS, STATE_BITS, WEIGHT_BITS, to_multiplier
+from .qparams import DECAYS, INPUT_BITS, STATE_BITS, WEIGHT_BITS, needs_wide, summed_bound, to_multiplier, value_bounds
 
 HEADROOM = 1.25
 
@@ -157,7 +157,6 @@ def quantize(model, calib, weight_bits: int = 8, state_bits: int = 16, per_chann
     state_span = qmax_s if state_bits == 16 else 2 ** 24
 
     scale: dict[str, float] = {}      # output scale of every node
-    xmax: dict[str, int] = {}         # largest |integer| a node's output can hold
     nq: dict[str, dict] = {}
     reports: dict[str, LayerReport] = {}
 
@@ -228,23 +227,16 @@ def quantize(model, calib, weight_bits: int = 8, state_bits: int = 16, per_chann
                 else:
                     scale[n], lo_ = max(st["out"], 1e-12) / hi, -hi
                 nq[n] = {"scale": scale[n], "lo": lo_, "hi": hi}
-                xmax[n] = hi
             elif spiking(n):
                 scale[n] = 1.0
-                xmax[n] = op.max_spikes if isinstance(op, ops.Neuron) and op.multispike else 1
             elif isinstance(op, ops.Neuron):
                 scale[n] = nq[n]["s_v"]
-                xmax[n] = qmax_s + 1
             elif isinstance(op, chooses):
                 scale[n] = group_scale[uf.find(n)]
-                xmax[n] = 2 ** 31
             elif isinstance(op, ops.SumPool2d) and s_in is not None:
                 scale[n] = s_in * op.factor()
-                k = op.kernel_size[0] * op.kernel_size[1]
-                xmax[n] = min(2 ** 31, xmax.get(preds[0], 2 ** 31) * k)
             elif isinstance(op, (ops.Flatten, ops.Delay, ops.Output)) and s_in is not None:
                 scale[n] = s_in
-                xmax[n] = xmax.get(preds[0], 2 ** 31)
 
     # ---- the sums must be consistent: every input of a node carries the same scale
     for n in g.order:
@@ -256,6 +248,7 @@ def quantize(model, calib, weight_bits: int = 8, state_bits: int = 16, per_chann
                 "fixed point needs them to share a scale (put the spike input through a Scale or Linear node)")
 
     # ---- integer parameters per node
+    bounds = value_bounds(g, {"state_bits": state_bits, "nodes": nq})  # what each node's output can hold
     for n in g.order:
         op = g.nodes[n]
         preds = g.preds(n)
@@ -281,8 +274,7 @@ def quantize(model, calib, weight_bits: int = 8, state_bits: int = 16, per_chann
             q["identity"] = all(m == 1 and s == 0 for m, s in ms)
             q["out_scale"] = scale[n]
             # 32-bit accumulators only where no input the quantizer allows can overflow them
-            bound = np.abs(wq).sum(axis=1) * xmax.get(preds[0], 2 ** 31) + np.abs(q.get("b", np.zeros(co)))
-            q["wide"] = bool(bound.max() >= 2 ** 31)
+            q["wide"] = needs_wide(wq, q.get("b"), summed_bound(g, n, bounds))
             rep.weight_scale = (float(s_w.min()), float(s_w.max()))
             nq[n] = q
         elif isinstance(op, ops.SumPool2d):

@@ -130,3 +130,40 @@ def test_multispike_threshold_must_be_at_least_one():
                  max_spikes=4)
     thr = next(f for f in qparams.node_fields(op, (3,), {"state_bits": 16}, {"dq": 15}) if f.key == "thr")
     assert thr.range == (1, 2 ** 15 - 1)
+
+
+def _overflowing_sum_model():
+    """Input(600) → Linear(600 → 1, all weights equal) → Output, at 16-bit input: a full-scale
+    input sums to 600 · 127 · 32767 ≈ 2.5·10⁹, past what a 32-bit accumulator holds."""
+    from edgebrain.graph import Graph
+    from edgebrain.model import Model
+
+    g = Graph.sequential(ops.Input(shape=(600,)), ops.Linear(weight=np.full((1, 600), 0.01, np.float32)),
+                         ops.Output(), names=["input", "fc", "output"])
+    g.meta.update(dt=1e-3)
+    qm, _ = quantize(Model(g), np.full((4, 2, 600), 0.5, np.float32), input_bits=16)
+    return qm
+
+
+def test_accumulator_width_is_derived_not_trusted_from_the_file(tmp_path):
+    """Issue 11 (found by review): the builder took a node's 'wide' flag from the file, so a
+    hand-made file saying false for a sum that can reach 2³¹ made the 32-bit accumulator wrap
+    (a negative output for a positive sum, silently). The width is now derived from the weights
+    and the input's range; the file can only ask for more."""
+    from edgebrain.model import Model
+
+    qm = _overflowing_sum_model()
+    q = qm.quant["nodes"]["fc"]
+    assert q["wide"] and set(np.unique(q["w"])) == {127}
+    q["wide"] = False  # what a hand-made or edited file may say
+    p = tmp_path / "narrow.ebm"
+    qm.save(str(p))
+    m = Model.load(str(p))
+    assert m.quant["nodes"]["fc"]["wide"] is False  # the file says narrow ...
+    y, _ = m.session("int").run(np.full((3, 600), 0.5, np.float32))
+    y = np.asarray(y["output"] if isinstance(y, dict) else y).reshape(-1)
+    assert np.all(y > 0), "a 32-bit accumulator wrapped to a negative sum"
+    np.testing.assert_allclose(y, 600 * 0.01 * 0.5, rtol=1e-3)  # ... and the sum is still right
+    b = qparams.value_bounds(m.graph, m.quant)
+    assert b["input"] == 32767 and qparams.needs_wide(q["w"], None, b["input"])
+    assert not qparams.needs_wide(q["w"][:, :500], None, 32767)  # 500 · 127 · 32767 < 2³¹

@@ -137,7 +137,7 @@ def lower_conv(b, name, op, q, inp, out):
         w_off = b.wbuf.add(np.asarray(q["w"]).reshape(wshape))
         b.emit(name, OP_CONV, inp, out, **dims, w_off=w_off, b_off=b.ipar.add(q["b"]),
                rq_m_off=b.ipar.add(q["rq_m"]), rq_s_off=b.ipar.add(q["rq_s"]), identity=q["identity"],
-               wide=q["wide"])
+               wide=b.wide(name, q))
     else:
         b.emit(name, OP_CONV, inp, out, **dims, w_off=b.fpar.add(op.weight.reshape(wshape)),
                b_off=b.fpar.add(op.bias))

@@ -123,7 +123,7 @@ def lower_dense(b, name, op, q, inp, out):
         w_off = b.wbuf.add(q["w"].T)
         b_off = b.ipar.add(q["b"]) if "b" in q else -1
         b.emit(name, OP_DENSE, inp, out, **head, w_off=w_off, b_off=b_off, rq_m_off=b.ipar.add(q["rq_m"]),
-               rq_s_off=b.ipar.add(q["rq_s"]), identity=q["identity"], wide=q["wide"])
+               rq_s_off=b.ipar.add(q["rq_s"]), identity=q["identity"], wide=b.wide(name, q))
     else:
         w_off = b.fpar.add(op.weight.T)
         b_off = b.fpar.add(op.bias) if op.bias is not None else -1
