@@ -29,6 +29,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import stat
 import tempfile
 import threading
@@ -253,9 +254,10 @@ def atomic_write(path, what: str = "output"):
         folder = os.path.dirname(os.path.abspath(path))
         base = os.path.basename(path)[:100]
         try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=".tmp", dir=folder)
+            fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(base) + f"{os.getpid()}-", suffix=".tmp", dir=folder)
         except OSError as e:
             raise _oserror(e, path, f"cannot write the {what} (in {folder})") from None
+        _remove_orphans(folder, base)
         try:
             with open(fd, "w+b") as f:
                 yield f
@@ -273,6 +275,43 @@ def atomic_write(path, what: str = "output"):
                 raise _oserror(e, path, f"cannot write the {what}") from None
             raise  # (an error of the writer's own input stays what it is)
         _fsync_dir(folder)
+
+
+def _tmp_prefix(base: str) -> str:
+    """Temporary files of ``base`` are ``.BASE.eb-HOST-PID-RANDOM.tmp``: the host and process that
+    own one can be told from its name (a shared folder may be written from several machines)."""
+    host = "".join(c for c in socket.gethostname() if c.isalnum())[:32] or "host"
+    return f".{base}.eb-{host}-"
+
+
+def _remove_orphans(folder: str, base: str) -> None:
+    """Remove temporary files of ``base`` left in ``folder`` by a process of this host that died
+    before it could clean up (SIGKILL, a power cut): regular files of this user whose process no
+    longer exists. Best effort: anything unclear is left alone."""
+    prefix = _tmp_prefix(base)
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith(prefix) and n.endswith(".tmp")]
+    except OSError:
+        return
+    for n in names:
+        pid = n[len(prefix):].split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
+            continue
+        p = os.path.join(folder, n)
+        with contextlib.suppress(OSError):
+            st = os.lstat(p)
+            if stat.S_ISREG(st.st_mode) and st.st_uid == os.getuid():
+                os.unlink(p)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, but another user's
+        return True
+    return True
 
 
 @contextlib.contextmanager

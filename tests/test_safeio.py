@@ -219,3 +219,57 @@ def test_write_events_npy_counts_what_was_written_when_interrupted(tmp_path):
     with pytest.raises(KeyboardInterrupt):  # by name: atomic, nothing left
         write_events_npy(tmp_path / "f.npy", chunks())
     assert listing(tmp_path) == ["e.npy"]
+
+
+_HOLD_OPEN = """
+import sys, time
+from edgebrain.safeio import atomic_write
+with atomic_write(sys.argv[1]) as f:
+    f.write(b"half of a new file")
+    f.flush()
+    print("writing", flush=True)
+    time.sleep(600)
+"""
+
+
+def _writer_in_the_middle(path):
+    """A real process inside atomic_write(path), its temporary file on disk."""
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-c", _HOLD_OPEN, str(path)], stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "writing"
+    return p
+
+
+def _temporaries(folder):
+    return sorted(n for n in os.listdir(folder) if n.endswith(".tmp"))
+
+
+def test_a_temporary_file_left_by_a_killed_writer_is_removed_by_the_next_write(tmp_path):
+    """Issue 11: SIGKILL or a power cut leaves the hidden temporary file of atomic_write behind
+    (no handler runs); the next write of the same output removes it, and never one that a living
+    writer is still filling."""
+    out = tmp_path / "model.ebm"
+    out.write_bytes(b"old")
+    dead = _writer_in_the_middle(out)
+    dead.kill()
+    dead.wait()
+    orphans = _temporaries(tmp_path)
+    assert len(orphans) == 1 and f"-{dead.pid}-" in orphans[0]
+    alive = _writer_in_the_middle(out)  # the next writer removes the dead one's file ...
+    try:
+        left = _temporaries(tmp_path)
+        assert len(left) == 1 and f"-{alive.pid}-" in left[0]
+        with atomic_write(out) as f:  # ... and a writer never removes a living one's
+            f.write(b"new")
+        assert _temporaries(tmp_path) == left
+        assert out.read_bytes() == b"new"
+    finally:
+        alive.kill()
+        alive.wait()
+    other = tmp_path / ".model.ebm.eb-otherhost-1-abc.tmp"  # another machine's, on a shared folder
+    other.write_bytes(b"x")
+    with atomic_write(out) as f:
+        f.write(b"newer")
+    assert other.exists()
