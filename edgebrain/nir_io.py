@@ -122,21 +122,18 @@ def _check_dataset(ds, path: str, budget: list) -> None:
 
 
 def _check_vlen(ds, path: str) -> None:
-    """Check a contiguous variable-length string dataset from its bytes in the file, before HDF5
-    reads it: each element is (length, global heap address, object index), and HDF5 allocates
-    ``length`` bytes per element and walks the heap collection (a free-space record of size 0
-    makes that walk loop forever). Other layouts are left to h5py."""
+    """Check a variable-length string dataset from its bytes in the file, before HDF5 reads it:
+    each element is (length, global heap address, object index), and HDF5 allocates ``length``
+    bytes per element and walks the heap collection (a free-space record of size 0 makes that
+    walk loop forever). Contiguous and chunked layouts (uncompressed or deflate) are read here;
+    a chunked one with another filter is refused, other layouts are left to h5py."""
     try:
-        off = ds.id.get_offset()
-        if off is None:
-            return
         addr, size_len = ds.file.id.get_create_plist().get_sizes()
         n = math.prod(ds.shape)
         with open(ds.file.filename, "rb") as f:
             end_of_file = f.seek(0, 2)
-            f.seek(off)
-            raw = f.read(n * (8 + addr))
-            if len(raw) != n * (8 + addr):
+            raw = _vlen_records(ds, path, f, n * (8 + addr))
+            if raw is None:
                 return
             refs = [(int.from_bytes(raw[i:i + 4], "little"), int.from_bytes(raw[i + 4:i + 4 + addr], "little"),
                      int.from_bytes(raw[i + 4 + addr:i + 8 + addr], "little")) for i in range(0, len(raw), 8 + addr)]
@@ -158,6 +155,40 @@ def _check_vlen(ds, path: str) -> None:
         raise
     except Exception:  # noqa: BLE001 - an unusual layout: leave it to h5py
         return
+
+
+def _vlen_records(ds, path: str, f, need: int) -> bytes | None:
+    """The raw element records of a variable-length dataset (``need`` bytes), or None when its
+    layout is neither contiguous nor chunked. Chunks are read raw (``read_direct_chunk``) and
+    inflated here with a size cap, never by HDF5."""
+    import zlib
+
+    off = ds.id.get_offset()
+    if off is not None:  # contiguous
+        f.seek(off)
+        raw = f.read(need)
+        return raw if len(raw) == need else None
+    if ds.chunks is None:
+        return None
+    filters = ds.id.get_create_plist().get_nfilters()
+    kinds = [ds.id.get_create_plist().get_filter(i)[0] for i in range(filters)]
+    if any(k != 1 for k in kinds):  # 1: deflate
+        raise FormatError(f"dataset {path} stores text in chunks with HDF5 filters {kinds}; expected "
+                          "uncompressed or deflate-compressed text (as NIR writers store it)")
+    n = math.prod(ds.shape)
+    if n == 0:
+        return b""
+    per_chunk = math.prod(ds.chunks) * (need // n)
+    parts = []
+    for i in range(ds.id.get_num_chunks()):  # every record of every chunk (padding is checked too)
+        mask, data = ds.id.read_direct_chunk(ds.id.get_chunk_info(i).chunk_offset)
+        if kinds and not mask & 1:
+            d = zlib.decompressobj()
+            data = d.decompress(data, per_chunk + 1)
+            if len(data) > per_chunk or d.unconsumed_tail:
+                raise FormatError(f"dataset {path}: chunk {i} inflates past its {per_chunk} bytes")
+        parts.append(data[:per_chunk - per_chunk % (need // n)])
+    return b"".join(parts)
 
 
 def _heap_objects(f, heap: int, size_len: int, end_of_file: int) -> dict | None:
