@@ -13,12 +13,12 @@ from typing import List, Optional
 import typer
 
 from . import report as R
-from .cli_common import Precision, Quantize, console, load_model, run_app, show
+from .cli_common import EXIT_CODES_HELP, ExitCode, Precision, Quantize, console, load_model, run_app, show
 from .cli_groups import data_app, devices_app, zoo_app
 from .errors import InputError
 from .options import parse_options
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, epilog=EXIT_CODES_HELP,
                   help="Run spiking models trained elsewhere, fast and frugally, on hardware you can buy.")
 
 
@@ -71,7 +71,8 @@ def run(
     model: str = typer.Argument(..., help=".ebm or .nir file"),
     input: str = typer.Option(..., "--input", "-i", help=".npy input, time-major: (T, *input) or (T, B, *input)"),
     output: str = typer.Option(..., "-o", "--output", help="output .npz"),
-    precision: Precision = typer.Option(Precision.float, help="float or int (needs a quantized model)"),
+    precision: Optional[Precision] = typer.Option(None, help="float or int (default: the model's deployed "
+                                                  "precision: int when it is quantized)"),
     record: List[str] = typer.Option([], "--record", help="node whose spikes and membrane to save (repeatable)"),
     dt: Optional[float] = typer.Option(None, help="timestep (NIR files)"),
     dialect: Optional[str] = typer.Option(None, help="exporter convention (NIR files)"),
@@ -82,7 +83,8 @@ def run(
     from .apps.run import format_run, run_file
 
     m = load_model(model, dt, dialect, reset)
-    summary = run_file(m, input, output, precision.value, record, progress=not json_out, model_name=model)
+    summary = run_file(m, input, output, precision.value if precision else None, record, progress=not json_out,
+                       model_name=model)
     typer.echo(json.dumps(summary, indent=1) if json_out else format_run(summary))
 
 
@@ -94,12 +96,18 @@ def demo(
     items: int = typer.Option(0, "--items", help="recordings to stream (0: the demo's default)"),
     realtime: bool = typer.Option(False, help="pace playback at the recorded rate"),
     json_out: bool = typer.Option(False, "--json", help="print the result as JSON"),
+    plot: Optional[str] = typer.Option(None, "--plot", help="write a timeline figure (input, spikes, decisions, "
+                                       "confidence, latency) to this PNG (needs matplotlib)"),
 ):
     """Stream real recordings through a zoo model and print decisions against the truth, then a summary.
     Without recordings (no EDGEBRAIN_DATA, ../shared/datasets or cache), runs the synthetic example."""
-    from .apps.demo import demo as run_demo
+    from .apps.demo import run_demo as motion_demo
+    from .apps.demo import run_zoo_demo
 
-    run_demo(name, precision=precision, items=items, realtime=realtime, json_out=json_out)
+    if name == "motion":
+        motion_demo(json_out=json_out, plot=plot)
+    else:
+        run_zoo_demo(name, precision=precision, items=items, realtime=realtime, json_out=json_out, plot=plot)
 
 
 @app.command()
@@ -107,28 +115,43 @@ def stream(
     model: str = typer.Argument(..., help=".ebm or .nir model"),
     source: str = typer.Option(..., "--source", "-s", help="file, or serial://DEV?baud=N, tcp://host:port, udp://:port, mic://default"),
     format: Optional[str] = typer.Option(None, "--format", "-f", help="source format (default: detected)"),
-    encoder: Optional[str] = typer.Option(None, help="encoder spec (default: the model's, else by source kind)"),
+    encoder: Optional[str] = typer.Option(None, help="NAME:key=value,... replaces the encoder (default: the model's, "
+                                          "else by source kind); key=value,... alone sets those options and keeps the "
+                                          "rest, e.g. --encoder \"crop=143|103|34|34\""),
     decoder: Optional[str] = typer.Option(None, help="decoder spec, e.g. count:window=25,hop=5"),
     sink: List[str] = typer.Option([], "--sink", help="extra sink (repeatable): csv:path=F, file:path=F, udp:host=H,port=P, mqtt:host=H"),
     option: List[str] = typer.Option([], "--option", "-O", help="source option key=value (repeatable), e.g. rate=100"),
-    precision: Precision = typer.Option(Precision.float, help="float or int (quantized model)"),
+    precision: Optional[Precision] = typer.Option(None, help="float or int (default: the model's deployed "
+                                                  "precision: int when it is quantized)"),
     realtime: bool = typer.Option(False, help="play files back at their recorded rate"),
-    duration: Optional[float] = typer.Option(None, help="stop after this many seconds of stream time"),
+    duration: Optional[float] = typer.Option(None, help="stop at exactly this many seconds of stream time"),
     json_out: bool = typer.Option(False, "--json", help="one JSON object per decision, then {'summary': ...}"),
+    plot: Optional[str] = typer.Option(None, "--plot", help="write a timeline figure (input, spikes, decisions, "
+                                       "confidence, latency) to this PNG (needs matplotlib)"),
     dt: Optional[float] = typer.Option(None, help="timestep (NIR models)"),
     dialect: Optional[str] = typer.Option(None, help="exporter convention (NIR models)"),
 ):
     """Stream a sensor file or live link through a model and print its decisions."""
+    from .apps.timeline_plot import stream_figure
+    from .stream.base import now
     from .stream.pipeline import run_stream
     from .stream.registry import build_sink
     from .stream.sinks import ConsoleSink, print_stream_summary
 
     c = console()
-    summary = run_stream(load_model(model, dt, dialect, None), source, sinks=[build_sink("stdout") if json_out else ConsoleSink(c)], sink_specs=sink,
-                         format=format, encoder=encoder, decoder=decoder, precision=precision.value,
-                         realtime=realtime, source_options=parse_options(option), max_seconds=duration)
+    t0 = now()  # set-up starts with loading the model
+    m, opts = load_model(model, dt, dialect, None), parse_options(option)
+    fig = stream_figure(plot, m, source, model_name=model, encoder=encoder, format=format, options=opts)  # checked now
+    summary = run_stream(m, source, sinks=[build_sink("stdout") if json_out else ConsoleSink(c)], sink_specs=sink,
+                         format=format, encoder=encoder, decoder=decoder, precision=precision.value if precision else None,
+                         realtime=realtime, source_options=opts, max_seconds=duration,
+                         setup_start=t0, observers=fig.observers if fig else ())
     if not json_out:  # after the sinks closed, as ever
         print_stream_summary(c, summary)
+    if fig:  # on stderr with --json: stdout stays JSON lines
+        typer.echo(f"timeline: wrote {fig.write()['path']}", err=json_out)
+    if summary.get("interrupted"):  # Ctrl-C: the summary so far, then the documented exit code
+        raise typer.Exit(ExitCode.INTERRUPTED)
 
 
 @app.command()
@@ -145,6 +168,8 @@ def record(
 
     res = do_record(source, output, format=format, options=parse_options(option), duration=duration)
     typer.echo(json.dumps(res, indent=1) if json_out else R.format_record(res))
+    if res.get("interrupted"):  # what was captured is kept; the exit code says it was cut short
+        raise typer.Exit(ExitCode.INTERRUPTED)
 
 
 app.add_typer(data_app, name="data")
@@ -158,16 +183,16 @@ def bench(
     steps: int = typer.Option(1000, "--steps", "-n", help="timed steps (batch 1), also the length of the throughput runs"),
     batch: int = typer.Option(8, "--batch", "-b", help="batch size for the throughput run"),
     precision: Optional[Precision] = typer.Option(None, help="float or int (default: int for a quantized model)"),
-    cold: bool = typer.Option(True, "--cold/--no-cold", help="measure start-up in fresh processes (empty and warm "
-                              "Numba cache)"),
+    cold: bool = typer.Option(False, "--cold/--no-cold", help="also measure start-up in fresh processes (empty "
+                              "and warm Numba cache; adds 10-60 s)"),
     json_out: bool = typer.Option(False, "--json", help="print as JSON"),
 ):
-    """Start-up time (cold and warm Numba cache), per-step latency p50/p90/p99, throughput, peak memory and
-    footprint, printed like TFLite's benchmark_model."""
+    """Per-step latency p50/p90/p99, throughput, peak memory and footprint, and with --cold the start-up time
+    (empty and warm Numba cache), printed like TFLite's benchmark_model."""
     from .apps import bench as B
 
     res = B.run(model, steps=steps, batch=batch, precision=precision.value if precision else None, cold=cold,
-                progress=not json_out and steps >= 20000)
+                progress=not json_out and steps >= 20000, say=lambda text: typer.echo(text, err=True))
     typer.echo(json.dumps(res, indent=1) if json_out else B.format_report(res))
 
 
@@ -206,8 +231,11 @@ def profile(
 
 
 def main(argv=None):
+    from .progress import compile_notice
+
     R.log_warnings_to_stderr()
-    run_app(app, argv)
+    with compile_notice():  # a first run compiles for a while: say so on stderr
+        run_app(app, argv)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,11 +6,36 @@ from __future__ import annotations
 import json
 import os
 import sys
-from enum import Enum
+from enum import Enum, IntEnum
 
 import typer
 
 from .errors import EdgebrainError, user_error_message
+
+
+class ExitCode(IntEnum):
+    """The exit status of every command, shown in ``edgebrain --help`` (:data:`EXIT_CODES_HELP`)."""
+
+    OK = 0
+    INTERNAL = 1
+    BAD_INPUT = 2
+    NEGATIVE = 3
+    PARTIAL = 4
+    INTERRUPTED = 130
+    TERMINATED = 143  # SIGTERM, after partial outputs are removed (safeio)
+
+
+_MEANING = {
+    ExitCode.OK: "ok",
+    ExitCode.INTERNAL: "internal error (a bug: please report it)",
+    ExitCode.BAD_INPUT: "bad input or usage (one 'error:' line says what)",
+    ExitCode.NEGATIVE: "the verdict is negative: devices fit says DOES NOT FIT",
+    ExitCode.PARTIAL: "partial failure, e.g. a fleet with a failed host (reserved)",
+    ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
+    ExitCode.TERMINATED: "terminated (SIGTERM)",
+}
+# paragraphs, not lines: typer's rich help keeps a blank-line break in every version
+EXIT_CODES_HELP = "Exit codes:\n\n" + "\n\n".join(f"{int(c):>3}  {m}" for c, m in _MEANING.items())
 
 
 class Precision(str, Enum):
@@ -29,9 +54,10 @@ def echo_err(msg: str) -> None:
 
 
 def console():
-    from rich.console import Console
+    """The rich console on stdout: wraps at a terminal's width, never when piped (see :func:`report.console`)."""
+    from .report import console as make
 
-    return Console()
+    return make()
 
 
 def show(res, json_out: bool, printer, *args, default=None) -> None:
@@ -68,36 +94,40 @@ def _click_exc(name: str) -> tuple:
 
 
 def run_app(app, argv=None):
-    """Run the typer ``app`` on ``argv``: a user error is one ``error:`` line and exit code 2."""
+    """Run the typer ``app`` on ``argv`` and exit with an :class:`ExitCode`: a user error is one
+    ``error:`` line and exit code 2."""
     try:
-        if app(args=argv, standalone_mode=False) == 130:  # typer turns Ctrl-C into a returned 130
+        rc = app(args=argv, standalone_mode=False)  # a typer.Exit's code, or 130 for Ctrl-C, is returned
+        if rc == ExitCode.INTERRUPTED:
             raise KeyboardInterrupt
+        if isinstance(rc, int) and not isinstance(rc, bool) and rc:
+            sys.exit(rc)
     except (EdgebrainError, OSError, MemoryError) as e:  # what the user can fix: one line, exit code 2
         echo_err(user_error_message(e))
-        sys.exit(2)
+        sys.exit(ExitCode.BAD_INPUT)
     except Exception as e:  # noqa: BLE001 - the CLI never shows a traceback unless asked
         if isinstance(e, _click_exc("Exit")):
             sys.exit(e.exit_code)
         if isinstance(e, _click_exc("Abort")):
             echo_err("aborted")
-            sys.exit(130)
+            sys.exit(ExitCode.INTERRUPTED)
         if isinstance(e, _click_exc("NoArgsIsHelpError")):
             help_text = e.format_message()  # (typer's rich help has already been printed)
             if help_text.strip():
                 typer.echo(help_text, err=True)
-            sys.exit(2)
+            sys.exit(ExitCode.BAD_INPUT)
         if isinstance(e, _click_exc("ClickException")):  # usage errors: one line, like every other error
             msg = " ".join(e.format_message().split())
             ctx = getattr(e, "ctx", None)
             if ctx is not None:
                 msg += f" (see '{ctx.command_path} --help')"
             echo_err(msg)
-            sys.exit(2)
+            sys.exit(ExitCode.BAD_INPUT)
         if os.environ.get("EDGEBRAIN_DEBUG"):
             raise
         echo_err(f"internal error ({type(e).__name__}: {e}); set EDGEBRAIN_DEBUG=1 for a traceback and "
                   "please report it")
-        sys.exit(1)
+        sys.exit(ExitCode.INTERNAL)
     except KeyboardInterrupt:
         echo_err("interrupted")
-        sys.exit(130)
+        sys.exit(ExitCode.INTERRUPTED)

@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from . import report as R
-from .cli_common import FitPrecision, load_model, show
+from .cli_common import ExitCode, FitPrecision, load_model, show
 from .options import parse_options
 
 
@@ -99,7 +99,8 @@ def devices_fit(
                                            "is quantized or the device is a microcontroller)"),
     json_out: bool = typer.Option(False, "--json", help="print as JSON"),
 ):
-    """Does MODEL fit DEVICE: RAM and flash at the deployed precision, estimated latency and energy."""
+    """Does MODEL fit DEVICE: RAM and flash at the deployed precision, estimated latency and energy.
+    Exits with code 3 when it does not fit (also with --json), so that scripts can gate on it."""
     from . import devices as D
     from .apps.fit import fit
 
@@ -108,3 +109,5 @@ def devices_fit(
     r = fit(m, dev, precision.value)
     r["model"] = model
     show(r, json_out, R.print_fit, model, dev, r, default=str)
+    if not r["fits"]:
+        raise typer.Exit(ExitCode.NEGATIVE)

@@ -1,8 +1,9 @@
 """Public recordings the model zoo is trained on and the demos play: where to find them, how to fetch them.
 
-A dataset is looked for, in this order, in ``$EDGEBRAIN_DATA/<path>``, ``../shared/datasets/<path>``
-(relative to the working directory), and the user cache
-(``$EDGEBRAIN_CACHE`` or ``~/.cache/edgebrain/datasets``). ``fetch`` downloads a dataset file by file
+A dataset is looked for, in this order, in ``$EDGEBRAIN_DATA/<path>``, ``shared/datasets/<path>``
+beside the source checkout edgebrain runs from (an editable or source install) and beside the working
+directory (``../shared/datasets``), and the user cache (``$EDGEBRAIN_CACHE`` or
+``~/.cache/edgebrain/datasets``). ``fetch`` downloads a dataset file by file
 from its original public location (or a mirror with the same layout, e.g. ``file:///srv/datasets``)
 into the cache, checking each file's size and SHA-256 against the manifest shipped with edgebrain
 (``data/manifests.json.gz``, written by ``tools/make_manifests.py``); a file that does not match is
@@ -73,14 +74,35 @@ def cache_dir() -> Path:
     return Path(os.environ.get("EDGEBRAIN_CACHE") or Path.home() / ".cache" / "edgebrain") / "datasets"
 
 
+def checkout() -> Path | None:
+    """The source checkout this package is imported from (editable or source install), else None."""
+    top = Path(__file__).resolve().parent.parent
+    return top if (top / "pyproject.toml").is_file() and (top / "edgebrain").is_dir() else None
+
+
 def roots() -> list[tuple[str, Path]]:
-    """Candidate data roots in search order, with where each came from."""
+    """Candidate data roots in search order, as absolute paths, with where each came from."""
     out = []
     if os.environ.get("EDGEBRAIN_DATA"):
-        out.append(("EDGEBRAIN_DATA", Path(os.environ["EDGEBRAIN_DATA"])))
-    out.append(("../shared/datasets", Path.cwd().parent / "shared" / "datasets"))
-    out.append(("cache", cache_dir()))
+        out.append(("EDGEBRAIN_DATA", Path(os.environ["EDGEBRAIN_DATA"]).expanduser().absolute()))
+    top = checkout()
+    if top is not None:
+        out.append(("beside the checkout", top.parent / "shared" / "datasets"))
+    here = Path.cwd().parent / "shared" / "datasets"
+    if all(here.resolve() != p.resolve() for _, p in out):  # a pip install run from its checkout
+        out.append(("../shared/datasets from the working directory", here))
+    out.append(("cache", cache_dir().expanduser().absolute()))
     return out
+
+
+def searched(name: str | None = None) -> str:
+    """Where datasets (or dataset ``name``) were looked for, in words with absolute paths, for a
+    message that says how to point edgebrain at them."""
+    sub = _get(name).path if name else ""
+    where = "; ".join(f"{w}: {r / sub if sub else r}" for w, r in roots())
+    if not os.environ.get("EDGEBRAIN_DATA"):
+        where = "EDGEBRAIN_DATA not set; " + where
+    return where
 
 
 def find(name: str, required_file: str | None = None) -> Path | None:
@@ -98,9 +120,8 @@ def find(name: str, required_file: str | None = None) -> Path | None:
 def locate(name: str) -> Path:
     p = find(name)
     if p is None:
-        where = "; ".join(f"{w}: {r / _get(name).path}" for w, r in roots())
-        raise InputError(f"dataset '{name}' not found (looked in {where}); run `edgebrain data fetch {name}` "
-                         "or set EDGEBRAIN_DATA")
+        raise InputError(f"dataset '{name}' not found (looked in {searched(name)}); run `edgebrain data fetch "
+                         f"{name}` or set EDGEBRAIN_DATA to the folder holding {_get(name).path}")
     return p
 
 

@@ -17,17 +17,19 @@ from the cache), except that ``cache=True`` gets a cache that treats every failu
 Each of these says so once per process, as one ``warning: Numba cache ...`` line on stderr, and
 the command goes on. The user never has to find and delete a cache folder. docs/security.md
 says what is trusted: the cache folders are the user's own (compiled code is loaded from them).
+
+:func:`watch_compiles` tells a watcher when Numba starts and ends compiling (the command line
+says so on stderr, :mod:`edgebrain.progress`). Numba itself is imported on the first ``njit``,
+so that importing this module (and commands that compile nothing) stay light.
 """
 
 from __future__ import annotations
 
-import numba
-from numba.core.dispatcher import Dispatcher
+import sys
 
-try:  # Numba's caching internals as this version has them; otherwise its plain cache
-    from ._numba_cache import cache_for
-except Exception:  # noqa: BLE001 - any mismatch with Numba's internals
-    cache_for = None
+_cache_for = None  #: edgebrain._numba_cache.cache_for, or False where Numba's internals differ
+_watchers: list = []  #: objects with started() / ended(), told of each outermost compile
+_listening = False
 
 
 def njit(func=None, /, **options):
@@ -38,16 +40,68 @@ def njit(func=None, /, **options):
     """
     if func is not None:
         return njit(**options)(func)
+    import numba
+    from numba.core.dispatcher import Dispatcher
+
+    global _cache_for
+    if _cache_for is None:
+        try:  # Numba's caching internals as this version has them; otherwise its plain cache
+            from ._numba_cache import cache_for as _cache_for
+        except Exception:  # noqa: BLE001 - any mismatch with Numba's internals
+            _cache_for = False
+    if _watchers:
+        _listen()
     cache = options.pop("cache", False)
     numba_jit = numba.njit(**options)
 
     def decorate(f):
         disp = numba_jit(f)
         if cache and isinstance(disp, Dispatcher):  # (NUMBA_DISABLE_JIT returns the function itself)
-            if cache_for is None:
+            if not _cache_for:
                 disp.enable_caching()  # Numba's own cache, as numba.njit(cache=True) would have it
             else:
-                disp._cache = cache_for(f)
+                disp._cache = _cache_for(f)
         return disp
 
     return decorate
+
+
+def watch_compiles(watcher) -> None:
+    """Call ``watcher.started()`` and ``watcher.ended()`` around each compile by Numba, in the thread
+    that compiles. Only the outermost compile counts (callees compiled for it are part of it);
+    loading compiled code from the cache is not compiling, so a warm run calls neither."""
+    if watcher not in _watchers:
+        _watchers.append(watcher)
+    if "numba" in sys.modules:  # else on the first njit, which imports Numba
+        _listen()
+
+
+def unwatch_compiles(watcher) -> None:
+    if watcher in _watchers:
+        _watchers.remove(watcher)
+
+
+def _listen() -> None:
+    """Numba's event API, hooked once per process; it fires only while compiling."""
+    global _listening
+    if _listening:
+        return
+    from numba.core import event
+
+    class Outermost(event.Listener):
+        depth = 0  # compiles hold Numba's global compiler lock: one thread at a time
+
+        def on_start(self, ev):
+            self.depth += 1
+            if self.depth == 1:
+                for w in list(_watchers):
+                    w.started()
+
+        def on_end(self, ev):
+            self.depth -= 1
+            if self.depth == 0:
+                for w in list(_watchers):
+                    w.ended()
+
+    event.register("numba:compile", Outermost())
+    _listening = True

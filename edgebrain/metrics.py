@@ -275,7 +275,7 @@ def _binary(a: np.ndarray, precision: str) -> bool:
     return nz.size == 0 or bool(np.all(nz == nz.flat[0]))
 
 
-def workload(model, xs, precision: str = "float", progress: bool = False) -> dict:
+def workload(model, xs, precision: str = "float", progress: bool = False, step_counts: bool = False) -> dict:
     """NeuroBench's workload metrics for the input sequence ``xs`` ((T, *input) or (T, B, *input),
     time-major; every batch entry is one sample, started from the initial state).
 
@@ -286,6 +286,9 @@ def workload(model, xs, precision: str = "float", progress: bool = False) -> dic
     and ``steps``.
 
     As in NeuroBench, the AC/MAC decision is made per layer and timestep over the whole batch.
+    With ``step_counts``, ``step_counts`` holds the same counts per step and sample: ``eff_macs``,
+    ``eff_acs``, ``membrane_updates`` and ``weight_reads`` as (T, B) float64 arrays (their sums are
+    the totals above; ``edgebrain profile --plot`` draws the estimate over time from them).
     """
     xs = _as_tb(model, xs)
     T, B = xs.shape[:2]
@@ -307,6 +310,8 @@ def workload(model, xs, precision: str = "float", progress: bool = False) -> dic
     nlay = {n: {"kind": g.nodes[n].kind, "zeros": 0, "elements": 0, "membrane_updates": 0} for n in neu}
     prev_out: dict[str, np.ndarray] = {}  # last step's output of every source (for delayed edges)
     prev_v: dict[str, np.ndarray] = {}
+    per = {k: np.zeros((T, B)) for k in ("eff_macs", "eff_acs", "membrane_updates", "weight_reads")} \
+        if step_counts else None
 
     from .progress import bar as progress_bar
 
@@ -330,7 +335,8 @@ def workload(model, xs, precision: str = "float", progress: bool = False) -> dic
                         src = outs[p][k]
                     x = x + src
                 nzm = (x != 0)
-                eff = int(round(float((nzm @ fan[n]).sum())))
+                eff_b = nzm @ fan[n]  # per sample
+                eff = int(round(float(eff_b.sum())))
                 lay[n]["nnz_inputs"] += int(nzm.sum())
                 # weights the kernels read: a dense layer reads the (whole) row of every non-zero
                 # input; a convolution scatters the non-zero inputs' weights when at most
@@ -340,19 +346,23 @@ def workload(model, xs, precision: str = "float", progress: bool = False) -> dic
                     visits = np.where(nzm.sum(axis=1) <= DENSE_ABOVE * size, visits, dense_fan[n])
                 lay[n]["weight_reads"] += int(round(float(visits.sum())))
                 lay[n]["dense"] += int(dense_fan[n]) * B
-                lay[n]["eff_acs" if _binary(x, precision) else "eff_macs"] += eff
+                kind = "eff_acs" if _binary(x, precision) else "eff_macs"
+                lay[n][kind] += eff
+                if per is not None:
+                    per[kind][t0 + k] += eff_b
+                    per["weight_reads"][t0 + k] += visits
         for n in neu:
             s = outs[n]
             nlay[n]["zeros"] += int(s.size - np.count_nonzero(s))
             nlay[n]["elements"] += int(s.size)
             v = rec[f"v/{n}"].reshape(t1 - t0, B, -1)
             if n in prev_v:
-                before = np.concatenate([prev_v[n][None], v[:-1]])
-                nlay[n]["membrane_updates"] += int(np.count_nonzero(before != v))
+                changed = np.count_nonzero(np.concatenate([prev_v[n][None], v[:-1]]) != v, axis=2)
             else:  # the first step counts every neuron (NeuroBench)
-                nlay[n]["membrane_updates"] += int(v[0].size)
-                if len(v) > 1:
-                    nlay[n]["membrane_updates"] += int(np.count_nonzero(v[:-1] != v[1:]))
+                changed = np.concatenate([np.full((1, B), v.shape[2]), np.count_nonzero(v[:-1] != v[1:], axis=2)])
+            nlay[n]["membrane_updates"] += int(changed.sum())
+            if per is not None:
+                per["membrane_updates"][t0:t1] += changed
             prev_v[n] = v[-1].copy()
         for n in sources:
             prev_out[n] = outs[n][-1].copy()
@@ -383,6 +393,7 @@ def workload(model, xs, precision: str = "float", progress: bool = False) -> dic
                      "membrane_updates": mu / B / T},
         "layers": layers,
         "_raw": {"weight_reads": {n: r["weight_reads"] for n, r in lay.items()}},
+        **({"step_counts": per} if per is not None else {}),
     }
 
 
@@ -453,7 +464,8 @@ def count_ops(model, xs=None, precision: str = "int") -> dict:
             wread += d * wbytes
             layers[n] = {"kind": g.nodes[n].kind, "dense": d, "eff_macs": 0 if spk else e, "eff_acs": e if spk else 0}
         mu = sum(int(np.prod(g.out_shapes[n])) for n in neuron_layers(model))
-        notes.append("worst case: every synapse active, one timestep")
+        notes.append("worst case, one timestep: every input non-zero, so every synapse with a non-zero weight is "
+                     "charged and every neuron updates")
     else:
         w = workload(model, xs, run_prec)
         steps = w["steps"]

@@ -50,3 +50,43 @@ def positive_number(v, what: str, unit: str = "") -> float:
     if isinstance(v, bool) or not (f > 0 and f != float("inf")):
         raise InputError(f"{what}={v!r}; expected a finite number{' of ' + unit if unit else ''} > 0")
     return f
+
+
+def options_only(spec) -> bool:
+    """Whether a spec string is options alone (``crop=1|2|3|4,downsample=2``) rather than
+    ``name[:key=value,...]``: its text before the first ``=`` names no component (has no ``:``)."""
+    if not isinstance(spec, str):
+        return False
+    head, eq, _ = spec.strip().partition("=")
+    return bool(eq) and ":" not in head
+
+
+def _spec_pairs(text: str, what: str) -> list[tuple[str, str]]:
+    out = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        k, eq, v = part.partition("=")
+        if not eq or not k.strip():
+            raise InputError(f"{what}: '{part}' is not key=value")
+        out.append((k.strip(), v.strip()))
+    return out
+
+
+def merge_spec(stored, given):
+    """The spec to use when ``given`` (``--encoder``) may override ``stored`` (the model's own).
+
+    ``given`` None or empty: ``stored``. ``given`` with a name (``bin`` or ``bin:crop=...``):
+    ``given``, replacing ``stored`` whole. ``given`` as options alone (``crop=1|2|3|4``): ``stored``
+    with those options set, the others kept (``bin:window_us=20000,polarity=split`` +
+    ``crop=1|2|3|4`` → ``bin:window_us=20000,polarity=split,crop=1|2|3|4``); values are kept as
+    typed. Options alone with no ``stored`` spec to merge into are an InputError."""
+    if given is None or (isinstance(given, str) and not given.strip()):
+        return stored
+    if not options_only(given):
+        return given
+    if not stored:
+        raise InputError(f"--encoder '{given}': options alone are merged into the model's encoder spec, and "
+                         "there is none; give the encoder's name too, e.g. 'bin:" + given.strip() + "'")
+    name, _, rest = str(stored).strip().partition(":")
+    merged = dict(_spec_pairs(rest, f"encoder spec '{stored}'"))
+    merged.update(_spec_pairs(given, f"--encoder '{given}'"))
+    return name.strip() + (":" + ",".join(f"{k}={v}" for k, v in merged.items()) if merged else "")

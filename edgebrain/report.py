@@ -33,6 +33,22 @@ def log_warnings_to_stderr() -> None:
         lg.addHandler(h)
 
 
+#: the width of a console that is not a terminal: wide enough that no line or table row is cut
+PIPE_WIDTH = 100_000
+
+
+def console(stderr: bool = False):
+    """The rich console every command prints on (stdout, or stderr). On a terminal it wraps at the
+    terminal's width; anywhere else (a pipe, a file, a log) it never wraps or truncates, so that
+    names can be copied and a table row stays one line."""
+    from rich.console import Console
+
+    c = Console(stderr=stderr)
+    if c.is_terminal:
+        return c
+    return Console(stderr=stderr, soft_wrap=True, width=PIPE_WIDTH)
+
+
 def _table():
     from rich.table import Table
 
@@ -156,16 +172,32 @@ def print_zoo(c, rows: list) -> None:
 
 
 def print_recording_info(c, file: str, res: dict) -> None:
-    """A recording's info (``edgebrain.stream.recording.info``): format, size, rate, damage."""
-    c.print(f"[bold]{file}[/]: {res['format']} ({res['kind']})")
-    for k in ("sensor_size", "channels", "channel_names", "rate", "items", "duration", "label_names"):
-        if res.get(k) is not None:
-            c.print(f"  {k.replace('_', ' ')}: {res[k]}")
+    """A recording's info (``edgebrain.stream.recording.info``): format, size, rate, damage, with units."""
+    from rich.markup import escape
+
+    c.print(f"[bold]{escape(file)}[/]: {res['format']} ({res['kind']})", highlight=False)
+    lines = []
+    if res.get("sensor_size") is not None:
+        lines.append(("sensor size", " × ".join(map(str, res["sensor_size"])) + " pixels"))
+    if res.get("channels") is not None:
+        names = res.get("channel_names")
+        lines.append(("channels", f"{res['channels']}" + (f" ({', '.join(map(str, names))})" if names else "")))
+    if res.get("rate") is not None:
+        lines.append(("rate", f"{res['rate']:g} Hz"))
+    if res.get("items") is not None:
+        per = " per channel" if res["kind"] == "samples" else ""
+        lines.append((res["kind"] if res["kind"] in ("events", "samples") else "items", f"{res['items']}{per}"))
+    if res.get("duration") is not None:
+        lines.append(("duration", f"{res['duration']:.6g} s"))
+    if res.get("label_names"):
+        lines.append(("labels", ", ".join(map(str, res["label_names"]))))
+    for k, v in lines:
+        c.print(f"  {k}: {v}", highlight=False, markup=False)
     dmg = res["damage"]
     c.print(f"  damage: {dmg['repaired']} repaired, {dmg['dropped']} dropped" + ("" if dmg["repaired"] or dmg["dropped"]
                                                                                    else " (none found)"))
     for m in dmg["messages"][:10]:
-        c.print(f"    {m}")
+        c.print(f"    {m}", highlight=False, markup=False)
 
 
 def print_datasets(c, rows: list, roots: list) -> None:

@@ -177,3 +177,15 @@ def test_a_numba_without_the_expected_internals_falls_back_to_its_own_cache(case
     stamp = nbc.stat().st_mtime_ns
     assert run() == []
     assert nbc.stat().st_mtime_ns == stamp  # and it is loaded from that cache
+
+
+def test_importing_jit_and_watching_compiles_leaves_numba_unimported():
+    """The command line watches for compiles on every command; commands that compile nothing must not
+    pay for importing Numba. The first njit imports it and starts listening."""
+    code = ("import sys; from edgebrain import jit; w = type('W', (), {'started': lambda s: print('started'), "
+            "'ended': lambda s: print('ended')})(); jit.watch_compiles(w); print('numba' in sys.modules); "
+            "f = jit.njit(lambda x: x + 1); print('numba' in sys.modules); print(f(1))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["False", "True", "started", "ended", "2"]

@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 # system packages the tests use: a real MQTT broker and socat (pseudo-terminals); root only
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   if ! command -v mosquitto >/dev/null 2>&1 || ! command -v socat >/dev/null 2>&1; then
+    echo "install-test-deps: running as root, so installing system packages with apt-get: mosquitto (a real MQTT broker for the mqtt sink tests) and socat (pseudo-terminals for the serial tests)" >&2
     apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto socat >/dev/null
   fi
 fi

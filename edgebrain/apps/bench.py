@@ -2,9 +2,10 @@
 
 Measured the way TFLite's ``benchmark_model`` measures (and printed in its manner):
 
-* cold start -- a fresh Python process that imports edgebrain, loads the model and takes one step,
-  with an empty Numba cache (``NUMBA_CACHE_DIR`` pointed at a new directory: every kernel is
-  compiled) and again with that cache warm;
+* cold start (only with ``cold=True``, ``--cold``: it takes most of the time) -- a fresh Python
+  process that imports edgebrain, loads the model and takes one step, with an empty Numba cache
+  (``NUMBA_CACHE_DIR`` pointed at a new directory: every kernel is compiled) and again with that
+  cache warm; ``None`` when not measured;
 * in this process: init (load + build the session), the first step, warm-up steps, then ``steps``
   timed steps at batch 1 (one ``Session.step`` call each): count, first, curr, min, max, avg, std
   and p50/p90/p99 in microseconds;
@@ -32,6 +33,9 @@ import numpy as np
 from ..errors import InputError
 
 WARMUP_STEPS = 20
+#: said on stderr before a benchmark with ``--cold``, which spends most of its time compiling in a child
+COLD_NOTICE = ("note: --cold: also measuring start-up in two fresh processes, with an empty and then a warm "
+               "Numba cache; the empty one compiles every kernel again (10-60 s on a PC, minutes on a Raspberry Pi)")
 #: one cold-start measurement in a child process: import, load, session, first step (times in µs)
 _CHILD = r"""
 import json, sys, time
@@ -104,9 +108,10 @@ def cold_start(path: str, precision: str, timeout: float = 900.0) -> dict:
     return out
 
 
-def run(path: str, steps: int = 1000, batch: int = 8, precision: str | None = None, cold: bool = True,
-        warmup: int = WARMUP_STEPS, progress: bool = False) -> dict:
-    """Benchmark the model at ``path``; returns plain data (see the module docstring)."""
+def run(path: str, steps: int = 1000, batch: int = 8, precision: str | None = None, cold: bool = False,
+        warmup: int = WARMUP_STEPS, progress: bool = False, say=None) -> dict:
+    """Benchmark the model at ``path``; returns plain data (see the module docstring). ``say(text)``, if
+    given, is told up front that the cold-start measurement will take a while."""
     from .. import metrics
     from ..model import Model
     from ..progress import bar as progress_bar
@@ -125,6 +130,8 @@ def run(path: str, steps: int = 1000, batch: int = 8, precision: str | None = No
     precision = precision or ("int" if model.quant else "float")
     sess = model.session(precision)
     init_us = 1e6 * (time.perf_counter() - t0)
+    if cold and say is not None:
+        say(COLD_NOTICE)
     rss_init = current_rss_bytes()
     shape = tuple(model.input_shape)
     rng = np.random.default_rng(0)
@@ -221,7 +228,9 @@ def format_report(r: dict) -> str:
       f"(compiled run, batch 1), {t['samples_per_s_batch']:.5g} samples/s = {t['steps_per_s_batch']:.5g} steps/s "
       f"× batch {r['batch']}")
     c = r["cold_start"]
-    if c:
+    if not c:
+        a("Cold start: not measured (--cold to measure)")
+    else:
         for k in ("cold", "warm"):
             v = c[k]
             a(f"Start-up ({k} Numba cache) in us: Import: {v['import_us']:.0f}, Init: {v['init_us']:.0f}, "

@@ -10,6 +10,12 @@ from ..energy.estimate import counts_for, estimate, latency
 from ..errors import InputError
 
 
+#: what the operation counts of a fit (no input given) assume
+WORST_CASE = ("operation counts for one timestep, worst case: every input taken as non-zero, so every synapse "
+              "with a non-zero weight is charged, every weight is read and every neuron updates (ACs for layers "
+              "fed by spikes, MACs otherwise)")
+
+
 def _buffer_bytes(model, precision: str) -> tuple[int, str]:
     """Activation buffers at batch 1: every node's output held at once (no buffer reuse), 4 bytes per
     element (float32, or int32 accumulators in fixed point)."""
@@ -96,7 +102,9 @@ def fit(model, device: Device, precision: str = "auto") -> dict:
     fits = ram["fits"] and flash["fits"]
 
     counts = counts_for(model, precision)
-    assumptions += [f"operation counts: {a}" for a in counts.get("assumed", [])]
+    # no input is given, so the counts are the worst case; said once, in the estimate's own terms
+    assumptions.append(WORST_CASE)
+    assumptions += [f"operation counts: {a}" for a in counts.get("assumed", []) if not a.startswith("worst case")]
     t_step, lat_text = latency(counts, device)
     steps = max(int(counts["steps"]), 1)
     est = estimate(counts, device, time_s=None, static=None, footprint_bytes=fp["weights"] + fp["state"])

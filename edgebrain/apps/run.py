@@ -13,13 +13,14 @@ from ..safeio import atomic_write, check_output, reading
 PROGRESS_MIN_STEPS = 20000  # steps × batch below which a run is too short for a progress bar
 
 
-def run_file(model, input: str, output: str, precision: str = "float", record=(), progress: bool = True,
+def run_file(model, input: str, output: str, precision: str | None = None, record=(), progress: bool = True,
              model_name: str | None = None) -> dict:
     """Run ``model`` over the time-major sequence in the .npy file ``input`` ((T, *input) or
-    (T, B, *input)) and save the outputs (``output``, or ``output/NAME`` for several) and the
-    recorded nodes' ``spikes/``, ``v/`` (``i/``) arrays to the .npz file ``output``. The nodes in
-    ``record`` are checked, and the int program built, before the input is read. ``progress``
-    allows a bar on an interactive terminal for long runs. Returns the summary ``--json`` prints.
+    (T, B, *input)) at ``precision`` (None: the one it was deployed at, int when quantized) and save
+    the outputs (``output``, or ``output/NAME`` for several) and the recorded nodes' ``spikes/``,
+    ``v/`` (``i/``) arrays to the .npz file ``output``. The nodes in ``record`` are checked, and the
+    int program built, before the input is read. ``progress`` allows a bar on an interactive
+    terminal for long runs. Returns the summary ``--json`` prints.
     ``output`` is written atomically, exactly under that name, and may not be the input or the model."""
     with reading(input, getattr(model, "path", None)):
         check_output(output)
@@ -30,6 +31,8 @@ def _run_file(model, input, output, precision, record, progress, model_name) -> 
     from ..arrays import load_array, time_major
 
     name = model_name if model_name is not None else model.path
+    deployed = "int" if model.quant else "float"
+    precision = precision or deployed
     for node in record:
         if node not in model.graph.nodes:
             raise InputError(f"--record {node}: no node of that name; expected one of {', '.join(model.graph.order)}",
@@ -52,13 +55,15 @@ def _run_file(model, input, output, precision, record, progress, model_name) -> 
     with atomic_write(output, "output") as f:  # exactly the file named (np.savez would add .npz to a name)
         np.savez(f, **arrays)
     spikes = {k: float(np.mean(v)) for k, v in rec.items() if k.startswith("spikes/")}
-    return {"model": name, "input": input, "output": output, "precision": precision,
+    return {"model": name, "input": input, "output": output, "precision": precision, "deployed_precision": deployed,
             "steps": int(xs.shape[0]), "batch": batch, "seconds": elapsed,
             "us_per_step": 1e6 * elapsed / max(1, xs.shape[0]), "arrays": sorted(arrays), "spike_rate": spikes}
 
 
 def format_run(s: dict) -> str:
     """The line ``edgebrain run`` prints for the summary ``s`` of :func:`run_file`."""
-    return (f"ran {s['steps']} steps × batch {s['batch']} in {s['precision']} precision in {s['seconds']:.3f} s "
+    as_deployed = " (as deployed)" if s.get("deployed_precision") == s["precision"] else ""
+    return (f"ran {s['steps']} steps × batch {s['batch']} in {s['precision']} precision{as_deployed} in "
+            f"{s['seconds']:.3f} s "
             f"({s['us_per_step']:.1f} µs/step, including first-call compile); wrote {s['output']}: "
             + ", ".join(s["arrays"]))

@@ -13,7 +13,10 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
-import tomllib
+try:
+    import tomllib
+except ImportError:  # Python 3.10: the same parser, as a package
+    import tomli as tomllib
 from pathlib import Path
 
 from ..errors import FormatError, InputError

@@ -165,7 +165,8 @@ def estimate(counts: dict, device, time_s: float | None = None, static: str | No
         why,
         f"neuron/delay state read and written in SRAM/cache at sram_access {e_s:g} pJ per 64-bit access "
         "(memory energy charged per byte as 1/8 of a 64-bit access)",
-        "effective operations charged (zero inputs and zero weights skipped); dense operations reported only",
+        "only the counts' effective operations charged (synapses whose weight and input are both non-zero); "
+        "dense operations reported, not charged",
         f"per-operation energies from {_energy_source(device)}",
         "control flow, instruction fetch, cache misses beyond the weights, I/O and the OS are not counted",
     ]

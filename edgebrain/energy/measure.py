@@ -32,13 +32,12 @@ from __future__ import annotations
 
 import math
 import threading
-import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 import numpy as np
 
-from .meters.base import Meter, MeterError, MeterGarbage, MeterTimeout, Sample, now
+from .meters.base import Meter, MeterError, MeterGarbage, MeterTimeout, Sample
 from .units import fmt_j
 
 __all__ = ["Sampler", "Trace", "EnergyResult", "measure", "integrate_power", "energy_between"]
@@ -64,10 +63,11 @@ class Sampler:
 
     Garbage readings are skipped and counted; more than ``max_garbage`` in a row stop the sampler.
     Any other :class:`MeterError` (timeout, disconnection, permission) stops it too and is kept in
-    ``error``; the samples before it are kept."""
+    ``error``; the samples before it are kept. Every wait is on the meter's clock (``meter.clock``)."""
 
     def __init__(self, meter: Meter, period_s: float | None = None, max_garbage: int = 20):
         self.meter = meter
+        self.clock = meter.clock
         self.period_s = float(period_s if period_s is not None else meter.period_s)
         self.max_garbage = int(max_garbage)
         self.samples: list[Sample] = []
@@ -75,7 +75,9 @@ class Sampler:
         self.last_garbage: MeterError | None = None
         self.error: MeterError | None = None
         self._stop = threading.Event()
-        self._cond = threading.Condition()
+        self._tick = threading.Event()    # set after each sample, and when the thread ends
+        self._done = threading.Event()    # set when the thread ends
+        self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.started = self.stopped = 0.0
 
@@ -83,20 +85,21 @@ class Sampler:
     def start(self) -> "Sampler":
         if not self.meter.is_open:
             self.meter.open()
-        self.started = now()
-        self._thread = threading.Thread(target=self._run, daemon=True, name=f"sampler-{self.meter.name}")
-        self._thread.start()
+        self.started = self.clock.now()
+        self._thread = self.clock.start(self._run, f"sampler-{self.meter.name}")
         return self
 
     def stop(self) -> Trace:
         self._stop.set()
         th = self._thread
         if th is not None:
-            th.join(self.meter.timeout + 2.0)
-            if th.is_alive() and self.error is None:   # a read overran its own timeout: do not wait for it
+            self.clock.wait(self._done, self.meter.timeout + 2.0)
+            if not self._done.is_set() and self.error is None:   # a read overran its own timeout: do not wait for it
                 self.error = self.meter.error(MeterTimeout, f"a read did not return within {self.meter.timeout:g} s")
-        self.stopped = now()
-        with self._cond:
+            else:
+                th.join(1.0)
+        self.stopped = self.clock.now()
+        with self._lock:
             return Trace(list(self.samples), self.garbage, self.error, self.started, self.stopped)
 
     def __enter__(self):
@@ -107,7 +110,7 @@ class Sampler:
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._thread is not None and not self._done.is_set()
 
     @property
     def count(self) -> int:
@@ -115,29 +118,32 @@ class Sampler:
 
     def wait(self, predicate: Callable[[], bool], timeout: float) -> bool:
         """Wait until ``predicate()`` holds or the sampler stopped (or ``timeout``); returns predicate()."""
-        deadline = now() + timeout
-        with self._cond:
-            while not predicate():
-                left = deadline - now()
-                if left <= 0 or self.error is not None or not self.running:
-                    return predicate()
-                self._cond.wait(min(left, 0.05))
-            return True
+        deadline = self.clock.now() + timeout
+        while True:
+            self._tick.clear()
+            if predicate():
+                return True
+            left = deadline - self.clock.now()
+            if left <= 0 or self.error is not None or not self.running:
+                return predicate()
+            self.clock.wait(self._tick, left)
 
     def sleep(self, seconds: float) -> None:
         """Sleep ``seconds``, waking early if the sampler stops."""
-        deadline = now() + seconds
-        while True:
-            left = deadline - now()
-            if left <= 0 or not self.running:
-                return
-            time.sleep(min(left, 0.05))
+        self.clock.wait(self._done, seconds)
 
     # -- thread
     def _run(self) -> None:
-        meter, consecutive = self.meter, 0
+        try:
+            self._sample()
+        finally:
+            self._done.set()
+            self._tick.set()
+
+    def _sample(self) -> None:
+        meter, clock, consecutive = self.meter, self.clock, 0
         while not self._stop.is_set():
-            t0 = now()
+            t0 = clock.now()
             try:
                 s = meter.read()
             except MeterGarbage as e:
@@ -147,22 +153,20 @@ class Sampler:
                 if consecutive > self.max_garbage:
                     self.error = meter.error(MeterGarbage, f"{consecutive} undecodable readings in a row "
                                                            f"(last: {e.detail})")
-                    break
+                    return
             except MeterError as e:
                 self.error = e
-                break
+                return
             except Exception as e:  # noqa: BLE001 - a meter bug must not kill the measurement silently
                 self.error = meter.error(MeterError, f"read failed: {type(e).__name__}: {e}")
-                break
+                return
             else:
                 consecutive = 0
-                with self._cond:
+                with self._lock:
                     self.samples.append(s)
-                    self._cond.notify_all()
+                self._tick.set()
             if not meter.streaming:
-                self._stop.wait(max(0.0, self.period_s - (now() - t0)))
-        with self._cond:
-            self._cond.notify_all()
+                clock.wait(self._stop, self.period_s - (clock.now() - t0))
 
 
 # ------------------------------------------------------------------------------------- integration
@@ -286,13 +290,15 @@ def measure(run_fn: Callable[[], int | None], meter: Meter, *, baseline_s: float
     periods)) and at least ``min_calls`` times, or until ``max_duration_s``. ``baseline_s`` of idle
     sampling come first (0: no baseline, no dynamic energy). The meter is opened if it is not open
     (and then closed again). Raises :class:`MeterError` when the meter cannot be used at all or
-    fails during the baseline."""
+    fails during the baseline. Every time stamp and wait is on the meter's clock (``meter.clock``:
+    real time, or a simulated clock in tests)."""
     if baseline_s < 0:
         raise MeterError(f"baseline_s must be ≥ 0, got {baseline_s}")
     period = float(period_s if period_s is not None else meter.period_s)
     required = min_periods * period
     if min_duration_s is None:
         min_duration_s = max(10.0, required)
+    clock = meter.clock
     own = not meter.is_open
     meter.open()
     try:
@@ -301,7 +307,7 @@ def measure(run_fn: Callable[[], int | None], meter: Meter, *, baseline_s: float
         sampler = Sampler(meter, period, max_garbage=max_garbage).start()
         marks: list[tuple[float, float, int]] = []
         try:
-            tb0 = now()
+            tb0 = clock.now()
             # a first sample before anything else, so the windows never start before the data
             sampler.wait(lambda: sampler.count > 0, meter.timeout + period + 1.0)
             if sampler.count == 0:
@@ -313,13 +319,13 @@ def measure(run_fn: Callable[[], int | None], meter: Meter, *, baseline_s: float
                 if sampler.error is not None:
                     sampler.stop()
                     raise _annotate(sampler.error, f"during the idle baseline ({sampler.count} samples)")
-            tb1 = now()
-            tw0 = now()
+            tb1 = clock.now()
+            tw0 = clock.now()
             calls = 0
             while True:
-                a = now()
+                a = clock.now()
                 k = run_fn()
-                b = now()
+                b = clock.now()
                 k = 1 if k is None else int(k)
                 marks.append((a, b, k))
                 calls += 1
@@ -330,7 +336,7 @@ def measure(run_fn: Callable[[], int | None], meter: Meter, *, baseline_s: float
                     break
                 if max_duration_s is not None and el >= max_duration_s:
                     break
-            tw1 = now()
+            tw1 = clock.now()
             # one sample after the window so its end is interpolated, not extrapolated
             sampler.wait(lambda: sampler.samples[-1].t >= tw1, max(2 * period, 0.05) + meter.timeout)
         finally:
@@ -347,19 +353,21 @@ def _annotate(err: MeterError, when: str) -> MeterError:
 
 
 def _unmeasured(run_fn, meter, min_duration_s, max_duration_s, min_calls) -> EnergyResult:
-    t0 = now()
+    clock = meter.clock
+    t0 = clock.now()
     n = calls = 0
     marks = []
     while True:
-        a = now()
+        a = clock.now()
         k = run_fn()
-        b = now()
+        b = clock.now()
         k = 1 if k is None else int(k)
         n, calls = n + k, calls + 1
         marks.append([a - t0, b - t0, k])
         if calls >= min_calls and (b - t0 >= min_duration_s or (max_duration_s and b - t0 >= max_duration_s)):
             break
-    return EnergyResult(meter=meter.describe(), measured=False, inferences=n, calls=calls, duration_s=now() - t0,
+    return EnergyResult(meter=meter.describe(), measured=False, inferences=n, calls=calls,
+                        duration_s=clock.now() - t0,
                         notes=["no sensor: only the analytical estimate is available"],
                         windows={"run": [0.0, marks[-1][1]], "inferences": marks})
 

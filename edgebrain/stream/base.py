@@ -111,6 +111,7 @@ class Decision:
     scores: np.ndarray | None = None
     latency: float | None = None  # seconds from the newest sample's arrival to this decision
     truth: str | None = None      # ground truth at t, when the source has labels
+    flush: str | None = None      # a partial window decided at the "end" of the stream or before a "gap"
 
     def as_dict(self) -> dict:
         d = {"t": round(float(self.t), 6), "label": self.label, "confidence": round(float(self.confidence), 4)}
@@ -118,7 +119,29 @@ class Decision:
             d["truth"] = self.truth
         if self.latency is not None:
             d["latency_ms"] = round(1e3 * self.latency, 4)
+        if self.flush is not None:
+            d["flush"] = self.flush
         return d
+
+
+def until(chunk, seconds: float):
+    """``(part, reached)``: the items of ``chunk`` earlier than ``seconds`` of stream time (samples
+    by ``t``, events by ``t`` in µs), and whether the chunk reached that time (an item at or after
+    it, or an ``Events.t_end`` at or past it). A cut event chunk ends at ``seconds`` (``t_end``), so
+    that windows ending there close."""
+    if isinstance(chunk, Events):
+        lim = int(np.ceil(seconds * 1e6))  # events at whole µs: t < seconds ⇔ t < ceil(seconds·1e6)
+        t = chunk.events["t"]
+        keep = t < lim
+        reached = not keep.all() or (chunk.t_end is not None and chunk.t_end >= lim)
+        if not reached:
+            return chunk, False
+        return Events(chunk.events[keep], chunk.arrival, lim), True
+    keep = np.asarray(chunk.t) < seconds
+    if keep.all():
+        return chunk, False
+    return Samples(chunk.t[keep], chunk.values[keep], None if chunk.labels is None else chunk.labels[keep],
+                   chunk.arrival), True
 
 
 # ---------------------------------------------------------------------- sources

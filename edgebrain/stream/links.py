@@ -8,7 +8,8 @@
 A :class:`Link` only moves bytes: it knows nothing of what they carry. :class:`LinkReader` yields
 the bytes as they arrive and reopens a link that drops (end of stream, serial error, TCP reset, or
 no data for ``timeout`` seconds) with exponential backoff, counting drops and reconnections in the
-source's ``stats``; every wait is bounded, and ``close()`` may come from another thread. The live
+source's ``stats``; every wait is bounded, and ``close()`` may come from another thread. Time (the
+timeouts, the backoff, the arrival times) is read from a :class:`Clock`, real by default. The live
 sources stand on this layer: the line protocol (:mod:`edgebrain.stream.sources.livelines`) and the
 binary streams (:mod:`edgebrain.stream.sources.livebin`), opened by URL in
 :mod:`edgebrain.stream.sources.live`.
@@ -17,11 +18,31 @@ binary streams (:mod:`edgebrain.stream.sources.livebin`), opened by URL in
 from __future__ import annotations
 
 import socket
-import time
+import threading
 from typing import Iterator
 
 from ..errors import InputError
 from .base import now
+
+
+# ---------------------------------------------------------------------- time
+
+
+class Clock:
+    """The time live links run on: :func:`~edgebrain.stream.base.now` and waits that ``close()`` ends.
+
+    This one is real time. Tests pass one with the same methods that simulates or records time, so
+    that timeouts and backoff come out the same however loaded the machine is."""
+
+    def now(self) -> float:
+        return now()
+
+    def wait(self, event: threading.Event, seconds: float) -> bool:
+        """Wait until ``event`` is set (True) or ``seconds`` have passed (False)."""
+        return event.wait(max(0.0, seconds))
+
+
+CLOCK = Clock()     # the default clock of every LinkReader
 
 
 # ---------------------------------------------------------------------- links
@@ -223,11 +244,13 @@ class LinkReader:
     (a source's :class:`~edgebrain.stream.base.RepairStats`). ``on_drop()`` is called when the link drops
     (before the reconnection attempts: the consumer discards its partial record), ``on_reconnect()``
     after a successful reopening (a device may send its header again). ``close()`` may be called
-    from another thread."""
+    from another thread. ``clock``: a :class:`Clock` (default :data:`CLOCK`)."""
 
     def __init__(self, link: Link, url: str, stats, *, timeout=5.0, reconnect=10, backoff=0.1, backoff_max=2.0,
-                 give_up=None, poll=0.02, on_drop=None, on_reconnect=None):
+                 give_up=None, poll=0.02, on_drop=None, on_reconnect=None, clock=None):
         self.link, self.url, self.stats = link, url, stats
+        self.clock = CLOCK if clock is None else clock
+        self._stop = threading.Event()
         self.timeout, self.reconnect = float(timeout), int(reconnect)
         self.backoff, self.backoff_max = float(backoff), float(backoff_max)
         self.give_up = None if give_up is None else float(give_up)
@@ -237,7 +260,7 @@ class LinkReader:
         self.on_drop, self.on_reconnect = on_drop, on_reconnect
         self.closed = False
         self._dry = 0                    # drops in a row without data in between
-        self._last_data = now()
+        self._last_data = self.clock.now()
 
     def connect_first(self, connect_timeout: float) -> None:
         if isinstance(self.link, TcpServer):
@@ -259,12 +282,8 @@ class LinkReader:
         raise InputError(f"{self.url}: cannot open ({last})")
 
     def sleep(self, seconds: float) -> None:
-        end = now() + seconds
-        while not self.closed:
-            d = end - now()
-            if d <= 0:
-                return
-            time.sleep(min(d, 0.05))
+        if not self.closed:
+            self.clock.wait(self._stop, seconds)
 
     def recover(self, reason: str) -> bool:
         """After a drop: reopen with backoff. True when the link is back."""
@@ -282,11 +301,11 @@ class LinkReader:
                                               "delivering data; stream ends", 0)
             return False
         self.stats.note("link", self.url, f"link dropped ({reason}); reconnecting", 0)
-        t0 = now()
+        t0 = self.clock.now()
         delay, last, attempt = self.backoff, None, 0
         server = isinstance(self.link, TcpServer)
         while attempt < self.reconnect and not self.closed:
-            if self.give_up is not None and now() - t0 >= self.give_up:
+            if self.give_up is not None and self.clock.now() - t0 >= self.give_up:
                 break
             attempt += 1
             if not server:
@@ -299,23 +318,23 @@ class LinkReader:
                 last = e
                 delay = min(2 * delay, self.backoff_max)
                 continue
-            dt = now() - t0
+            dt = self.clock.now() - t0
             self.stats.note("reconnect", self.url, f"reconnected after {dt:.2f} s ({attempt} attempt"
                                                    f"{'s' if attempt > 1 else ''})")
-            self._last_data = now()
+            self._last_data = self.clock.now()
             if self.on_reconnect is not None:
                 self.on_reconnect()
             return True
         if not self.closed:
             self.stats.note("link", self.url, f"gave up after {attempt} reconnection attempts in "
-                                              f"{now() - t0:.1f} s ({last}); stream ends", 0)
+                                              f"{self.clock.now() - t0:.1f} s ({last}); stream ends", 0)
         return False
 
     def reads(self, idle: bool = False) -> Iterator[tuple[float, bytes]]:
         """(arrival, bytes) as they come (one datagram per item on UDP), across drops and reconnections;
         with ``idle``, also (now, b"") after every ``poll`` seconds without data (so that a caller can
         keep its own deadlines)."""
-        self._last_data = now()
+        self._last_data = self.clock.now()
         while not self.closed:
             try:
                 data = self.link.read(self.poll)
@@ -323,7 +342,7 @@ class LinkReader:
                 if self.closed or not self.recover(str(e)):
                     return
                 continue
-            t = now()
+            t = self.clock.now()
             if data is None:
                 if t - self._last_data > self.timeout:
                     if not self.link.reconnectable:
@@ -340,6 +359,7 @@ class LinkReader:
 
     def close(self) -> None:
         self.closed = True
+        self._stop.set()
         link = self.link
         if link is not None:
             link.shutdown()

@@ -9,35 +9,28 @@ import stat
 from ..errors import InputError
 from ..options import positive_number
 from ..safeio import StreamOutput, atomic_write, check_output, local_path, open_stream, reading
-from .base import Events, Samples
+from .base import Events, until
 from .registry import open_source
 
 WRITERS = {".npy": "events", ".csv": "samples", ".wav": "samples"}
 
 
 def _limited(src, duration, counter):
-    """The source's chunks up to ``duration`` seconds of stream time; Ctrl-C ends cleanly."""
+    """The source's chunks up to ``duration`` seconds of stream time, cut at exactly that time
+    (nothing at or after it is written; a live source is not waited on past it); Ctrl-C ends cleanly."""
     try:
         for ch in src.chunks():
-            if isinstance(ch, Events):
-                if duration is not None and len(ch) and ch.events["t"][0] * 1e-6 >= duration:
-                    break
-                if duration is not None and len(ch):
-                    ch = Events(ch.events[ch.events["t"] * 1e-6 < duration], ch.arrival, ch.t_end)
-                counter["items"] += len(ch)
-                if len(ch):
-                    counter["seconds"] = float(ch.events["t"][-1]) * 1e-6
-            else:
-                if duration is not None and len(ch) and ch.t[0] >= duration:
-                    break
-                if duration is not None and len(ch):
-                    keep = ch.t < duration
-                    ch = Samples(ch.t[keep], ch.values[keep], None if ch.labels is None else ch.labels[keep],
-                                 ch.arrival)
-                counter["items"] += len(ch)
-                if len(ch):
-                    counter["seconds"] = float(ch.t[-1])
-            yield ch
+            reached = False
+            if duration is not None:
+                ch, reached = until(ch, duration)
+            counter["items"] += len(ch)
+            if len(ch):
+                counter["seconds"] = (float(ch.events["t"][-1]) * 1e-6 if isinstance(ch, Events)
+                                      else float(ch.t[-1]))
+            if len(ch) or not reached:
+                yield ch
+            if reached:
+                break
     except KeyboardInterrupt:
         counter["interrupted"] = True
 

@@ -11,7 +11,8 @@
 =========  ==========================================================================================
 
 Every decision is written as ``Decision.as_dict()``: keys ``t``, ``label`` (null for no decision),
-``confidence``, then ``truth`` and ``latency_ms`` when known, in that order; options ``index=true``
+``confidence``, then ``truth`` and ``latency_ms`` when known, in that order, and ``flush`` ("end" or
+"gap") on a partial window decided because the stream ended or paused; options ``index=true``
 and ``scores=true`` add the class index and the (smoothed) scores after them. The JSON sinks
 (stdout, file, udp, mqtt) write the summary as ``{"summary": {...}}``. NaN and infinities in a
 summary are written as null, so every line is strict JSON.
@@ -207,7 +208,8 @@ class ConsoleSink(Sink):
         label = d.label if d.label is not None else "—"
         mark = f"  truth {truth}" + (" ✓" if truth == d.label else " ✗") if truth is not None else ""
         lat = f"  {1e3 * d.latency:7.3f} ms" if d.latency is not None else ""
-        return f"t={d.t:9.3f} s  {label:<14} {d.confidence:5.2f}{lat}{mark}"
+        part = f"  ({_FLUSH_TEXT.get(d.flush, d.flush)})" if d.flush is not None else ""
+        return f"t={d.t:9.3f} s  {label:<14} {d.confidence:5.2f}{lat}{mark}{part}"
 
     def emit(self, decision: Decision) -> None:
         if self._keep:
@@ -220,18 +222,40 @@ class ConsoleSink(Sink):
             print_stream_summary(self.console, summary)
 
 
+_FLUSH_TEXT = {"end": "partial window at the end of the stream", "gap": "partial window before a gap"}
+
+
 def print_stream_summary(console, s: dict) -> None:
     """A pipeline's summary (:meth:`edgebrain.stream.pipeline.Pipeline.run`) on a rich console:
-    decisions, stream and wall time, latency percentiles, accuracy, input damage, spike rates."""
+    decisions and precision, set-up, stream and wall time, steady-state latency percentiles and
+    what they leave out, accuracy, input damage, spike rates; each figure says what it covers."""
     c = console
     lat = s["latency_ms"]
     unit = "events" if s["kind"] == "events" else "samples"
-    c.print(f"[bold]summary[/]: {s['decisions']} decisions ({s['no_decision']} without a decision) over "
-            f"{s['stream_seconds']:.2f} s of stream in {s['wall_seconds']:.2f} s "
+    flushes = s.get("flush_decisions") or 0
+    n = s["decisions"]
+    head = (f"[bold]summary[/]: {n} decision{'' if n == 1 else 's'} ({s['no_decision']} without a decision"
+            + (f"; {flushes} on a partial window at the end or before a gap" if flushes else "") + ")")
+    prec, deployed = s.get("precision"), s.get("deployed_precision")
+    if prec:
+        head += f", {prec} precision" + (" (as deployed)" if prec == deployed else
+                                         f" (deployed: {deployed})" if deployed else "")
+    c.print(head)
+    if s.get("setup_seconds") is not None:
+        c.print(f"  set-up {s['setup_seconds']:.2f} s (model load, source opening, compile or cache load, "
+                "warm-up; not in the figures below)")
+    c.print(f"  {s['stream_seconds']:.2f} s of stream in {s['wall_seconds']:.2f} s "
             f"(real-time factor {s['realtime_factor'] or 0:.1f}×, {s['throughput_per_s'] or 0:.0f} {unit}/s)")
     if lat["n"]:
-        c.print(f"  latency from sample arrival to decision: p50 {lat['p50']:.3f} ms, p90 {lat['p90']:.3f} ms, "
-                f"p99 {lat['p99']:.3f} ms, max {lat['max']:.3f} ms")
+        c.print(f"  latency (newest sample's arrival → decision, steady state, n={lat['n']}): "
+                f"p50 {lat['p50']:.3f} ms, p90 {lat['p90']:.3f} ms, p99 {lat['p99']:.3f} ms, max {lat['max']:.3f} ms")
+    ex = s.get("latency_excluded") or {}
+    left = [f"{ex[k]} {what}" for k, what in (("flush", "on a partial window"),
+                                               ("setup", "whose newest sample came during set-up"),
+                                               ("reconnect", "that waited through a reconnection")) if ex.get(k)]
+    if left:
+        c.print(("    not in it: " if lat["n"] else "  latency: no steady-state decision to measure; not counted: ")
+                + ", ".join(left))
     if "accuracy" in s:
         c.print(f"  accuracy against the recording's labels: {100 * s['accuracy']:.1f} % of {s['scored_decisions']}")
     inp = s["input"]

@@ -1,4 +1,5 @@
-"""``edgebrain bench``: JSON keys and sanity of the numbers, the TFLite-style report, bad input.
+"""``edgebrain bench``: JSON keys and sanity of the numbers, the TFLite-style report, bad input, and
+the cold-start measurement being opt-in (``--cold``) and announced on stderr when asked for.
 
 No timed assertions beyond orderings (p50 <= p90 <= p99; a cold Numba cache starts slower than a
 warm one, in the same child-process measurement).
@@ -35,8 +36,9 @@ def _check_stats(s, count):
 
 
 def test_bench_json_with_cold_start():
-    rc, out, err = cli("bench", MODEL, "--steps", 300, "--batch", 4, "--json")
+    rc, out, err = cli("bench", MODEL, "--steps", 300, "--batch", 4, "--cold", "--json")
     assert rc == 0, err
+    assert B.COLD_NOTICE in err.splitlines()  # said up front, on stderr: stdout stays JSON
     r = json.loads(out)
     for k in ("model", "precision", "steps", "batch", "init_us", "first_step_us", "warmup", "latency_us", "throughput",
               "memory", "footprint", "cold_start", "model_file_bytes"):
@@ -65,8 +67,10 @@ def _tiny(tmp_path):
 
 def test_bench_report_in_process(tmp_path):
     path = _tiny(tmp_path)
-    r = B.run(path, steps=200, batch=3, cold=False)
-    assert r["precision"] == "float" and r["cold_start"] is None  # not quantized: float
+    said = []
+    r = B.run(path, steps=200, batch=3, say=said.append)
+    assert r["precision"] == "float" and r["cold_start"] is None  # not quantized: float; cold start is opt-in
+    assert said == []  # nothing to warn about without --cold
     _check_stats(r["latency_us"], 200)
     _check_stats(r["warmup"], B.WARMUP_STEPS)
     text = B.format_report(r)
@@ -76,6 +80,19 @@ def test_bench_report_in_process(tmp_path):
     assert "Memory footprint delta from the start of the tool (MB): init=" in text
     assert "Percentiles (us): p50=" in text
     assert "samples/s" in text
+    assert "Cold start: not measured (--cold to measure)" in text.splitlines()
+
+
+def test_bench_without_cold_is_one_process_and_says_so(tmp_path):
+    path = _tiny(tmp_path)
+    rc, out, err = cli("bench", path, "--steps", 50, "--batch", 2, "--json", timeout=300)
+    assert rc == 0, err
+    r = json.loads(out)
+    assert "cold_start" in r and r["cold_start"] is None
+    assert "--cold" not in err
+    rc, out, err = cli("bench", path, "--steps", 50, "--batch", 2, timeout=300)
+    assert rc == 0, err
+    assert "Cold start: not measured (--cold to measure)" in out.splitlines()
 
 
 @pytest.mark.parametrize("args,needle", [
@@ -93,5 +110,5 @@ def test_bench_bad_input(args, needle):
 
 
 def test_bench_float_on_quantized_and_int_on_float(tmp_path):
-    rc, _, err = cli("bench", _tiny(tmp_path), "--steps", 5, "--precision", "int", "--no-cold", timeout=300)
+    rc, _, err = cli("bench", _tiny(tmp_path), "--steps", 5, "--precision", "int", timeout=300)
     assert rc == 2 and "quantize" in err and len(err.strip().splitlines()) == 1

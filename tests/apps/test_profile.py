@@ -337,7 +337,7 @@ def test_plot_without_matplotlib_is_a_clear_error(monkeypatch, x_npy, tmp_path, 
     monkeypatch.setattr(builtins, "__import__", no_mpl)
     path, _ = x_npy
     code, _, err = cli(["profile", ZOO, "-i", path, "--plot", tmp_path / "p.png"], capsys)
-    assert code == 2 and "needs matplotlib" in err and "pip install matplotlib" in err
+    assert code == 2 and "needs matplotlib" in err and "pip install 'edgebrain[plot]'" in err
     assert not (tmp_path / "p.png").exists()
 
 

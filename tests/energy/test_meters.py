@@ -11,7 +11,12 @@
 * An RAPL counter that wraps, both read by read (hand-computed delta) and over a whole measurement.
 * RAPL read for real when this machine allows it.
 
-Every wait is bounded: measurements run in a watchdog thread and fail the test instead of hanging.
+Measurements of in-process meters (the RAPL sysfs tree, the FNB58 transport, a meter that is a
+function of time) run on a simulated clock (tests/energy/_clock.py): the sampler, the workload and
+the fake sensor share one timeline, so the results are exact by hand and the same under any load.
+Meters behind real processes and pseudo-terminals run in real time; their checks are counts and
+bounds that scheduling delays cannot break. Every wait is bounded: measurements run in a watchdog
+thread and fail the test instead of hanging.
 """
 
 from __future__ import annotations
@@ -21,7 +26,6 @@ import json
 import math
 import os
 import queue
-import re
 import subprocess
 import sys
 import threading
@@ -36,10 +40,11 @@ from edgebrain.energy.meters import (Fnb58Meter, HwmonMeter, Ina3221Meter, Meter
                                      Pi5PmicMeter, RaplMeter, Sample, TegrastatsMeter, UmMeter, make_meter,
                                      open_meter, parse_pmic_read_adc, parse_tegrastats)
 from edgebrain.energy.meters import rapl as rapl_mod
-from edgebrain.energy.meters.base import counter_delta, now
+from edgebrain.energy.meters.base import counter_delta
 from edgebrain.energy.meters.usbmeter import (crc8_fnb, decode_fnb_report, decode_um_frame, encode_fnb_report,
                                               fnb_request)
 from edgebrain.errors import EdgebrainError, InputError
+from tests.energy._clock import SimClock
 
 EMU = Path(__file__).with_name("_meter_emulator.py")
 WAIT = 30.0
@@ -157,52 +162,46 @@ def test_rapl_absent_permission_garbage(tmp_path, monkeypatch):
         RaplMeter(root=root).open()
 
 
-class CounterWriter(threading.Thread):
-    """Advances a fake energy_uj at ``level`` watts, wrapping at max_uj, every millisecond."""
+class RaplCounter:
+    """The package zone's energy_uj, advanced on the simulated clock at ``level`` watts and wrapping at
+    ``max_uj`` (an ``on_advance`` hook: the file changes only while no reader runs)."""
 
     def __init__(self, path: Path, max_uj: int, level: float):
-        super().__init__(daemon=True)
         self.path, self.max_uj, self.level = path, max_uj, level
+        self.t = 0.0
         self.total_uj = 0.0
-        self.halt = threading.Event()
 
-    def run(self):
-        last = now()
-        tmp = self.path.with_suffix(".tmp")
-        while not self.halt.is_set():
-            t = now()
-            self.total_uj += self.level * (t - last) * 1e6
-            last = t
-            tmp.write_text(f"{int(self.total_uj) % self.max_uj}\n")
-            os.replace(tmp, self.path)
-            time.sleep(0.001)
+    def __call__(self, t: float) -> None:
+        self.total_uj += self.level * (t - self.t) * 1e6
+        self.t = t
+        self.path.write_text(f"{round(self.total_uj) % self.max_uj}\n")
 
 
 def test_measure_rapl_counter_that_wraps(tmp_path):
     max_uj = 20_000_000                           # 20 J: wraps every 0.8 s at 25 W
     root = rapl_tree(tmp_path / "powercap", pkg_uj=0, max_uj=max_uj, psys=False)
-    w = CounterWriter(root / "intel-rapl:0" / "energy_uj", max_uj, level=5.0)
-    w.start()
-    meter = RaplMeter(root=root)
-    state = {"first": True}
+    clock = SimClock()
+    counter = RaplCounter(root / "intel-rapl:0" / "energy_uj", max_uj, level=5.0)
+    clock.on_advance.append(counter)
+    meter = RaplMeter(root=root, clock=clock)
 
     def run_fn():
-        if state["first"]:
-            w.level, state["first"] = 25.0, False
-        time.sleep(0.01)
+        counter.level = 25.0                      # the load starts with the first call
+        clock.sleep(0.01)
         return 1
 
-    try:
-        r, _ = bounded(lambda: measure(run_fn, meter, baseline_s=0.6, min_duration_s=2.0, min_periods=50))
-    finally:
-        w.halt.set()
-        w.join(5)
-    assert meter.wraps >= 2 or r.energy_j > 2 * max_uj * 1e-6
-    assert r.baseline_power_w == pytest.approx(5.0, rel=0.03)
-    # by hand: 25 W over the run window; 20 W of it above the 5 W idle
-    assert r.energy_j == pytest.approx(25.0 * r.duration_s, rel=0.03)
-    assert r.dynamic_energy_j == pytest.approx(20.0 * r.duration_s, rel=0.05)
-    assert r.dynamic_per_inference_j == pytest.approx(20.0 * r.duration_s / r.inferences, rel=0.05)
+    r, _ = bounded(lambda: measure(run_fn, meter, baseline_s=0.6, min_duration_s=2.0, min_periods=50))
+    T, N = r.duration_s, r.inferences
+    assert N == r.calls and T == pytest.approx(0.01 * N) and 2.0 <= T < 2.011
+    assert meter.wraps == 2                       # 3 J idle + 50 J loaded, at 20 J a wrap
+    assert r.baseline_power_w == pytest.approx(5.0, abs=1e-5)      # (the file holds whole µJ)
+    # by hand: 25 W over the run window, 20 W of it above the 5 W idle. The load starts at the window's
+    # first edge, which falls between two samples 10 ms apart, and the counter is interpolated linearly
+    # there: less by 20 W × 10 ms × f(1 − f) ≤ 0.05 J (f: where the edge falls), never more
+    edge = 20.0 * 0.01 / 4 + 1e-5
+    assert 25.0 * T - edge <= r.energy_j <= 25.0 * T + 1e-5
+    assert 20.0 * T - edge - 1e-4 <= r.dynamic_energy_j <= 20.0 * T + 1e-4
+    assert r.dynamic_per_inference_j == pytest.approx(r.dynamic_energy_j / N)
     assert not r.partial and not r.too_short
     assert r.energy_per_inference_uncertainty_j > 0
 
@@ -398,8 +397,8 @@ def test_tegrastats_absent_and_silent():
     with pytest.raises(MeterAbsent, match="not found"):
         TegrastatsMeter(command=["/nonexistent/tegrastats"]).open()
     m = TegrastatsMeter(command=[sys.executable, "-c", "import time; time.sleep(30)"], timeout=0.5)
-    (e, dt) = bounded(lambda: _expect(m, MeterTimeout), timeout=10)
-    assert "within 0.5 s" in str(e) and dt < 5
+    (e, _) = bounded(lambda: _expect(m, MeterTimeout), timeout=10)
+    assert "within 0.5 s" in str(e)          # the meter's own timeout ended the wait, not the watchdog
 
 
 def _expect(m, cls):
@@ -449,8 +448,8 @@ def test_pi5_meter_failures():
     with pytest.raises(MeterAbsent, match="not found"):
         Pi5PmicMeter(command=["/nonexistent/vcgencmd", "pmic_read_adc"]).open()
     m = Pi5PmicMeter(command=[sys.executable, str(EMU), "pmic", "--sleep", "20"], timeout=1.0)
-    (e, dt) = bounded(lambda: _expect(m, MeterTimeout), timeout=15)
-    assert "no answer within 1 s" in str(e) and dt < 10
+    (e, _) = bounded(lambda: _expect(m, MeterTimeout), timeout=15)
+    assert "no answer within 1 s" in str(e)
     with pytest.raises(MeterGarbage):
         Pi5PmicMeter(command=lambda: "VDD_CORE_A current(7)=1.0A\n").open()   # no voltage to pair
 
@@ -562,12 +561,18 @@ def emulators():
         e.kill()
 
 
-def loaded_run(emu, seconds=0.02, per_call=2):
-    """A workload: switches the emulated meter to its load current on the first call."""
+def loaded_run(emu, meter, seconds=0.02, per_call=2):
+    """A workload: switches the emulated meter to its load current on the first call, once the
+    frame requested before the call has been answered (so that every baseline frame is idle, however
+    late the emulator runs)."""
     state = {"first": True}
 
     def run_fn():
         if state["first"]:
+            frames = meter.frames
+            deadline = time.monotonic() + 10
+            while meter.frames == frames and time.monotonic() < deadline:
+                time.sleep(0.001)
             emu.send("load")
             emu.expect("ok", timeout=10)
             state["first"] = False
@@ -580,22 +585,35 @@ def loaded_run(emu, seconds=0.02, per_call=2):
 P_IDLE, P_LOAD = 5.0 * 0.24, 5.0 * 0.6      # the emulator's profile: 1.2 W idle, 3.0 W loaded
 
 
+def check_loaded_energy(r):
+    """The run window's energy against the emulator's profile, by hand, whatever the scheduling: at
+    most P_LOAD·T (no sample is above it), and at least that less 1.8 W over the first call (which
+    waits for the switch) and one sample interval after it (frames requested before the switch)."""
+    T, N = r.duration_s, r.inferences
+    first = r.windows["inferences"][0][1] - r.windows["inferences"][0][0]
+    gap = max(b - a for a, b in zip(r.timeline["t"], r.timeline["t"][1:]))
+    low = P_LOAD * T - (P_LOAD - P_IDLE) * (first + gap)
+    assert low - 1e-9 <= r.energy_j <= P_LOAD * T + 1e-9
+    assert (low - 1e-9) / N <= r.energy_per_inference_j <= (P_LOAD * T + 1e-9) / N
+    if r.dynamic_energy_j is not None:
+        assert r.dynamic_energy_j == pytest.approx(r.energy_j - P_IDLE * T)
+        assert r.dynamic_per_inference_j == pytest.approx(r.dynamic_energy_j / N)
+
+
 @linux_only
 def test_um25c_pty_measure_matches_profile(emulators, tmp_path):
     link = tmp_path / "rfcomm0"
     emu = emulators("um25c", link)
     meter = UmMeter(str(link), period=0.02, timeout=1.0)
-    r, dt = bounded(lambda: measure(loaded_run(emu), meter, baseline_s=1.0, min_duration_s=2.0, min_periods=50))
+    r, _ = bounded(lambda: measure(loaded_run(emu, meter), meter, baseline_s=1.0, min_duration_s=2.0,
+                                   min_periods=50))
     assert r.measured and not r.partial and not r.too_short and r.garbage == 0
     assert r.baseline_power_w == pytest.approx(P_IDLE, abs=1e-9)      # every idle frame is 1.2 W exactly
     assert r.baseline_power_std_w == pytest.approx(0.0, abs=1e-12)
-    # by hand: 3.0 W over the window (less the few ms before the emulator switched), 1.8 W above idle
+    # by hand: 3.0 W over the window (less while the emulator switched), 1.8 W above idle
     T, N = r.duration_s, r.inferences
     assert N == 2 * r.calls and T >= 2.0
-    assert r.energy_j == pytest.approx(P_LOAD * T, abs=0.25)
-    assert r.dynamic_energy_j == pytest.approx((P_LOAD - P_IDLE) * T, abs=0.25)
-    assert r.energy_per_inference_j == pytest.approx(P_LOAD * T / N, rel=0.04)
-    assert r.dynamic_per_inference_j == pytest.approx((P_LOAD - P_IDLE) * T / N, rel=0.06)
+    check_loaded_energy(r)
     assert 0 < r.energy_per_inference_uncertainty_j < 0.05 * r.energy_per_inference_j
     assert r.samples >= 50
     d = json.loads(json.dumps(r.as_dict()))
@@ -610,13 +628,15 @@ def test_um25c_pty_disconnect_mid_run_is_partial(emulators, tmp_path):
     link = tmp_path / "rfcomm1"
     emu = emulators("um25c", link, "--drop-after", 80)
     meter = UmMeter(str(link), period=0.02, timeout=1.0)
-    r, dt = bounded(lambda: measure(loaded_run(emu), meter, baseline_s=0.5, min_duration_s=8.0, min_periods=20))
+    r, _ = bounded(lambda: measure(loaded_run(emu, meter), meter, baseline_s=0.5, min_duration_s=8.0,
+                                   min_periods=20))
     emu.expect("dropped")
     assert r.partial and "serial link lost" in r.partial_reason and "PARTIAL" in r.summary()
-    assert dt < 7.0                               # stopped at the drop, not after the requested 8 s
+    # stopped at the drop: a full run would have called on for 8 s
+    assert r.windows["inferences"][-1][1] - r.windows["run"][0] < 8.0
     assert 20 < len(r.timeline["t"]) <= 80        # the samples before the drop were kept
     assert r.calls < len(r.windows["inferences"]) + 1 and r.inferences > 0
-    assert r.energy_per_inference_j == pytest.approx(P_LOAD * r.duration_s / r.inferences, rel=0.1)
+    check_loaded_energy(r)
 
 
 @linux_only
@@ -624,9 +644,10 @@ def test_um25c_pty_silent_meter_times_out(emulators, tmp_path):
     link = tmp_path / "rfcomm2"
     emu = emulators("um25c", link, "--silent-after", 60)
     meter = UmMeter(str(link), period=0.02, timeout=0.5)
-    r, dt = bounded(lambda: measure(loaded_run(emu), meter, baseline_s=0.5, min_duration_s=8.0, min_periods=20))
+    r, _ = bounded(lambda: measure(loaded_run(emu, meter), meter, baseline_s=0.5, min_duration_s=8.0,
+                                   min_periods=20))
     assert r.partial and "no answer to the 0xF0 request within 0.5 s" in r.partial_reason
-    assert dt < 7.0
+    assert r.windows["inferences"][-1][1] - r.windows["run"][0] < 8.0   # stopped when the meter fell silent
     # silent before the baseline ends: a clear error, not a hang
     link2 = tmp_path / "rfcomm3"
     emulators("um25c", link2, "--silent-after", 0)
@@ -640,10 +661,11 @@ def test_um25c_pty_garbage_frames_skipped_and_counted(emulators, tmp_path):
     link = tmp_path / "rfcomm4"
     emu = emulators("um25c", link, "--garbage-at", 5, "--garbage-at", 40, "--short-at", 50)
     meter = UmMeter(str(link), period=0.02, timeout=1.0)
-    r, _ = bounded(lambda: measure(loaded_run(emu), meter, baseline_s=0.5, min_duration_s=1.5, min_periods=20))
+    r, _ = bounded(lambda: measure(loaded_run(emu, meter), meter, baseline_s=0.5, min_duration_s=1.5,
+                                   min_periods=20))
     assert r.garbage == 3 and not r.partial
     assert any("3 undecodable" in n for n in r.notes)
-    assert r.energy_per_inference_j == pytest.approx(P_LOAD * r.duration_s / r.inferences, rel=0.05)
+    check_loaded_energy(r)
     # read by read: the damaged answer is a clear MeterGarbage, the next one is fine again
     link2 = tmp_path / "rfcomm5"
     emulators("um25c", link2, "--garbage-at", 1)
@@ -674,10 +696,12 @@ def test_um24c_scaling_over_pty(emulators, tmp_path):
 
 
 class FakeFnb:
-    """A transport speaking the FNB58 report protocol: 25 data reports/s (100 samples/s) at 5 V and
-    ``amps`` (mutable), optional bad CRC at some reports, and a disconnect after ``drop_after``."""
+    """A transport speaking the FNB58 report protocol on a simulated clock: 25 data reports/s (100
+    samples/s) at 5 V and ``amps`` (mutable), optional bad CRC at some reports, and a disconnect after
+    ``drop_after``."""
 
-    def __init__(self, amps=0.4, drop_after=None, bad_crc_at=()):
+    def __init__(self, clock, amps=0.4, drop_after=None, bad_crc_at=()):
+        self.clock = clock
         self.changes = [(-math.inf, amps)]          # (time, amps from then on)
         self.drop_after, self.bad = drop_after, set(bad_crc_at)
         self.host: list[bytes] = []
@@ -685,7 +709,7 @@ class FakeFnb:
         self.t0 = None
 
     def set_amps(self, amps):
-        self.changes.append((time.monotonic(), amps))
+        self.changes.append((self.clock.now(), amps))
 
     def amps_at(self, t):
         return [a for (tc, a) in self.changes if tc <= t][-1]
@@ -696,14 +720,14 @@ class FakeFnb:
 
     def read(self, timeout):
         if self.t0 is None:
-            self.t0 = time.monotonic()
+            self.t0 = self.clock.now()
         due = self.t0 + (self.n + 1) * 0.04
-        wait = due - time.monotonic()
+        wait = due - self.clock.now()
         if wait > timeout:
-            time.sleep(timeout)
+            self.clock.sleep(timeout)
             return None
         if wait > 0:
-            time.sleep(wait)
+            self.clock.sleep(wait)
         if self.drop_after is not None and self.n >= self.drop_after:
             raise OSError(19, "No such device")
         i, self.n = self.n, self.n + 1
@@ -716,31 +740,41 @@ class FakeFnb:
 
 
 def test_fnb58_measure_with_transport():
-    tr = FakeFnb(amps=0.4, bad_crc_at=(10,))
-    meter = Fnb58Meter(transport=tr, timeout=1.0)
+    clock = SimClock()
+    tr = FakeFnb(clock, amps=0.4, bad_crc_at=(10,))
+    meter = Fnb58Meter(transport=tr, timeout=1.0, clock=clock)
     state = {"first": True}
 
     def run_fn():
         if state["first"]:
             tr.set_amps(0.8)
             state["first"] = False
-        time.sleep(0.01)
+        clock.sleep(0.01)
         return 1
 
     r, _ = bounded(lambda: measure(run_fn, meter, baseline_s=0.6, min_duration_s=1.5, min_periods=100))
     assert tr.host[:3] == [fnb_request(0x81), fnb_request(0x82), fnb_request(0x83)]
     assert r.garbage == 1 and not r.partial and not r.too_short
     assert r.baseline_power_w == pytest.approx(2.0, abs=1e-9)
-    assert r.energy_j == pytest.approx(4.0 * r.duration_s, rel=0.05)
-    assert r.dynamic_per_inference_j == pytest.approx(2.0 * r.duration_s / r.inferences, rel=0.08)
-    assert r.sample_period_s == pytest.approx(0.01, rel=0.3)
+    # by hand: 4 W (5 V × 0.8 A) over the window, 2 W above idle. The load starts at the window's first
+    # edge, between two samples 10 ms apart, interpolated linearly: less by at most 2 W × 10 ms / 2
+    T, N = r.duration_s, r.inferences
+    assert N == r.calls and T == pytest.approx(0.01 * N) and 1.5 <= T < 1.511
+    edge = 2.0 * 0.01 / 2 + 1e-9
+    assert 4.0 * T - edge <= r.energy_j <= 4.0 * T + 1e-9
+    assert (2.0 * T - edge) / N <= r.dynamic_per_inference_j <= (2.0 * T + 1e-9) / N
+    # 10 ms apart, except where the report with the bad CRC took its four samples with it
+    assert r.sample_period_s == pytest.approx(0.01, rel=0.05) and r.sample_period_s > 0.01
 
 
 def test_fnb58_disconnect_and_absent(tmp_path):
-    tr = FakeFnb(drop_after=40)
-    r, dt = bounded(lambda: measure(lambda: time.sleep(0.01), Fnb58Meter(transport=tr, timeout=1.0),
-                                    baseline_s=0.5, min_duration_s=5.0, min_periods=10))
-    assert r.partial and "USB link lost" in r.partial_reason and dt < 4
+    clock = SimClock()
+    tr = FakeFnb(clock, drop_after=40)
+    r, _ = bounded(lambda: measure(lambda: clock.sleep(0.01), Fnb58Meter(transport=tr, timeout=1.0, clock=clock),
+                                   baseline_s=0.5, min_duration_s=5.0, min_periods=10))
+    assert r.partial and "USB link lost" in r.partial_reason
+    # the 40 reports span 1.6 s of meter time: the run stopped there, not after the requested 5 s
+    assert r.timeline["t"][-1] == pytest.approx(1.6) and r.windows["run"][1] <= 1.6 + 1e-9
     with pytest.raises(MeterAbsent, match="2e3c:5558"):
         Fnb58Meter(hidraw_root=str(tmp_path)).open()
     hid = tmp_path / "hidraw0" / "device"
@@ -765,35 +799,46 @@ class StepMeter(Meter):
         self.fn = fn
 
     def _read(self):
-        t = now()
+        t = self.clock.now()
         return Sample(t=t, power_w=self.fn(t))
 
 
 def test_too_short_run_says_how_long():
-    m = StepMeter(lambda t: 2.0, period=0.05)
-    r, _ = bounded(lambda: measure(lambda: time.sleep(0.01), m, baseline_s=0.2, min_duration_s=0.5))
+    clock = SimClock()
+    m = StepMeter(lambda t: 2.0, period=0.05, clock=clock)
+    r, _ = bounded(lambda: measure(lambda: clock.sleep(0.01), m, baseline_s=0.2, min_duration_s=0.5))
     assert r.too_short and "at least 100 periods" in r.too_short_reason
-    # 100 periods of the sensor's 50 ms (or of the measured interval, if the sampler ran slower)
-    assert re.search(r"run for at least 5\.\d s", r.too_short_reason) and "TOO SHORT" in r.summary()
-    assert 5.0 <= r.required_duration_s < 6.0
-    assert r.energy_j == pytest.approx(2.0 * r.duration_s, rel=1e-6)
+    # 100 periods of the sensor's 50 ms, which the sampler kept exactly
+    assert "run for at least 5.0 s" in r.too_short_reason and "TOO SHORT" in r.summary()
+    assert r.required_duration_s == pytest.approx(5.0) and r.sample_period_s == pytest.approx(0.05)
+    assert r.energy_j == pytest.approx(2.0 * r.duration_s, rel=1e-9)
     assert any("shorter than a sensor period" in n for n in r.notes)
 
 
 def test_model_meter_measures_nothing():
-    r, _ = bounded(lambda: measure(lambda: 3, ModelMeter(), baseline_s=5.0, min_duration_s=0.1))
-    assert not r.measured and r.energy_j is None and r.inferences == 3 * r.calls
+    clock = SimClock()
+
+    def run_fn():
+        clock.sleep(0.125)
+        return 3
+
+    r, _ = bounded(lambda: measure(run_fn, ModelMeter(clock=clock), baseline_s=5.0, min_duration_s=0.5))
+    assert not r.measured and r.energy_j is None
+    assert r.calls == 4 and r.inferences == 12 and r.duration_s == 0.5     # 4 calls of 1/8 s reach 0.5 s
     assert "analytical estimate" in r.summary()
     json.dumps(r.as_dict())
 
 
 def test_sampler_records_and_stops():
-    m = StepMeter(lambda t: 1.5, period=0.01)
+    clock = SimClock()
+    m = StepMeter(lambda t: 1.5 + t, period=0.01, clock=clock)
     s = Sampler(m).start()
-    time.sleep(0.2)
+    clock.sleep(0.205)
     tr = s.stop()
-    assert 5 <= len(tr.samples) <= 25 and tr.error is None
-    assert all(x.power_w == 1.5 for x in tr.samples)
+    assert tr.error is None and len(tr.samples) == 21          # at 0, 10, ..., 200 ms
+    assert [x.t for x in tr.samples] == pytest.approx([0.01 * k for k in range(21)])
+    assert [x.power_w for x in tr.samples] == pytest.approx([1.5 + 0.01 * k for k in range(21)])
+    assert not s.running and tr.stopped == pytest.approx(0.205)
 
 
 def test_meter_errors_one_line_and_registry():

@@ -370,8 +370,8 @@ def test_console_sink_prints_the_summary_when_asked():
          "spike_rate": {"lif1": 0.125}, "interrupted": True}
     assert _console_text({}, [], s)[0] == ""
     assert _console_text({"summary": True}, [], s)[0].splitlines() == [
-        "summary: 3 decisions (1 without a decision) over 1.50 s of stream in 0.25 s (real-time factor 6.0×, "
-        "400 samples/s)",
+        "summary: 3 decisions (1 without a decision)",
+        "  1.50 s of stream in 0.25 s (real-time factor 6.0×, 400 samples/s)",
         "  accuracy against the recording's labels: 50.0 % of 2",
         "  input: 1 repaired, 0 dropped, 0 reconnects",
         "    gap at 3",

@@ -19,4 +19,4 @@ def energy_per_decision(model, precision: str, steps_per_decision: float) -> dic
         return None
     per_step = est.total_j / max(int(counts["steps"]), 1)
     return {"device": "host", "per_decision_j": per_step * steps_per_decision,
-            "steps_per_decision": steps_per_decision, "kind": "analytical worst case (every synapse active)"}
+            "steps_per_decision": steps_per_decision, "kind": "analytical worst case (every input non-zero)"}

@@ -13,7 +13,7 @@ import numpy as np
 
 from .energy import energy_per_decision
 from .motion import run_demo
-from .printing import print_zoo_summary
+from .printing import SYNTHETIC_BANNER, print_zoo_summary
 from .scoring import latency_percentiles_ms, score_decisions
 
 
@@ -53,13 +53,13 @@ def demo_recordings(name: str, root, n: int) -> list[tuple[str, str | None]]:
 
 
 def run_zoo_demo(name: str, precision: str = "int", items: int = 0, realtime: bool = False,
-                 json_out: bool = False) -> dict:
-    """Stream test recordings through zoo model ``name`` and score its decisions (see `edgebrain demo`)."""
-    from rich.console import Console
-
+                 json_out: bool = False, plot: str | None = None) -> dict:
+    """Stream test recordings through zoo model ``name`` and score its decisions (see `edgebrain demo`);
+    ``plot``: a PNG path for the timeline of all of them, one after another (:mod:`..timeline_plot`)."""
     from ... import datasets, zoo
     from ...errors import InputError
     from ...model import Model
+    from ...report import console
     from ...stream.pipeline import build_pipeline
     from ...stream.sinks import ConsoleSink
 
@@ -68,16 +68,25 @@ def run_zoo_demo(name: str, precision: str = "int", items: int = 0, realtime: bo
     if precision not in ("int", "float"):
         raise InputError(f"--precision {precision}; expected int or float")
     model_name, ds, n_default = ZOO_DEMOS[name]
-    c = Console(stderr=json_out)
+    c = console(stderr=json_out)
     root = datasets.find(ds)
     if root is None:
-        looked = "; ".join(f"{w}: {p}" for w, p in datasets.roots())
-        c.print(f"[yellow]no {ds} recordings found[/] (looked in {looked}; `edgebrain data fetch {ds}` downloads "
-                "them).\n[yellow]Running the built-in SYNTHETIC example instead: a generated motion stream and a "
-                "model trained on generated data — not the zoo model, not a real recording.[/]")
-        return run_demo(json_out=json_out, extra={"demo": name, "fallback_reason": f"no {ds} recordings found"})
+        c.print(f"[yellow]no {ds} recordings found[/] (looked in {datasets.searched(ds)}); set EDGEBRAIN_DATA to "
+                f"the folder holding {datasets.DATASETS[ds].path}, or `edgebrain data fetch {ds}` downloads them. "
+                "Running the built-in synthetic example instead.", highlight=False)
+        if json_out:  # (the text printout starts with the banner)
+            c.print(SYNTHETIC_BANNER, highlight=False)
+        return run_demo(json_out=json_out, extra={"demo": name, "fallback_reason": f"no {ds} recordings found"},
+                        plot=plot)
     model = Model.load(zoo.path(model_name))
     recs = demo_recordings(name, root, items or n_default)
+    figure = None
+    if plot:
+        from ..timeline_plot import TimelineFigure
+
+        figure = TimelineFigure(plot, model, inputs=[f for f, _ in recs], names_from=recs[0][0] if recs else None,
+                                title=f"edgebrain demo {name}: zoo:{model_name}, {precision} precision, "
+                                      f"{len(recs)} test recording{'s' if len(recs) != 1 else ''}")
     card = model.graph.meta.get("card") or {}
     c.print(f"[bold]edgebrain demo {name}[/]: zoo:{model_name} ({card.get('title', '')}), {precision} precision, "
             f"{len(recs)} test recording{'s' if len(recs) != 1 else ''} from {root}")
@@ -85,19 +94,22 @@ def run_zoo_demo(name: str, precision: str = "int", items: int = 0, realtime: bo
     t0 = time.perf_counter()
     build_pipeline(model, recs[0][0], precision=precision, max_seconds=0.5, activity=False).run()
     c.print(f"  (first-use compile and warm-up: {time.perf_counter() - t0:.1f} s)")
-    decisions, lat = [], []
+    decisions, lat, lat_end = [], [], []
     stream_s = wall_s = 0.0
     steps_total = 0
     for f, truth in recs:
         c.print(f"  [cyan]{f}[/]" + (f"  (truth {truth})" if truth is not None else ""))
         sink = ConsoleSink(c, truth, layout="demo", keep=True)
-        p = build_pipeline(model, f, precision=precision, realtime=realtime, sinks=[sink])
-        t0 = time.perf_counter()
+        if figure:
+            figure.recorder.begin(f, truth)
+        p = build_pipeline(model, f, precision=precision, realtime=realtime, sinks=[sink],
+                           observers=figure.observers if figure else ())
         s = p.run()
-        wall_s += time.perf_counter() - t0
+        wall_s += s["wall_seconds"]  # the stream itself: the pipeline's set-up and warm-up left out
         stream_s += s["stream_seconds"]
         steps_total += s["steps"]
         lat += list(np.array(p.latencies) * 1e3)
+        lat_end += list(np.array(p.flush_latencies) * 1e3)  # decided when the recording ended
         for d in sink.log:
             t = d.truth if d.truth is not None else truth
             decisions.append({"file": f, "t": round(float(d.t), 4), "label": d.label,
@@ -108,13 +120,17 @@ def run_zoo_demo(name: str, precision: str = "int", items: int = 0, realtime: bo
     result = {
         "demo": name, "model": f"zoo:{model_name}", "precision": precision, "recordings": [f for f, _ in recs],
         "decisions": decisions, "accuracy": round(correct / scored, 4) if scored else None, "scored": scored,
-        "latency_ms": latency_percentiles_ms(lat),
+        "latency_ms": latency_percentiles_ms(lat), "end_of_recording_latency_ms": latency_percentiles_ms(lat_end),
         "stream_seconds": round(stream_s, 3), "wall_seconds": round(wall_s, 3),
         "realtime_factor": round(stream_s / wall_s, 1) if wall_s > 0 else None,
         "energy_per_decision": energy, "synthetic": False,
     }
+    if figure:
+        result["plot"] = figure.write()
     if json_out:
         print(json.dumps(result, indent=1))
         return result
     print_zoo_summary(c, result, realtime, stream_s, wall_s)
+    if figure:
+        c.print(f"timeline: wrote {result['plot']['path']}", highlight=False)
     return result

@@ -76,8 +76,9 @@ def format_report(r: dict) -> str:
     L.extend(f"  - {a}" for a in e["assumptions"])
     if r.get("plot"):
         p = r["plot"]
-        L.append(f"\nwrote {p['path']} ({p['width']}×{p['height']} px" + (", estimated power: no sensor)"
-                                                                          if p["estimate"] else ")"))
+        what = (f", the estimate per {p['per']} over time: no sensor)" if p.get("per") else
+                ", estimated power: no sensor)" if p["estimate"] else ")")
+        L.append(f"\nwrote {p['path']} ({p['width']}×{p['height']} px{what}")
     return "\n".join(L)
 
 

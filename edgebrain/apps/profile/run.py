@@ -48,10 +48,12 @@ def check_duration(meter, duration_s: float | None, min_periods: int = MIN_PERIO
 def profile(model, *, xs=None, source: str | None = None, meter: str = "model", device: str = "host",
             precision: str | None = None, baseline_s: float | None = None, duration_s: float | None = None,
             input_name: str = "input", source_format: str | None = None, source_options: dict | None = None,
-            model_name: str | None = None) -> dict:
+            model_name: str | None = None, timeline: bool = False) -> dict:
     """Profile ``model`` (a loaded :class:`edgebrain.model.Model`) on ``xs`` or ``source``: measured
     energy per inference with ``meter`` (a name or spec string; ``model`` = no sensor), the analytical
-    estimate for ``device`` (a profile name or .toml path), the NeuroBench metrics, all in one dict."""
+    estimate for ``device`` (a profile name or .toml path), the NeuroBench metrics, all in one dict.
+    ``timeline``: with the ``model`` meter, also the estimate per decision (or inference) over time,
+    counted step by step from the model's activity (``estimate_timeline``, see :mod:`.activity`)."""
     if (xs is None) == (source is None):
         raise InputError("give exactly one of --input (an array) or --source (a recording or live link)")
     if baseline_s is not None and not (np.isfinite(baseline_s) and baseline_s >= 0):
@@ -83,6 +85,7 @@ def profile(model, *, xs=None, source: str | None = None, meter: str = "model", 
 
     state = wl.info.pop("_state", None)
     captured = wl.info.pop("_captured", None)
+    capture = wl.info.pop("_capture", None)
     if live:
         steps, dec = state["steps"], state["decisions"]
         if not dec:
@@ -100,6 +103,16 @@ def profile(model, *, xs=None, source: str | None = None, meter: str = "model", 
     met = M.metrics(model, wl.xs, precision)
     counts = M.count_ops(model, wl.xs, precision)
     est = estimate_for(model, counts, dev, precision, wl.steps_per_inference)
+    tl = None
+    if timeline and unmeasured:
+        from .activity import energy_timeline
+
+        if capture is None:
+            tl = energy_timeline(model, wl.xs, counts, est, precision, kind="input")
+        else:
+            tl = energy_timeline(model, wl.xs, counts, est, precision, kind="source",
+                                 step_t=np.concatenate(capture.t) if capture.t else None,
+                                 decision_t=capture.decision_t, covered_steps=capture.seen)
 
     measured = res.as_dict()
     n_inf = res.inferences
@@ -152,6 +165,7 @@ def profile(model, *, xs=None, source: str | None = None, meter: str = "model", 
                         "dynamic_per_inference_j": res.dynamic_per_inference_uncertainty_j,
                         "components_j": res.uncertainty},
         "settings": {"baseline_s": baseline_s, "duration_s": duration_s, "min_periods": MIN_PERIODS},
+        **({"estimate_timeline": tl} if tl is not None else {}),
     }
 
 
@@ -179,9 +193,15 @@ def profile_files(model, *, input: str | None = None, source: str | None = None,
     if plot:
         check_plot_path(plot)
     xs = load_array(input, "input") if input is not None else None
-    res = profile(model, xs=xs, source=source, input_name=input or "input", **options)
+    res = profile(model, xs=xs, source=source, input_name=input or "input", timeline=bool(plot), **options)
     if plot:
         from ...energy.plot import plot_profile
 
         res["plot"] = plot_profile(res, plot)
+    tl = res.get("estimate_timeline")
+    if tl is not None:  # the JSON keeps the per-decision figures, not the per-step arrays
+        res["estimate_timeline"] = {"per": tl["per"], "t": np.asarray(tl["t"]).tolist(),
+                                    "energy_j": np.asarray(tl["energy_j"]).tolist(),
+                                    "steps": np.asarray(tl["steps"]).tolist(), "mean_j": tl["mean_j"],
+                                    "note": tl["note"]}
     return res

@@ -59,30 +59,42 @@ def input_workload(model, xs, precision: str, name: str = "input") -> Workload:
                     {"input": name, "shape": list(xs.shape), "steps": T, "batch": B})
 
 
+class Capture:
+    """A pipeline observer that keeps what the model received in the first pass: the input of its
+    first ``cap`` steps (``xs``, a list of arrays) with their stream times (``t``), and the times of
+    the first ``cap`` decisions (``decision_t``: the stream time of each one's last step)."""
+
+    def __init__(self, cap: int = METRIC_STEPS_CAP):
+        self.cap, self.seen = cap, 0
+        self.xs: list[np.ndarray] = []
+        self.t: list[np.ndarray] = []
+        self.decision_t: list[float] = []
+
+    def on_steps(self, steps, outputs, spikes) -> None:
+        room = self.cap - self.seen
+        if room > 0:
+            self.xs.append(np.array(np.asarray(steps.x, np.float32)[:room]))
+            self.t.append(np.array(steps.t[:room], np.float64))
+        self.seen += len(steps)
+
+    def on_decision(self, d) -> None:
+        if len(self.decision_t) < self.cap:
+            self.decision_t.append(float(d.t))
+
+
 def source_workload(model, source: str, precision: str, *, format: str | None = None,
                     options: dict | None = None, duration_s: float | None = None) -> Workload:
     """A recording or live source: one inference = one decision of the model's decoder."""
     from ...stream.pipeline import build_pipeline
 
-    captured: list[np.ndarray] = []
+    capture = Capture()
+    captured = capture.xs
     state = {"capture": True, "steps": 0, "decisions": 0, "passes": 0, "no_decision": 0}
 
     def new_pipe(max_seconds=None):
-        pipe = build_pipeline(model, source, format=format, precision=precision, source_options=options,
-                              max_seconds=max_seconds, activity=False)
-        if state["capture"]:
-            inner = pipe._process
-            held = [0]
-
-            def process(steps, inner=inner):
-                if steps is not None and len(steps) and held[0] < METRIC_STEPS_CAP:
-                    x = np.asarray(steps.x, np.float32)[:METRIC_STEPS_CAP - held[0]]
-                    captured.append(x.copy())
-                    held[0] += len(x)
-                return inner(steps)
-
-            pipe._process = process
-        return pipe
+        return build_pipeline(model, source, format=format, precision=precision, source_options=options,
+                              max_seconds=max_seconds, activity=False,
+                              observers=[capture] if state["capture"] else ())
 
     import urllib.parse
 
@@ -125,7 +137,7 @@ def source_workload(model, source: str, precision: str, *, format: str | None = 
                       f"{seconds:g} s of stream time")
         wl = Workload("source", run, definition, float("nan"), np.zeros((0, 1, *model.input_shape), np.float32),
                       {"source": source, "live": True})
-        wl.info["_state"], wl.info["_captured"] = state, captured
+        wl.info["_state"], wl.info["_captured"], wl.info["_capture"] = state, captured, capture
         return wl
 
     n = one_pass()  # compiles, captures the model's input, counts the decisions of one pass
@@ -142,4 +154,4 @@ def source_workload(model, source: str, precision: str, *, format: str | None = 
                     {"source": source, "format": state["format"], "source_kind": state["kind"], "live": False,
                      "steps_per_pass": steps,
                      "decisions_per_pass": dec, "no_decision_per_pass": state["no_decision"],
-                     "_state": state})
+                     "_state": state, "_capture": capture})

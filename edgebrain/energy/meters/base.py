@@ -1,9 +1,11 @@
 """The meter interface every power/energy sensor implements, its sample, and its errors.
 
 A :class:`Meter` is opened, read one :class:`Sample` at a time, and closed. A sample carries a
-monotonic timestamp (``time.monotonic()`` seconds) and either an instantaneous power (``power_w``,
-meters of kind ``"power"``) or a cumulative energy already unwrapped since the meter was opened
-(``energy_j``, meters of kind ``"energy"``), plus per-rail values. The ``model`` meter (kind
+timestamp from the meter's :class:`Clock` (``time.monotonic()`` seconds, unless a test gives the
+meter a simulated one, ``Meter(clock=...)``, which its measurement then runs on too) and either an
+instantaneous power (``power_w``, meters of kind ``"power"``) or a cumulative energy already
+unwrapped since the meter was opened (``energy_j``, meters of kind ``"energy"``), plus per-rail
+values. The ``model`` meter (kind
 ``"none"``) measures nothing.
 
 Every failure is a :class:`MeterError` (an :class:`edgebrain.errors.InputError`, printed by the
@@ -20,6 +22,7 @@ No read blocks longer than the meter's ``timeout`` (seconds).
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -52,11 +55,40 @@ class MeterDisconnected(MeterError):
     reason = "disconnected"
 
 
+class Clock:
+    """The time a meter and its measurement run on: monotonic seconds, waits, and the sampler's thread.
+
+    This one is real time. Tests pass a simulated clock with the same methods (tests/energy/_clock.py),
+    so that measurements come out the same however loaded the machine is."""
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    def wait(self, event: threading.Event | None, seconds: float) -> bool:
+        """Wait until ``event`` is set (True) or ``seconds`` have passed (False)."""
+        if event is None:
+            time.sleep(max(0.0, seconds))
+            return False
+        return event.wait(max(0.0, seconds))
+
+    def sleep(self, seconds: float) -> None:
+        self.wait(None, seconds)
+
+    def start(self, target, name: str) -> threading.Thread:
+        """Run ``target`` in a new daemon thread (one that may wait on this clock)."""
+        th = threading.Thread(target=target, daemon=True, name=name)
+        th.start()
+        return th
+
+
+REAL_CLOCK = Clock()
+
+
 @dataclass
 class Sample:
     """One reading. ``rails`` holds per-rail watts (power meters) or cumulative joules (energy meters)."""
 
-    t: float                               # time.monotonic() seconds
+    t: float                               # the meter's clock, seconds (time.monotonic() by default)
     power_w: float | None = None           # instantaneous total power (kind "power")
     energy_j: float | None = None          # cumulative total energy since open, unwrapped (kind "energy")
     rails: dict[str, float] = field(default_factory=dict)
@@ -86,8 +118,9 @@ class Meter:
     resolution_j = 0.0
     scope = ""
 
-    def __init__(self, *, timeout: float = 2.0, period: float | None = None):
+    def __init__(self, *, timeout: float = 2.0, period: float | None = None, clock: Clock | None = None):
         self.timeout = float(timeout)
+        self.clock = clock or REAL_CLOCK
         if period is not None:
             if not period > 0:
                 raise MeterError(f"meter {self.name}: period must be > 0 seconds, got {period}")
@@ -146,7 +179,7 @@ class Meter:
 
 
 def now() -> float:
-    """The clock samples and the measurement use (monotonic seconds)."""
+    """Real monotonic seconds (a meter's default :class:`Clock`)."""
     return time.monotonic()
 
 

@@ -18,7 +18,7 @@ import os
 import re
 from pathlib import Path
 
-from .base import Meter, MeterAbsent, MeterDisconnected, MeterGarbage, MeterPermission, Sample, now
+from .base import Meter, MeterAbsent, MeterDisconnected, MeterGarbage, MeterPermission, Sample
 
 DEFAULT_ROOT = "/sys/class/hwmon"
 
@@ -149,6 +149,6 @@ class HwmonMeter(Meter):
         self._read()
 
     def _read(self) -> Sample:
-        t = now()
+        t = self.clock.now()
         rails = {c.label: c.read(self) for c in self.channels}
         return Sample(t=t, power_w=sum(rails.values()), rails=rails)

@@ -36,7 +36,7 @@ import threading
 from pathlib import Path
 from typing import IO, Iterable
 
-from .base import Meter, MeterAbsent, MeterDisconnected, MeterError, MeterGarbage, MeterTimeout, Sample, now
+from .base import Meter, MeterAbsent, MeterDisconnected, MeterError, MeterGarbage, MeterTimeout, Sample
 from .hwmon import Channel, hwmon_channels, read_text
 
 DEFAULT_ROOT = "/sys/bus/i2c/drivers"
@@ -105,7 +105,7 @@ class Ina3221Meter(Meter):
         self._read()
 
     def _read(self) -> Sample:
-        t = now()
+        t = self.clock.now()
         rails = {c.label: c.read(self) for c in self.channels}
         return Sample(t=t, power_w=_total(rails), rails=rails)
 
@@ -179,7 +179,7 @@ class TegrastatsMeter(Meter):
         q = self.q
         try:
             for line in src:
-                t = now()
+                t = self.clock.now()
                 if not line.strip():
                     continue
                 rails = parse_tegrastats(line)

@@ -3,7 +3,7 @@ inference count) and the ``profile`` command shows the analytical estimate alone
 
 from __future__ import annotations
 
-from .base import Meter, Sample, now
+from .base import Meter, Sample
 
 
 class ModelMeter(Meter):
@@ -13,4 +13,4 @@ class ModelMeter(Meter):
     scope = "none (analytical estimate only)"
 
     def _read(self) -> Sample:
-        return Sample(t=now())
+        return Sample(t=self.clock.now())

@@ -21,7 +21,7 @@ import re
 import subprocess
 from typing import Callable
 
-from .base import Meter, MeterAbsent, MeterGarbage, MeterPermission, MeterTimeout, Sample, now
+from .base import Meter, MeterAbsent, MeterGarbage, MeterPermission, MeterTimeout, Sample
 
 _LINE = re.compile(r"^\s*(\S+)_([AV])\s+(?:current|volt)\(\d+\)=\s*([-+0-9.eE]+)\s*[AV]\s*$")
 
@@ -86,7 +86,7 @@ class Pi5PmicMeter(Meter):
         return r.stdout
 
     def _read(self) -> Sample:
-        t = now()
+        t = self.clock.now()
         text = self._run()
         try:
             pairs = parse_pmic_read_adc(text)

@@ -19,7 +19,7 @@ import os
 import re
 from pathlib import Path
 
-from .base import Counter, Meter, MeterAbsent, MeterGarbage, MeterPermission, MeterDisconnected, Sample, now
+from .base import Counter, Meter, MeterAbsent, MeterGarbage, MeterPermission, MeterDisconnected, Sample
 
 DEFAULT_ROOT = "/sys/class/powercap"
 
@@ -99,7 +99,7 @@ class RaplMeter(Meter):
         self._read()   # check that the counters are readable now, not in the middle of a run
 
     def _read(self) -> Sample:
-        t = now()
+        t = self.clock.now()
         raw = []
         for name, path, _ in self.zones:
             try:

@@ -25,8 +25,7 @@ import select
 import struct
 from pathlib import Path
 
-from .base import (Meter, MeterAbsent, MeterDisconnected, MeterGarbage, MeterPermission, MeterTimeout, Sample,
-                   now)
+from .base import (Meter, MeterAbsent, MeterDisconnected, MeterGarbage, MeterPermission, MeterTimeout, Sample)
 
 # ------------------------------------------------------------------------------- UM24C / UM25C / UM34C
 
@@ -121,10 +120,10 @@ class UmMeter(Meter):
                 ser.reset_input_buffer()      # stale bytes of an earlier (late or broken) frame
             ser.write(UM_REQUEST)
             buf = b""
-            t0 = now()
+            t0 = self.clock.now()
             last = t0
             while len(buf) < UM_FRAME:
-                t = now()
+                t = self.clock.now()
                 if not buf and t - t0 > self.timeout:
                     raise self.error(MeterTimeout, f"no answer to the 0xF0 request within {self.timeout:g} s")
                 if buf and (t - last > 0.25 or t - t0 > self.timeout):
@@ -132,13 +131,13 @@ class UmMeter(Meter):
                 chunk = ser.read(UM_FRAME - len(buf))
                 if chunk:
                     buf += chunk
-                    last = now()
+                    last = self.clock.now()
             return buf
         except (serial.SerialException, OSError, TypeError, AttributeError) as e:
             raise self.error(MeterDisconnected, f"serial link lost: {e}") from None
 
     def _read(self) -> Sample:
-        t = now()
+        t = self.clock.now()
         frame = self._exchange()
         try:
             d = decode_um_frame(frame, self.model)
@@ -298,15 +297,15 @@ class Fnb58Meter(Meter):
                 self.transport.write(fnb_request(cmd))
         except OSError as e:
             raise self.error(MeterDisconnected, f"cannot start the meter: {e}") from None
-        self._last_keepalive = now()
+        self._last_keepalive = self.clock.now()
         self.pending, self._next_t = [], None
 
     def _read(self) -> Sample:
         if self.pending:
             return self.pending.pop(0)
-        deadline = now() + self.timeout
+        deadline = self.clock.now() + self.timeout
         while True:
-            t = now()
+            t = self.clock.now()
             if t >= deadline:
                 raise self.error(MeterTimeout, f"no report within {self.timeout:g} s")
             try:
@@ -318,7 +317,7 @@ class Fnb58Meter(Meter):
                 raise self.error(MeterDisconnected, f"USB link lost: {e}") from None
             if rep is None:
                 continue
-            arrival = now()
+            arrival = self.clock.now()
             try:
                 vals = decode_fnb_report(bytes(rep), self.check_crc)
             except MeterGarbage as e:

@@ -349,8 +349,8 @@ class EventBinner(Encoder):
     def configure(self, info: SourceInfo | None, input_shape: tuple | None, dt: float | None) -> None:
         size = self.sensor_size or (tuple(info.sensor_size) if info is not None and info.sensor_size else None)
         if size is None:
-            raise InputError("bin: the source does not know its sensor size; pass sensor_size=WIDTHxHEIGHT to the "
-                             "source (or to the encoder)")
+            raise InputError("bin: the source does not know its sensor size; give it with -O sensor_size=WIDTHxHEIGHT "
+                             '(or --encoder "sensor_size=WIDTHxHEIGHT")')
         sw, sh = int(size[0]), int(size[1])
         if self.crop is not None:
             x0, y0, cw, ch = self.crop
@@ -402,28 +402,29 @@ class EventBinner(Encoder):
         msg = (f"bin: event frames are {shape} (polarity={self.polarity}, sensor {sw}x{sh}"
                f"{', crop ' + '|'.join(map(str, self.crop)) if self.crop else ''}, downsample={self.downsample}) "
                f"but the model input is {ish}")
-        hints = []
+        opts, other = [], []  # options go in one --encoder "k=v,..." merged into the model's spec
         if len(ish) == 3:
             c, h, w = ish
             if c != shape[0]:
-                hints.append("polarity=split" if c == 2 else "polarity=merge (or signed)" if c == 1 else
-                             f"a model with 1 or 2 input channels (it has {c})")
+                (opts if c in (1, 2) else other).append("polarity=split" if c == 2 else "polarity=merge" if c == 1
+                                                        else f"a model with 1 or 2 input channels (it has {c})")
             x0, y0, cw, ch = self.crop or (0, 0, sw, sh)
             for f in range(1, 65):
                 if math.ceil(cw / f) == w and math.ceil(ch / f) == h:
                     if f != self.downsample:
-                        hints.append(f"downsample={f}")
+                        opts.append(f"downsample={f}")
                     break
             else:
-                # a centred crop of the right size at the current downsampling
-                f = self.downsample
+                f = self.downsample  # a centred crop of the right size at the current downsampling
                 if w * f <= sw and h * f <= sh:
-                    hints.append(f"crop={(sw - w * f) // 2}|{(sh - h * f) // 2}|{w * f}|{h * f}")
+                    opts.append(f"crop={(sw - w * f) // 2}|{(sh - h * f) // 2}|{w * f}|{h * f}")
                 else:
-                    hints.append(f"a model whose input fits the {sw}x{sh} sensor")
+                    other.append(f"a model whose input fits the {sw}x{sh} sensor")
         elif len(ish) == 1:
-            hints.append(f"an input of {int(np.prod(shape))} values (C·H·W) or a (C, H, W) model input")
-        return msg + (("; use " + ", ".join(hints)) if hints else "")
+            other.append(f"an input of {int(np.prod(shape))} values (C·H·W) or a (C, H, W) model input")
+        hints = [f'--encoder "{",".join(opts)}" (sets these options, keeps the model\'s others)'] if opts else []
+        hints += other
+        return msg + (("; use " + ", or ".join(hints)) if hints else "")
 
     # ------------------------------------------------------------------ streaming
 

@@ -222,9 +222,9 @@ def _import_soundfile():
     try:
         import soundfile
     except ImportError:   # also OSError when libsndfile itself is missing
-        raise InputError("reading FLAC needs the optional dependency soundfile: pip install edgebrain[audio]") from None
+        raise InputError("reading FLAC needs the optional dependency soundfile: pip install 'edgebrain[audio]'") from None
     except OSError as e:
-        raise InputError(f"reading FLAC needs libsndfile ({e}): pip install edgebrain[audio]") from None
+        raise InputError(f"reading FLAC needs libsndfile ({e}): pip install 'edgebrain[audio]'") from None
     return soundfile
 
 
@@ -317,10 +317,10 @@ class MicSource(AudioSource):
         try:
             import sounddevice as sd
         except ImportError:
-            raise InputError("mic:// needs the optional dependency sounddevice: pip install edgebrain[mic]") from None
+            raise InputError("mic:// needs the optional dependency sounddevice: pip install 'edgebrain[mic]'") from None
         except OSError as e:   # PortAudio library missing
             raise InputError(f"mic:// needs PortAudio for sounddevice ({e}); install it (e.g. apt-get install "
-                             "libportaudio2) and pip install edgebrain[mic]") from None
+                             "libportaudio2) and pip install 'edgebrain[mic]'") from None
         super().__init__(None, rate=resample, **options)
         self._sd = sd
         self.device = None if device in (None, "", "default") else (int(device) if str(device).isdigit() else device)
@@ -398,7 +398,7 @@ FORMATS = {
     "wav": FileFormat("wav", "samples", (".wav", ".wave"), WavSource, _sniff_wav,
                       "RIFF/RF64 WAVE: 8/16/24/32-bit PCM, 32/64-bit float, extensible; any rate and channels"),
     "flac": FileFormat("flac", "samples", (".flac",), FlacSource, _sniff_flac,
-                       "FLAC (via soundfile / libsndfile: pip install edgebrain[audio])"),
+                       "FLAC (via soundfile / libsndfile: pip install 'edgebrain[audio]')"),
 }
 
 SCHEMES = {"mic": open_mic}

@@ -34,7 +34,7 @@ The decoding is that of the file readers: :class:`~.wav.PcmDecoder` (WAV files),
 finishing of :class:`~.events.aedat4.Aedat4Source` / :class:`~.events.base.EventFileSource`, fed with
 whatever each read returns: a read may end inside a sample, a word or a packet, and EVT 3.0 time
 (TIME_HIGH / TIME_LOW state) carries across reads, so the output equals that of reading the same
-bytes from a file. Each chunk carries the wall-clock time its bytes arrived (``now()``) and holds at
+bytes from a file. Each chunk carries the time its bytes arrived (the link reader's clock: ``now()``) and holds at
 most ``chunk_ms`` (10 ms) of audio, or ``chunk_events`` (4096) events / ``chunk_us`` (10 ms).
 
 Links behave as for lines (:class:`~edgebrain.stream.links.LinkReader`): a dropped link is reopened
@@ -53,7 +53,6 @@ aedat4).
 from __future__ import annotations
 
 from ...errors import FormatError, InputError
-from ..base import now
 from ..links import Link, LinkReader
 
 AUDIO_FORMATS = ("pcm", "wav")
@@ -115,6 +114,7 @@ class LiveBinary:
         """Read until ``done(buffer)`` is not None (returned with the buffer and the last arrival
         time), or ``timeout`` seconds without it (``done`` is then asked with ``final=True``)."""
         buf = b""
+        now = self.link_reader.clock.now
         t0 = t = now()
         for t, data in self._reads:
             if data:

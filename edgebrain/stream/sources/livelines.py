@@ -12,7 +12,8 @@ meanwhile (blank lines, garbage, lines that never agree), and keeping at most th
 once it is open (older ones are dropped and counted).
 
 Sample times are stream time, sample index / rate; each chunk carries the wall-clock time it
-arrived (``now()``). Chunks hold what has arrived, at most ``chunk_ms`` (10 ms) of samples, so
+arrived (``now()``; ``clock=`` gives another :class:`~edgebrain.stream.links.Clock` for the arrivals,
+the start-up limit and the link's waits). Chunks hold what has arrived, at most ``chunk_ms`` (10 ms) of samples, so
 that latency stays low.
 
 Damage is counted in ``stats`` and logged, and the stream resynchronises at the next newline:
@@ -33,7 +34,7 @@ import numpy as np
 
 from ...errors import InputError
 from ...options import positive_number
-from ..base import Samples, Source, SourceInfo, log, now
+from ..base import Samples, Source, SourceInfo, log
 from ..links import Link, LinkReader
 from .imu_repair import Conditioner, Rows, check_repair, invalid, live_bounds, snap_rate
 
@@ -52,7 +53,7 @@ class LineSource(Source):
     def __init__(self, link: Link, url: str, *, rate=None, channels=None, names=None, labels_col=None,
                  timeout=5.0, reconnect=10, backoff=0.1, backoff_max=2.0, give_up=None, connect_timeout=30.0,
                  detect_lines=50, detect_seconds=5.0, max_line=4096, chunk_ms=10.0, valid=None, repair="skip",
-                 poll=0.02):
+                 poll=0.02, clock=None):
         super().__init__()
         self.link, self.url = link, url
         if isinstance(names, str):
@@ -73,7 +74,9 @@ class LineSource(Source):
         self.repair = check_repair(repair, url, live=True)
         self.lo, self.hi = live_bounds(valid, url)
         self.link_reader = LinkReader(link, url, self.stats, timeout=timeout, reconnect=reconnect, backoff=backoff,
-                                       backoff_max=backoff_max, give_up=give_up, poll=poll, on_drop=self._dropped)
+                                       backoff_max=backoff_max, give_up=give_up, poll=poll, on_drop=self._dropped,
+                                       clock=clock)
+        self._now = self.link_reader.clock.now
         self._buf = b""
         self._discarding = False
         self._n = 0                      # samples emitted (stream time = n / rate)
@@ -172,7 +175,7 @@ class LineSource(Source):
         wall-clock start-up limit (see the module)."""
         need_rate = rate is None
         held = [0, 0, 0]        # lines and bytes held in _pending, lines dropped from it
-        t_start = now()
+        t_start = self._now()
         limit = max(self.detect_seconds, self.timeout) * 4
         give_up = self.link_reader.give_up  # reconnecting while opening ends with the limit too
         self.link_reader.give_up = limit if give_up is None else min(give_up, limit)
@@ -192,7 +195,7 @@ class LineSource(Source):
         n_blank = 0             # reads of data without a line (blank lines, partial lines)
         run_len, run_count = 0, None
         for t, lines in self._reader:
-            if now() - t_start > limit:
+            if self._now() - t_start > limit:
                 break
             if not lines:
                 n_blank += lines is not None
@@ -226,7 +229,7 @@ class LineSource(Source):
                 return rate, False, None
             span = last[0] - first[0]
             if self.C is not None and n_reads >= 3 and span > 0 and (
-                    n_lines >= self.detect_lines or now() - t_start >= self.detect_seconds):
+                    n_lines >= self.detect_lines or self._now() - t_start >= self.detect_seconds):
                 measured = (n_lines - first[1]) / span
                 return snap_rate(measured), True, measured
             self._trim(held)
@@ -235,7 +238,7 @@ class LineSource(Source):
             if n_blank:
                 raise InputError(f"{self.url}: no line of samples within the start-up limit of {limit:g} s "
                                  f"({n_blank} reads of blank or unfinished lines); expected lines of numbers")
-            raise InputError(f"{self.url}: no data received (waited {now() - t_start:.1f} s)")
+            raise InputError(f"{self.url}: no data received (waited {self._now() - t_start:.1f} s)")
         if self.C is None:
             raise InputError(f"{self.url}: cannot tell the number of channels: no three consecutive lines of "
                              f"numbers agree among the first {got} lines; pass channels=")
