@@ -25,9 +25,9 @@ import os
 
 import numpy as np
 
-from ..energy.plot import require_matplotlib
+from ..energy.plot import require_matplotlib, save_png
 from ..errors import InputError
-from ..safeio import atomic_write, check_output, local_path, reading
+from ..safeio import check_output, local_path, reading
 from ..stream.timeline import TimelineRecorder
 
 FIGSIZE = (13.0, 9.6)
@@ -174,15 +174,10 @@ def draw_timeline(rec, *, title: str | None = None, input_names=None):
 def write_timeline(rec, path, *, title: str | None = None, input_names=None) -> dict:
     """Draw the timeline and write it to ``path`` (PNG) through the atomic writer. Returns ``{"path",
     "width", "height", "duration_s", "dots", "decisions"}``."""
-    plt = require_matplotlib()
+    require_matplotlib()
     fig, p = draw_timeline(rec, title=title, input_names=input_names)
-    try:
-        with atomic_write(path, "plot") as f:
-            fig.savefig(f, format="png", dpi=DPI)
-        w, h = fig.canvas.get_width_height()
-    finally:
-        plt.close(fig)
-    return {"path": os.fspath(path), "width": int(w), "height": int(h), "duration_s": p["xlim"][1],
+    w, h = save_png(fig, path)
+    return {"path": os.fspath(path), "width": w, "height": h, "duration_s": p["xlim"][1],
             "dots": len(p["raster"]["t"]), "decisions": len(p["decisions"]["t"])}
 
 

@@ -38,6 +38,19 @@ def require_matplotlib():
     return plt
 
 
+def save_png(fig, path) -> tuple[int, int]:
+    """Write ``fig`` to ``path`` as a PNG through the atomic writer, then close it; its size in pixels."""
+    import matplotlib.pyplot as plt
+
+    try:
+        with atomic_write(path, "plot") as f:
+            fig.savefig(f, format="png", dpi=DPI)
+        w, h = fig.canvas.get_width_height()
+    finally:
+        plt.close(fig)
+    return int(w), int(h)
+
+
 def merge_windows(windows, span: float, max_spans: int = MAX_SPANS) -> list[list[float]]:
     """Merge inference windows ``[[start, end, n], ...]`` whose gap is below ``span / max_spans``
     (back-to-back calls), so that at most about ``max_spans`` spans remain. Returns ``[[start, end, n], ...]``
@@ -82,13 +95,8 @@ def plot_profile(result: dict, path: str) -> dict:
     plt = require_matplotlib()
     if not result["measured"].get("measured") and result.get("estimate_timeline"):
         fig, drawn = draw_estimate_timeline(result)
-        try:
-            with atomic_write(path, "plot") as f:
-                fig.savefig(f, format="png", dpi=DPI)
-            w, h = fig.canvas.get_width_height()
-        finally:
-            plt.close(fig)
-        return {"path": path, "width": int(w), "height": int(h), "estimate": True, "per": drawn["per"]}
+        w, h = save_png(fig, path)
+        return {"path": path, "width": w, "height": h, "estimate": True, "per": drawn["per"]}
 
     m = result["measured"]
     win = m.get("windows") or {}
