@@ -70,7 +70,9 @@ for ((r = 1; r <= rounds; r++)); do
     log="$logs/round-$r.log"
     # in the background (so that a signal to this script is handled at once) and in a process group
     # of its own (so that stopping it stops its helper processes)
-    $setsid "$py" -m pytest -q "$@" >"$log" 2>&1 &
+    # a background job of a script starts with SIGINT ignored, which its children inherit: restore
+    # Ctrl-C's default so that the tests that interrupt a command see what a user's shell gives
+    $setsid "$py" -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.executable, [sys.executable, "-m", "pytest", "-q"] + sys.argv[1:])' "$@" >"$log" 2>&1 &
     suite=$!
     wait "$suite"
     rc=$?

@@ -82,7 +82,8 @@ def test_realtime_playback_does_not_wait_through_a_long_gap(events):
     r = run_cli(["stream", NMNIST, "--source", str(files[10]), "--realtime", "--json"], timeout=60)
     assert_ok(r)
     s = summary(r)
-    assert s["gaps"]["count"] == 1 and s["realtime_playback"] and s["wall_seconds"] < 5, s
+    # the pause was not waited through (not even a tenth of it): no speed limit on the rest
+    assert s["gaps"]["count"] == 1 and s["realtime_playback"] and s["wall_seconds"] < s["gaps"]["seconds"] / 10, s
 
 
 def test_max_gap_option(events):
@@ -99,7 +100,7 @@ def test_max_gap_option(events):
 
 class Server(threading.Thread):
     """A TCP server for one client: sends ``data`` (bytes), or ``block`` over and over for
-    ``seconds``, then closes."""
+    ``seconds`` or until the client goes away (``client_left``), then closes."""
 
     def __init__(self, data: bytes = b"", block: bytes | None = None, seconds: float = 0.0, pace: float = 0.0):
         super().__init__(daemon=True)
@@ -109,6 +110,7 @@ class Server(threading.Thread):
         self.port = self.ls.getsockname()[1]
         self.data, self.block, self.seconds, self.pace = data, block, seconds, pace
         self.sent = 0
+        self.client_left = False
         self.start()
 
     def run(self):
@@ -129,7 +131,7 @@ class Server(threading.Thread):
                     if self.pace:
                         time.sleep(self.pace)
             except OSError:
-                pass
+                self.client_left = True
         self.ls.close()
 
 
@@ -162,11 +164,11 @@ LIVE_OPTS = ["-O", "detect_seconds=0.5", "-O", "timeout=0.5", "-O", "reconnect=0
 def test_blank_lines_are_refused_at_the_start_up_limit():
     """Before: the limit was checked only when a non-blank line came, so a peer sending blank lines
     kept `stream` waiting as long as it went on (88 s seen)."""
-    srv = Server(block=b"\n" * 8192, seconds=30)
+    srv = Server(block=b"\n" * 8192, seconds=120)   # longer than the command may run (60 s)
     r = run_cli(["stream", HAR, "--source", f"tcp://127.0.0.1:{srv.port}", *LIVE_OPTS], timeout=60)
     assert_user_error(r, contains=("no line of samples", "start-up limit of 2 s"))
-    assert r.wall_s < 15, r.describe()  # 2 s of start-up on top of starting the command
-    assert srv.sent > 0
+    srv.join(60)
+    assert srv.client_left and srv.sent > 0  # it hung up while the peer was still sending
 
 
 def test_start_up_buffer_is_bounded():

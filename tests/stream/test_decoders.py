@@ -367,7 +367,8 @@ def test_latency_measured_from_window_last_arrival():
     a = now()
     time.sleep(0.02)
     dec = d2.update(np.ones((2, 1)), steps_for(2, arrival=[a, a]))
-    assert 0.02 <= dec[0].latency < 1.0
+    after = now()
+    assert 0.02 <= dec[0].latency <= after - a               # bounded by what was measured around it
     assert dec[0].as_dict()["latency_ms"] >= 20
     # steps without an arrival time (0, the chunk default) give no latency rather than a wrong one
     dec = CountDecoder(window=2).update(np.ones((2, 1)), steps_for(2, arrival=[0.0, 0.0]))
@@ -405,14 +406,25 @@ def test_outputs_of_other_shapes():
 
 
 def test_long_stream_is_fast():
-    """O(T) numpy per update: 200 000 steps in one call, windows of 50 with hop 25."""
+    """O(T) numpy per update: 200 000 steps in one call, windows of 50 with hop 25, cost about ten
+    times 20 000 steps (a loop over the stream per window would cost about a hundred times). The
+    cost is this thread's CPU time, the least of three calls: the ratio does not depend on how fast
+    or how loaded the machine is."""
     rng = np.random.default_rng(0)
     out = (rng.random((200_000, 5)) < 0.1).astype(np.float32)
-    d = CountDecoder(window=50, hop=25)
-    a = time.perf_counter()
-    dec = d.update(out, steps_for(len(out)))
-    took = time.perf_counter() - a
+
+    def cost(n):
+        best = float("inf")
+        for _ in range(3):
+            d, steps = CountDecoder(window=50, hop=25), steps_for(n)
+            a = time.thread_time()
+            dec = d.update(out[:n], steps)
+            best = min(best, time.thread_time() - a)
+        return best, dec
+
+    small, _ = cost(20_000)
+    big, dec = cost(200_000)
     assert len(dec) == (200_000 - 50) // 25 + 1
     sums = np.add.reduceat(out.astype(float), np.arange(0, 200_000, 50), axis=0)
     assert np.array_equal(np.array([x.scores for x in dec[::2]]), sums)   # every other window tiles the stream
-    assert took < 5.0
+    assert big < 30 * small, (big, small)

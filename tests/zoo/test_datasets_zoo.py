@@ -16,7 +16,7 @@ import pytest
 
 from edgebrain import datasets as ds
 
-from tests.conftest import REPO  # noqa: E402  (the repository root)
+from tests.conftest import REPO, fixture_facts, on_fixtures  # noqa: E402  (REPO: the repository root)
 
 
 def cli(args, env=None, cwd=None, timeout=600):
@@ -27,13 +27,18 @@ def cli(args, env=None, cwd=None, timeout=600):
 
 
 def test_manifest_matches_the_shared_files(datasets):
-    """The shipped manifest describes the real files (sizes and SHA-256 computed here independently)."""
+    """The shipped manifest describes the real files (sizes and SHA-256 computed here independently):
+    the first and last few of each dataset, or on the fixture set (tests/data) every file it copied."""
     man = ds.manifests()
     assert set(man) == {"sp-sw-har", "basicmotions", "fsdd", "nmnist-small"}
     assert len(man["fsdd"]) == 2500 and len(man["nmnist-small"]) == 1102
+    copied = set(fixture_facts()["copied"]) if on_fixtures(datasets) else None
     for name, files in man.items():
         base = datasets / ds.DATASETS[name].path
-        for rel in list(files)[:3] + list(files)[-2:]:
+        rels = (list(files)[:3] + list(files)[-2:] if copied is None
+                else [r for r in files if f"{ds.DATASETS[name].path}/{r}" in copied])
+        assert len(rels) >= 2, name
+        for rel in rels:
             data = (base / rel).read_bytes()
             assert files[rel] == [len(data), hashlib.sha256(data).hexdigest()]
 
@@ -61,6 +66,7 @@ def test_fetch_from_a_file_mirror(datasets, tmp_path, monkeypatch):
     # found there when nothing else has it
     monkeypatch.delenv("EDGEBRAIN_DATA", raising=False)
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(ds, "checkout", lambda: None)
     assert datasets_find("basicmotions") == dest
     # a second fetch verifies and keeps what is there
     res2 = ds.fetch("basicmotions", mirror=mirror.as_uri())
@@ -113,7 +119,11 @@ def test_zoo_names_resolve_and_list():
 
 def test_demo_without_recordings_says_so_and_runs_synthetic(tmp_path):
     env = {"EDGEBRAIN_CACHE": str(tmp_path / "cache"), "EDGEBRAIN_DATA": ""}
-    r = cli(["demo", "har", "--json"], env=env, cwd=tmp_path)
+    # the checkout hidden: its shared/datasets would be found from any working directory
+    hide = ("import sys, edgebrain.datasets as d; d.checkout = lambda: None; "
+            "from edgebrain.cli import main; main(sys.argv[1:])")
+    r = subprocess.run([sys.executable, "-c", hide, "demo", "har", "--json"], capture_output=True, text=True,
+                       env=dict(os.environ, **env), cwd=tmp_path, timeout=600)
     assert r.returncode == 0, r.stderr
     assert "no sp-sw-har recordings found" in r.stderr and "SYNTHETIC" in r.stderr
     res = json.loads(r.stdout)
@@ -266,15 +276,16 @@ def test_an_interrupted_fetch_leaves_no_partial_file(basicmotions_root, tmp_path
         p = subprocess.Popen([sys.executable, "-m", "edgebrain.cli", "data", "fetch", "basicmotions", "--mirror",
                               srv.url], env=child_env({"EDGEBRAIN_CACHE": cache}), stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
-        partial = []
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and p.poll() is None:
-            partial = [q for q in cache.rglob("*") if q.is_file()]
-            if partial:
-                break
+        def written():  # bytes of the first half on disk (the mirror then stalls)
+            try:
+                return sum(q.stat().st_size for q in cache.rglob("*") if q.is_file())
+            except OSError:
+                return 0
+
+        deadline = time.monotonic() + 60  # a hang guard
+        while time.monotonic() < deadline and p.poll() is None and not written():
             time.sleep(0.05)
-        assert partial, "the fetch never started writing"
-        time.sleep(0.5)  # the first half of the file has arrived
+        assert written(), "the fetch never started writing"
         p.send_signal(sig)
         _, err = p.communicate(timeout=30)
     finally:

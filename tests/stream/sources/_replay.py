@@ -2,7 +2,7 @@
 run as a separate process by tests/test_live.py).
 
     python tests/stream/sources/_replay.py MODE TARGET --file F [--start A] [--stop B] [--rate HZ] [--sep mixed]
-                            [--inject KIND@LINE ...] [--go] [--hold SECONDS] [--cut]
+                            [--inject KIND@LINE ...] [--go] [--hold SECONDS] [--cut] [--burst N]
 
 MODE/TARGET: ``pty PATH`` (create a pseudo-terminal pair, keep the master, link PATH to the slave,
 raw mode), ``tcp-serve PORT`` (accept one reader), ``tcp-connect PORT`` (connect to a listening
@@ -14,7 +14,9 @@ to the file): garbage (random bytes), partial (half a line), nonutf8, long (10 k
 newline), nan, fields (a line with 7 numbers), err (an ``ERR`` message). ``--go`` waits for a line
 on stdin before sending; ``--cut`` writes half of the next line at the end (a link cut mid-line);
 ``--hold`` keeps the link open for that long after the last line (until killed); ``--labels``
-appends each sample's label as a 7th field. The script
+appends each sample's label as a 7th field; ``--burst N``: after each write that completes another N
+sample lines (more to come), print ``at K`` (sample lines sent so far) and wait for a line on stdin
+(the test lets the reader catch up: datagrams are not lost, reads do not merge). The script
 prints ``ready`` on stdout once the link exists.
 """
 
@@ -122,6 +124,7 @@ def main():
     ap.add_argument("--sep", default=",")
     ap.add_argument("--cut", action="store_true")
     ap.add_argument("--labels", action="store_true", help="append the sample's label as a 7th field")
+    ap.add_argument("--burst", type=int, default=0)
     a = ap.parse_args()
     rng = random.Random(1)
     lines = sample_lines(a.file, a.start, a.stop, a.sep, a.labels)
@@ -129,35 +132,37 @@ def main():
     for spec in a.inject:
         kind, _, at = spec.partition("@")
         extra.setdefault(int(at) - a.start, []).append(damage(kind, rng, lines[0]))
-    out = []
+    out, samples = [], []       # what is sent, and whether each is a sample line
     for i, ln in enumerate(lines):
         out.extend(extra.get(i, []))
         out.append(ln)
+        samples += [False] * len(extra.get(i, [])) + [True]
     if a.cut:
         out.append(lines[-1][: len(lines[-1]) // 2])
+        samples.append(False)
 
     send = open_link(a.mode, a.target)
     if a.go:
         sys.stdin.readline()
 
     t0 = time.perf_counter()
-    if a.mode == "udp":
-        i, k = 0, 0
-        while i < len(out):
-            n = 1 + k % 3
-            send(b"".join(out[i:i + n]))
-            i, k = i + n, k + 1
-            time.sleep(0.0005)
-    elif a.rate > 0:
-        for i, b in enumerate(out):
+    i = k = done = 0
+    mark = a.burst
+    while i < len(out):
+        n = (1 + k % 3) if a.mode == "udp" else 1 if a.rate > 0 else 8   # datagrams of 1-3 lines
+        if a.rate > 0:
             d = t0 + i / a.rate - time.perf_counter()
             if d > 0:
                 time.sleep(d)
-            send(b)
-    else:
-        for i in range(0, len(out), 8):
-            send(b"".join(out[i:i + 8]))
+        send(b"".join(out[i:i + n]))
+        done += sum(samples[i:i + n])
+        i, k = i + n, k + 1
+        if a.rate <= 0:
             time.sleep(0.0005)
+        if a.burst and done >= mark and i < len(out):
+            print("at", done, flush=True)
+            sys.stdin.readline()
+            mark = done + a.burst
     print("sent", len(lines), flush=True)
     time.sleep(a.hold)
 

@@ -29,9 +29,10 @@ from edgebrain.errors import EdgebrainError, InputError
 from edgebrain.stream import open_source
 from edgebrain.stream.sources.wav import SAMPLE_FORMATS, PcmDecoder, decode_pcm, encode_pcm
 from edgebrain.stream.sources.livebin_events import raw_header_length
-from tests.conftest import need
+from tests.conftest import expected, need
 from tests.stream.sources.test_live import Reader as LiveReader
-from tests.stream.sources.test_live import opened, wait_open
+from tests.stream.sources.test_live import (LinkClock, RecordingClock, backoff, check_reconnect_time,  # noqa: F401
+                                            observed_links, use_clock, wait_open)  # (observed_links: autouse)
 
 REPLAY = Path(__file__).with_name("_replay_binary.py")
 from tests.conftest import REPO  # noqa: E402  (the repository root)
@@ -265,40 +266,47 @@ def test_streamed_wav_size_is_not_trusted(wav, writers, size):
     assert r.src.info.extra.get("data_size_declared") == (size or None)
 
 
-def test_pcm_over_udp_whole_frames_per_datagram(wav, writers):
+def test_pcm_over_udp_whole_frames_per_datagram(wav, writers, monkeypatch):
     path, ref = wav
+    clock = use_clock(monkeypatch, LinkClock())                 # time stands still while the link is silent
     port = free_port(socket.SOCK_DGRAM)
     r = Reader(f"udp://127.0.0.1:{port}?format=pcm&rate=8000", timeout=1.0)
     r.wait_for(lambda: bound(port, "udp"), "the reader to bind")
     writers.start("udp", port, path, "--as", "pcm", "--frame", 2, "--tail-byte", 5)
+    r.wait_for(lambda: r.count >= len(ref), "every sample")
+    clock.idle = 0.02                                           # from now on silence takes time
     chunks = r.finish()                                         # ends by itself: no datagram for 1 s
     check_audio(chunks, ref)
     st = r.src.stats
     assert st.repaired == 1 and any("ends inside a sample frame" in m for m in st.messages), st.messages
 
 
-def test_wav_serial_link_drop_and_reconnect(wav, writers, tmp_path):
+def test_wav_serial_link_drop_and_reconnect(wav, writers, tmp_path, monkeypatch):
     """The device (the writer holding the pty master) dies after half a sample frame; a new one
-    appears at the same path and starts with its WAV header again; the reader reopens the port,
-    discards the half frame (counted), skips the repeated header and gets the rest."""
+    appears at the same path, once the reader has tried three times to reopen it, and starts with its
+    WAV header again; the reader reopens the port, discards the half frame (counted), skips the
+    repeated header and gets the rest."""
     path, ref = wav
+    clock = use_clock(monkeypatch, RecordingClock())
     link = tmp_path / "ttyDrop"
     head = 44
     cut = head + 2 * 1700 + 1                                   # inside frame 1700
     w1 = writers.start("pty", link, path, "--as", "wav", "--stop", cut, "--go", "--hold", WAIT)
-    r = Reader(f"serial://{link}?format=wav", want=len(ref), timeout=5, reconnect=50, backoff=0.02,
-               backoff_max=0.1)
+    r = Reader(f"serial://{link}?format=wav", want=len(ref), timeout=WAIT, reconnect=10_000, backoff=0.02,
+               backoff_max=0.1, give_up=WAIT)
     wait_open(r, link)
     go(w1)
-    r.wait_for(lambda: r.count >= 1700, "the first part")
     assert _readline(w1).startswith("sent")
-    time.sleep(0.1)                                             # the half frame arrives too
+    # the first part, and the half frame after it held by the decoder
+    r.wait_for(lambda: r.count >= 1700 and r.src.dec.pending == 1, "the first part and the half frame")
+    t_drop = time.perf_counter()
     w1.kill()
     w1.wait(5)
-    time.sleep(0.2)                                             # the device is away for a while
+    # the device stays away until three attempts to reopen the port have failed (a fourth wait began)
+    r.wait_for(lambda: len(clock.waits) >= 4, "three failed attempts to reopen the port")
     w2 = writers.start("pty", link, path, "--as", "wav", "--start", cut - 1, "--resend", head, "--go", "--hold", WAIT)
-    r.wait_for(lambda: r.src is not None and r.src.stats.reconnects == 1 and opened(link), "the reconnection")
-    time.sleep(0.15)
+    wait_open(r, link, 2)
+    seen = time.perf_counter() - t_drop
     go(w2)
     chunks = r.finish()
     check_audio(chunks, ref)
@@ -306,6 +314,7 @@ def test_wav_serial_link_drop_and_reconnect(wav, writers, tmp_path):
     assert st.reconnects == 1 and st.repaired == 1, st.messages
     assert any("partial sample frame (1 bytes) discarded" in m for m in st.messages), st.messages
     assert r.src.info.extra["headers_after_reconnect"] == 1
+    assert check_reconnect_time(st, clock, seen) >= 4
 
 
 # ---------------------------------------------------------------------- event cameras
@@ -362,7 +371,8 @@ def test_aedat4_over_tcp(events, writers, variant):
     check_events(chunks, ref)
     info, st = r.src.info, r.src.stats
     assert info.sensor_size == (320, 240) and info.extra["header"] == ("file" if variant == "file" else "network")
-    assert info.extra["skipped_packets"] == {"IMUS": 59} and st.repaired == 0, st.messages
+    imus = expected(path, imu_packets=59)["imu_packets"]
+    assert info.extra["skipped_packets"] == {"IMUS": imus} and st.repaired == 0, st.messages
 
 
 def test_evt3_tcp_link_drop_and_reconnect(events, writers):
@@ -372,11 +382,12 @@ def test_evt3_tcp_link_drop_and_reconnect(events, writers):
     path, ref, _ = events["evt3_sample.raw"]
     data = open(path, "rb").read()
     head = raw_header_length(data, final=True)
-    cut = head + 2 * 150_001 + 1
+    cut = head + 2 * min(150_001, (len(data) - head) // 4) + 1   # inside a word, well into the data
     port = free_port()
     w1 = writers.start("tcp-serve", port, path, "--stop", cut, "--hold", WAIT)
-    r = Reader(f"tcp://127.0.0.1:{port}?format=evt3", want=len(ref), timeout=5, reconnect=50, backoff=0.02,
-               backoff_max=0.1)
+    # the attempts go on until the new server is up, however long it takes to start (WAIT at most)
+    r = Reader(f"tcp://127.0.0.1:{port}?format=evt3", want=len(ref), timeout=WAIT, reconnect=10_000, backoff=0.02,
+               backoff_max=0.1, give_up=WAIT)
     assert _readline(w1).startswith("sent")
     r.wait_for(lambda: r.count > 0, "the first events")
     w1.kill()
@@ -426,7 +437,8 @@ def test_garbage_on_the_link_is_counted_and_the_data_around_kept(events, writers
     junk = b"".join(struct.pack("<H", 0xC000 | (k * 37 % 4096)) + struct.pack("<H", 0xB000 | k) for k in range(8))
     port = free_port()
     writers.start("tcp-serve", port, path, "--pieces", "1:2000", "--hold", 0.2,
-                  "--inject", f"{head + 2 * 1000}:{junk.hex()}", "--inject", f"{head + 2 * 90_000}:{junk.hex()}")
+                  "--inject", f"{head + 2 * 1000}:{junk.hex()}",
+                  "--inject", f"{head + 2 * min(90_000, (len(data) - head) // 4)}:{junk.hex()}")
     r = Reader(f"tcp://127.0.0.1:{port}?format=evt3", reconnect=0)
     chunks = r.finish()
     check_events(chunks, ref)
@@ -438,26 +450,31 @@ def test_garbage_on_the_link_is_counted_and_the_data_around_kept(events, writers
 
 
 class _Server(threading.Thread):
-    """A TCP server in this process that sends ``data`` to one client and then holds the link."""
+    """A TCP server in this process that sends ``data`` to one client and then holds the link for
+    ``hold`` seconds, or (None) until the client goes away (``client_left``; WAIT at most)."""
 
-    def __init__(self, data=b"", hold=2.0):
+    def __init__(self, data=b"", hold=None):
         super().__init__(daemon=True)
         self.ls = socket.socket()
         self.ls.bind(("127.0.0.1", 0))
         self.ls.listen(1)
         self.ls.settimeout(WAIT)
         self.port = self.ls.getsockname()[1]
-        self.data, self.hold = data, hold
+        self.data, self.hold, self.client_left = data, hold, False
         self.start()
 
     def run(self):
         try:
             c, _ = self.ls.accept()
             c.sendall(self.data)
-            time.sleep(self.hold)
+            if self.hold is None:
+                c.settimeout(WAIT)
+                self.client_left = c.recv(1) == b""
+            else:
+                time.sleep(self.hold)
             c.close()
         except OSError:
-            pass
+            self.client_left = self.hold is None
         finally:
             self.ls.close()
 
@@ -472,25 +489,24 @@ def test_bad_options_and_silent_links_are_clear_errors():
             open_source(f"{url}?{query}", reconnect=0)
     with pytest.raises(InputError, match="do not fit in datagrams"):
         open_source(f"udp://127.0.0.1:{free_port(socket.SOCK_DGRAM)}?format=aedat4")
-    t0 = time.perf_counter()
-    srv = _Server(b"", hold=3.0)                                # connects, sends nothing
-    with pytest.raises(InputError, match="no data received"):
-        open_source(f"tcp://127.0.0.1:{srv.port}?format=evt3&timeout=0.3&reconnect=0")
-    srv = _Server(b"this is not an AEDAT 4 stream at all", hold=3.0)
-    with pytest.raises(EdgebrainError, match="expected an AEDAT 4 header"):
-        open_source(f"tcp://127.0.0.1:{srv.port}?format=aedat4&timeout=0.3&reconnect=0")
-    srv = _Server(b"\x00" * 5000, hold=3.0)
-    with pytest.raises(EdgebrainError, match="no RIFF/WAVE header"):
-        open_source(f"tcp://127.0.0.1:{srv.port}?format=wav&timeout=0.3&reconnect=0")
-    assert time.perf_counter() - t0 < 5
+    # each server holds the link until the source gives up by itself and hangs up (no hang)
+    for data, fmt, error, match in ((b"", "evt3", InputError, "no data received"),  # sends nothing
+                                    (b"this is not an AEDAT 4 stream at all", "aedat4", EdgebrainError,
+                                     "expected an AEDAT 4 header"),
+                                    (b"\x00" * 5000, "wav", EdgebrainError, "no RIFF/WAVE header")):
+        srv = _Server(data)
+        with pytest.raises(error, match=match):
+            open_source(f"tcp://127.0.0.1:{srv.port}?format={fmt}&timeout=0.3&reconnect=0")
+        srv.join(WAIT)
+        assert srv.client_left, fmt
 
 
-def test_gives_up_cleanly_after_the_device_is_gone():
+def test_gives_up_cleanly_after_the_device_is_gone(monkeypatch):
     """A device sends 1001 bytes of 16-bit PCM and goes away for good: the 500 whole samples are
     kept, the odd byte is counted, the reconnection attempts back off and the stream ends."""
+    clock = use_clock(monkeypatch, RecordingClock())
     x = (np.arange(500) * 37 % 2000 - 1000).astype("<i2")
     srv = _Server(x.tobytes() + b"\x01", hold=0.0)
-    t0 = time.perf_counter()
     src = open_source(f"tcp://127.0.0.1:{srv.port}?format=pcm&rate=16000&reconnect=2&backoff=0.05&backoff_max=0.1")
     chunks = list(src.chunks())
     v, t = samples(chunks)
@@ -500,7 +516,9 @@ def test_gives_up_cleanly_after_the_device_is_gone():
     assert st.repaired == 1 and st.reconnects == 0, st.messages
     assert any("partial sample frame (1 bytes) discarded" in m for m in st.messages)
     assert any("gave up after 2 reconnection attempts" in m for m in st.messages), st.messages
-    assert time.perf_counter() - t0 < 5
+    # the close is seen as it comes (not after the 5 s timeout); the only waits are the backoff
+    assert any("link dropped (connection closed by the peer)" in m for m in st.messages), st.messages
+    assert clock.waits == backoff(2, 0.05, 0.1)
 
 
 # ---------------------------------------------------------------------- edgebrain stream on a live link
