@@ -180,7 +180,8 @@ def test_start_up_buffer_is_bounded():
     assert_ok(base)
     flood = (b"n" * 4000 + b"\n") * 16  # lines that are not samples, about as long as a line may be
     srv = Server(block=flood, seconds=30)
-    opts = ["-O", "detect_seconds=1", "-O", "timeout=1", "-O", "reconnect=0"]  # start-up limit 4 s
+    # start-up limit 12 s: time for more than 128 MB of lines to come even on a slow machine
+    opts = ["-O", "detect_seconds=3", "-O", "timeout=3", "-O", "reconnect=0"]
     r = run_cli(["stream", HAR, "--source", f"tcp://127.0.0.1:{srv.port}", *opts], timeout=60)
     assert_user_error(r, contains=("no three consecutive lines of numbers agree", "pass channels="))
     lines = int(r.stderr.split("among the first ")[1].split()[0])
