@@ -85,6 +85,9 @@ def _h5_tree(group, path: str, budget: list) -> dict:
     except Exception as e:  # noqa: BLE001 - h5py raises many kinds on damaged data
         raise FormatError(f"group {path} cannot be read ({e})") from None
     for k, v in items:
+        if isinstance(k, bytes):  # h5py gives names that are not UTF-8 as bytes: NIR names are text
+            raise FormatError(f"group {path} has a member named {k!r}, which is not UTF-8 text; expected "
+                              "node and field names as text")
         if isinstance(v, h5py.Group):
             out[k] = _h5_tree(v, f"{path}/{k}", budget)
         elif isinstance(v, h5py.Dataset):

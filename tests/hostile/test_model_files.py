@@ -194,3 +194,19 @@ def test_nir_text_stored_in_chunks_is_checked_before_hdf5_reads_it(tmp_path, com
         Model.load(str(bad))
     r = run_cli(["inspect", str(bad)])
     assert_user_error(r, contains=("node/edges", "declares a string"))
+
+
+def test_nir_member_name_that_is_not_text_is_a_clear_error(tmp_path):
+    """Found by the 100,000-example fuzz run: a flipped byte in a node's name made h5py return the
+    name as bytes, and joining it to the graph's prefix was an internal error (TypeError)."""
+    from edgebrain.errors import FormatError
+    from edgebrain.model import Model
+
+    src = Path(__file__).resolve().parents[2] / "edgebrain" / "examples" / "motion_snntorch.nir"
+    p = tmp_path / "bad-name.nir"
+    p.write_bytes(src.read_bytes())
+    with h5py.File(p, "r+") as f:
+        f.move("node/nodes/input", b"node/nodes/in\xffput")
+    with pytest.raises(FormatError, match=r"group /node/nodes has a member named b'in\\xffput', which is not UTF-8"):
+        Model.load(str(p))
+    assert_user_error(run_cli(["inspect", str(p)]), contains=("bad-name.nir", "not UTF-8 text"))
