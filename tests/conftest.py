@@ -1,7 +1,12 @@
 """Shared fixtures and helpers for edgebrain's tests.
 
-* ``datasets``: the folder of real recordings (``$EDGEBRAIN_DATA`` or ``../shared/datasets`` beside the
-  repository); tests that need it skip with the reason when it is absent.
+* ``datasets``: the folder of real recordings: ``$EDGEBRAIN_DATA``, else ``../shared/datasets`` beside the
+  repository, else the small fixture set committed in ``tests/data`` (the same layout, a few files of
+  each dataset; tools/make_fixtures.py builds it, tests/data/README.md lists its sources and licences;
+  when it is used, ``$EDGEBRAIN_DATA`` names it for the session so that the commands tests run find it).
+  A test that needs a file the fixture set lacks skips saying where to get the full recordings
+  (:func:`need`, :func:`need_full`); :func:`expected` gives the facts a test compares a sample file with
+  (those measured on the real file, or those recorded for the fixture that stands in for it).
 * Readers for the recordings the conformance tests feed: the sp-sw-har smartwatch IMU CSVs and SLAYER's
   ``.bs2`` N-MNIST event files (decoded here, binned into frames).
 * ``compare_spikes`` / ``LayerMatch``: step-for-step comparison of two spike trains.
@@ -36,9 +41,53 @@ except ImportError:  # pragma: no cover
 # --------------------------------------------------------------------------- data location
 
 
+FIXTURES = REPO / "tests" / "data"
+FULL_DATA = ("the full recordings are in ../shared/datasets beside the checkout or wherever $EDGEBRAIN_DATA "
+             "points (`edgebrain data fetch NAME` downloads the zoo datasets)")
+
+
+def on_fixtures(path) -> bool:
+    """Whether ``path`` (a data root or a file under one) lies in the fixture set tests/data."""
+    try:
+        Path(path).resolve().relative_to(FIXTURES.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def _env_data() -> str:
+    return os.environ.get("EDGEBRAIN_DATA", "")
+
+
+def find_full_datasets() -> tuple[Path | None, str]:
+    """The full datasets folder ($EDGEBRAIN_DATA, else ../shared/datasets beside this checkout) and,
+    when there is none, why."""
+    if _env_data() and on_fixtures(_env_data()):
+        return None, f"EDGEBRAIN_DATA names the fixture set tests/data; {FULL_DATA}"
+    p, why = find_root(REPO)
+    if p is None and not _env_data():
+        why = f"real recordings not found in {REPO.parent / 'shared' / 'datasets'} (nor EDGEBRAIN_DATA); {FULL_DATA}"
+    return p, why
+
+
 def find_datasets() -> tuple[Path | None, str]:
-    """The datasets folder (beside this checkout, or $EDGEBRAIN_DATA) and, when it is missing, why."""
-    return find_root(REPO)
+    """The folder of real recordings the tests use: the full datasets when present, else the fixture
+    set in tests/data. None (and why) only when $EDGEBRAIN_DATA names something that is not a folder."""
+    p, why = find_full_datasets()
+    if p is not None or (_env_data() and not on_fixtures(_env_data())):
+        return p, why
+    if FIXTURES.is_dir():
+        return FIXTURES, ""
+    return None, why
+
+
+def pytest_configure(config):
+    """When the tests use the fixture set, so do the commands they run (``edgebrain demo`` looks for
+    recordings in $EDGEBRAIN_DATA, ../shared/datasets and the user cache): $EDGEBRAIN_DATA names it
+    for the whole session, as ../shared/datasets would be found beside a checkout that has it."""
+    root, _ = find_datasets()
+    if root is not None and on_fixtures(root):
+        os.environ["EDGEBRAIN_DATA"] = str(FIXTURES)
 
 
 @pytest.fixture(scope="session")
@@ -50,10 +99,42 @@ def datasets() -> Path:
 
 
 def need(path: Path) -> Path:
-    """``path``, or skip the test when that file or folder is absent."""
+    """``path``, or skip the test when that file or folder is absent (saying where to get it)."""
     if not path.exists():
+        if on_fixtures(path):
+            pytest.skip(f"{Path(path).resolve().relative_to(FIXTURES.resolve())} is not in the fixture set "
+                        f"tests/data; {FULL_DATA}")
         pytest.skip(f"recording {path} not found")
     return path
+
+
+def need_full(root: Path, what: str) -> Path:
+    """``root``, or skip when it is the fixture set: ``what`` needs the full recordings."""
+    if on_fixtures(root):
+        pytest.skip(f"{what} needs the full recordings, not the fixture subset in tests/data; {FULL_DATA}")
+    return root
+
+
+def fixture_facts() -> dict:
+    """tests/data/fixtures.json: the copied files' hashes; per generated file its source and the facts
+    tools/make_fixtures.py took from the source events; per dataset cut to a subset, its counts."""
+    import json
+
+    return json.loads((FIXTURES / "fixtures.json").read_text())
+
+
+def expected(path, **real) -> dict:
+    """What a test compares the sample file ``path`` with: ``real`` (facts measured on the real file of
+    that name) or, when ``path`` is the generated file of the fixture set that stands in for it, the
+    same facts recorded for that file in tests/data/fixtures.json (lists of events as tuples)."""
+    if not on_fixtures(path):
+        return real
+    rel = str(Path(path).resolve().relative_to(FIXTURES.resolve()))
+    f = fixture_facts()
+    facts = f["generated"].get(rel) or f["subsets"][rel]
+    missing = sorted(set(real) - set(facts))
+    assert not missing, f"tests/data/fixtures.json has no {missing} for {rel}: rerun tools/make_fixtures.py"
+    return {k: ([tuple(e) for e in facts[k]] if k == "first_events" else facts[k]) for k in real}
 
 
 def run_training_smoke(script: str, datasets: Path, out: Path, needs: Path, *args: str, timeout: float = 300):

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import (IMU_CSV, LayerMatch, assert_conformance, compare_spikes, dyadic, find_datasets,
+from tests.conftest import (IMU_CSV, LayerMatch, assert_conformance, compare_spikes, dyadic, expected, find_datasets,
                             load_imu, load_nmnist_frames, need, read_bs2)
 
 torch = pytest.importorskip("torch")
@@ -342,10 +342,13 @@ def test_bs2_decoder_golden():
     root, why = find_datasets()
     if root is None:
         pytest.skip(why)
-    ev = read_bs2(need(root / "events/formats/sample_nmnist.bin"))
-    assert len(ev) == 4325 and int(ev["t"][-1]) == 311175
+    path = need(root / "events/formats/sample_nmnist.bin")
+    ev = read_bs2(path)
+    g = expected(path, events=4325, last_t=311175,
+                 first_events=[(7, 15, 654, 1), (19, 18, 2999, 0), (21, 17, 3017, 0)])
+    assert len(ev) == g["events"] and int(ev["t"][-1]) == g["last_t"]
     first = [(int(e["x"]), int(e["y"]), int(e["t"]), int(e["p"])) for e in ev[:3]]
-    assert first == [(7, 15, 654, 1), (19, 18, 2999, 0), (21, 17, 3017, 0)]
+    assert first == g["first_events"]
     frames = load_nmnist_frames(root, 60001, T_CONV, 5000)
     assert frames.shape == (T_CONV, 2, 34, 34) and frames.sum() > 1000
 

@@ -5,7 +5,6 @@ tests/stream/test_resample.py): where the real recordings are, reading a file th
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from edgebrain.stream import open_source
 
@@ -17,10 +16,10 @@ FLAC = "audio/lauscher/spoken_digit.flac"
 
 
 def fsdd(datasets, name):
-    p = datasets / FSDD / name
-    if not p.exists():
-        pytest.skip(f"recording {p} not found")
-    return p
+    """An FSDD recording, or skip saying where to get it (tests.conftest.need)."""
+    from tests.conftest import need
+
+    return need(datasets / FSDD / name)
 
 
 def read(path, **options):

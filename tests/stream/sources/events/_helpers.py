@@ -10,7 +10,6 @@ import struct
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from edgebrain.errors import FormatError
 from edgebrain.stream.base import EVENT_DTYPE
@@ -83,10 +82,10 @@ def common_suffix(a, b) -> int:
 
 
 def need_file(datasets: Path, rel: str) -> Path:
-    p = datasets / rel
-    if not p.exists():
-        pytest.skip(f"recording {p} not found")
-    return p
+    """``datasets / rel``, or skip saying where to get it (tests.conftest.need)."""
+    from tests.conftest import need
+
+    return need(datasets / rel)
 
 
 def evt3_reference(words: np.ndarray):

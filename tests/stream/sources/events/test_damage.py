@@ -153,7 +153,7 @@ def test_evt3_outside_sensor_and_time_high_damage(cases):
     typ = w >> 12
     # three single-event words (EVT_ADDR_X) moved outside the 1280-wide sensor
     ax = np.flatnonzero(typ == 2)
-    pick = ax[[1000, 50000, 150000]]
+    pick = ax[[len(ax) // 200, len(ax) // 4, len(ax) * 3 // 4]]   # early, middle, late
     bad = w.copy()
     bad[pick] = (bad[pick] & 0xF800) | 1500
     got, src = decode_damaged(damaged(cases, "evt3", "outside", head + bad.tobytes()), "evt3")
@@ -201,12 +201,13 @@ def test_evt2_outside_sensor_and_time_high_damage(cases):
     head, w = data[:c["start"]], np.frombuffer(data[c["start"]:], "<u4").copy()
     typ = w >> 28
     cd = np.flatnonzero(typ <= 1)
-    pick = cd[[10, 200000, 400000]]
+    which = [10, len(cd) * 2 // 5, len(cd) * 4 // 5]   # early, middle, late
+    pick = cd[which]
     bad = w.copy()
     bad[pick] = (bad[pick] & ~np.uint32(0x7FF << 11)) | np.uint32(700 << 11)
     got, src = decode_damaged(damaged(cases, "evt2", "outside", head + bad.tobytes()), "evt2")
     keep = np.ones(len(full), bool)
-    keep[[10, 200000, 400000]] = False  # CD words before the first TIME_HIGH: none in this file
+    keep[which] = False  # CD words before the first TIME_HIGH: none in this file
     assert np.array_equal(got, full[keep]) and src.stats.dropped == 3
     # a TIME_HIGH word with a wrong value: ignored. When it repeated the previous value nothing
     # changes; when it was the one that stepped the time up, the events up to the next TIME_HIGH

@@ -15,6 +15,7 @@ from edgebrain.stream.base import EVENT_DTYPE
 from edgebrain.stream.sources.events import write_events_npy
 from edgebrain.stream.registry import detect_format, open_source
 
+from tests.conftest import expected
 from tests.stream.sources.events._helpers import (
     NMNIST,
     _rewrite_aedat4,
@@ -43,10 +44,11 @@ def test_evt3_matches_evt3_and_golden(fmt):
     e = evt3.decode_file(str(path))
     assert_events(ev, e.x, e.y, e.timestamp, e.polarity, "EVT 3.0 vs evt3 0.4.1")
     assert src.info.sensor_size == (1280, 720) == (e.sensor_width, e.sensor_height)
-    # golden first events, formats.md §2 (D6), absolute sensor time
-    golden = [(874, 200, 11718656, 0), (806, 200, 11718656, 1), (882, 201, 11718656, 0), (1085, 201, 11718656, 1)]
-    assert [tuple(r) for r in absolute(ev[:4], src)] == golden
-    assert len(ev) == 219596
+    # golden first events, formats.md §2 (D6), absolute sensor time (the fixture's: its source events)
+    g = expected(path, events=219596, first_events=[(874, 200, 11718656, 0), (806, 200, 11718656, 1),
+                                                    (882, 201, 11718656, 0), (1085, 201, 11718656, 1)])
+    assert [tuple(r) for r in absolute(ev[:4], src)] == g["first_events"]
+    assert len(ev) == g["events"]
 
 
 def test_evt3_time_wrap_is_not_a_false_wrap(fmt, tmp_path):
@@ -68,7 +70,8 @@ def test_evt3_time_wrap_is_not_a_false_wrap(fmt, tmp_path):
     e = evt3.decode_file(str(p))
     assert set((w[th] & 0xFFF).tolist()) == {4094, 4095, 0}
     assert_events(ev, e.x, e.y, e.timestamp, e.polarity, "EVT 3.0 across the 2^24 µs wrap vs evt3")
-    assert src.stats.repaired == src.stats.dropped == 0 and ev["t"][-1] == 8801
+    assert src.stats.repaired == src.stats.dropped == 0
+    assert ev["t"][-1] == expected(path, last_t_relative=8801)["last_t_relative"]
 
 
 def test_evt3_expelliarmus_divergence_is_its_wrap_bug(fmt):
@@ -86,9 +89,11 @@ def test_evt3_expelliarmus_divergence_is_its_wrap_bug(fmt):
     assert_events(ev, ref[:, 0], ref[:, 1], ref[:, 2], ref[:, 3], "EVT 3.0 vs plain Python decoder")
     a = Wizard(encoding="EVT3", fpath=str(path)).read()
     assert np.array_equal(a["x"], ev["x"]) and np.array_equal(a["y"], ev["y"]) and np.array_equal(a["p"], ev["p"])
-    assert nsame == 9 and nback.max() == 11
+    g = expected(path, time_low_decreases_same_high=9, time_low_decreases=11,
+                 events_after_first_time_low_decrease=199475)  # as formats.md counts
+    assert nsame == g["time_low_decreases_same_high"] > 0 and nback.max() == g["time_low_decreases"]
     assert np.array_equal(a["t"].astype(np.int64), ref[:, 2] + 4096 * nback)
-    assert int((a["t"] - a["t"][0] != ev["t"]).sum()) == 199475  # as formats.md counts
+    assert int((a["t"] - a["t"][0] != ev["t"]).sum()) == g["events_after_first_time_low_decrease"]
     assert np.all(np.diff(ev["t"]) >= 0) and not np.all(np.diff(a["t"]) <= 4096)
 
 
@@ -100,11 +105,13 @@ def test_evt2_matches_expelliarmus_and_golden(fmt):
     a = Wizard(encoding="EVT2", fpath=str(path)).read()
     assert_events(ev, a["x"], a["y"], a["t"], a["p"], "EVT 2.0 vs expelliarmus")
     assert src.info.sensor_size == (640, 480)
-    assert [tuple(r) for r in absolute(ev[:3], src)] == [(35, 443, 913716224, 1), (36, 443, 913716224, 1),
-                                                         (74, 443, 913716224, 1)]
+    g = expected(path, first_events=[(35, 443, 913716224, 1), (36, 443, 913716224, 1), (74, 443, 913716224, 1)],
+                 word_counts={"cd_off": 335391, "cd_on": 185861, "time_high": 5992})
+    assert [tuple(r) for r in absolute(ev[:3], src)] == g["first_events"]
     w = np.frombuffer(path.read_bytes()[src.start:], "<u4") >> 28
-    assert ((w == 0).sum(), (w == 1).sum(), (w == 8).sum()) == (335391, 185861, 5992)
-    assert (ev["p"] == 0).sum() == 335391 and (ev["p"] == 1).sum() == 185861
+    n_off, n_on, n_th = (g["word_counts"][k] for k in ("cd_off", "cd_on", "time_high"))
+    assert ((w == 0).sum(), (w == 1).sum(), (w == 8).sum()) == (n_off, n_on, n_th)
+    assert (ev["p"] == 0).sum() == n_off and (ev["p"] == 1).sum() == n_on
 
 
 def test_dat_matches_expelliarmus_and_golden(fmt):
@@ -114,8 +121,9 @@ def test_dat_matches_expelliarmus_and_golden(fmt):
     ev, src = decode(path)
     a = Wizard(encoding="DAT", fpath=str(path)).read()
     assert_events(ev, a["x"], a["y"], a["t"], a["p"], ".dat vs expelliarmus")
-    assert [tuple(r) for r in absolute(ev[:3], src)] == [(25, 8, 0, 0), (67, 35, 35, 0), (56, 27, 152, 1)]
-    assert absolute(ev[-1:], src)[0, 2] == 99952 and src.info.n_items == 2009
+    g = expected(path, first_events=[(25, 8, 0, 0), (67, 35, 35, 0), (56, 27, 152, 1)], last_t=99952, events=2009)
+    assert [tuple(r) for r in absolute(ev[:3], src)] == g["first_events"]
+    assert absolute(ev[-1:], src)[0, 2] == g["last_t"] and src.info.n_items == g["events"]
 
 
 @pytest.mark.parametrize("name, inventory", [
@@ -131,6 +139,8 @@ def test_aedat4_matches_aedat(fmt, name, inventory):
     ref = np.concatenate([p["events"] for p in d if p["stream_id"] == 0 and "events" in p])
     assert_events(ev, ref["x"], ref["y"], ref["t"], ref["on"], f"{name} vs aedat 2.3")
     assert src.info.extra["t0_us"] == int(ref["t"][0])
+    if name == "sample.aedat4":  # the fixture that stands in for it has fewer IMU packets
+        inventory = {"IMUS": expected(path, imu_packets=59)["imu_packets"]}
     assert src.info.extra["skipped_packets"] == inventory  # formats.md §5 packet inventory
     assert src.info.n_items == len(ref)  # from the file data table
     w, h = src.info.sensor_size
@@ -144,21 +154,24 @@ def test_nmnist_bin_matches_tonic_and_golden(fmt):
     ev, src = decode(path)
     a = tonic.io.read_mnist_file(str(path), dtype=tonic.io.events_struct)
     assert_events(ev, a["x"], a["y"], a["t"], a["p"], "N-MNIST .bin vs tonic")
-    assert [tuple(r) for r in absolute(ev[:3], src)] == [(7, 15, 654, 1), (19, 18, 2999, 0), (21, 17, 3017, 0)]
-    assert absolute(ev[-1:], src)[0, 2] == 311175
-    assert ev["x"].max() == ev["y"].max() == 33 and len(ev) == 4325
+    g = expected(path, first_events=[(7, 15, 654, 1), (19, 18, 2999, 0), (21, 17, 3017, 0)], last_t=311175,
+                 max_x=33, max_y=33, events=4325)
+    assert [tuple(r) for r in absolute(ev[:3], src)] == g["first_events"]
+    assert absolute(ev[-1:], src)[0, 2] == g["last_t"]
+    assert ev["x"].max() == g["max_x"] and ev["y"].max() == g["max_y"] and len(ev) == g["events"]
 
 
 def test_bs2_all_files_match_tonic(datasets):
     """All 1,100 SLAYER .bs2 files of nmnist-small (the 100 test samples included) against tonic's
-    N-MNIST reader."""
+    N-MNIST reader (on the fixture set, all the .bs2 files it has)."""
     import tonic.io
 
     root = need_file(datasets, NMNIST)
     files = sorted(root.glob("*.bs2"), key=lambda p: int(p.stem))
     tests = [int(line.split()[0]) for line in (root / "test100.txt").read_text().splitlines()[1:] if line.strip()]
-    assert len(tests) == 100 and all((root / f"{i}.bs2").exists() for i in tests)
-    assert len(files) >= 1100
+    g = expected(root, test_samples=100, bs2_files=1100)
+    assert len(tests) == g["test_samples"] and all((root / f"{i}.bs2").exists() for i in tests)
+    assert len(files) >= g["bs2_files"]
     for path in files:
         ev, src = decode(path)
         a = tonic.io.read_mnist_file(str(path), dtype=tonic.io.events_struct)
