@@ -234,5 +234,5 @@ def find_root(near: Path | None = None) -> tuple[Path | None, str]:
     p = ((near or Path.cwd()).parent / "shared" / "datasets").resolve()
     if p.is_dir():
         return p, ""
-    return None, (f"real recordings not found: set EDGEBRAIN_DATA or provide {p} "
-                  "(see shared/datasets/README.md)")
+    return None, (f"real recordings not found: set EDGEBRAIN_DATA to a folder laid out like the datasets "
+                  f"(edgebrain data list), provide {p}, or run edgebrain data fetch NAME")

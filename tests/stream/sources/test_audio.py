@@ -120,7 +120,7 @@ def test_mic_without_sounddevice_is_a_clear_error():
         pass
     else:
         pytest.skip("sounddevice is installed; this test checks the message given without it")
-    with pytest.raises(InputError, match=r"pip install edgebrain\[mic\]"):
+    with pytest.raises(InputError, match=r"pip install 'edgebrain\[mic\]'"):
         open_source("mic://default?rate=16000&channels=1")
 
 
