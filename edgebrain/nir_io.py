@@ -74,11 +74,25 @@ MAX_STRING = 1 << 20
 MAX_STRING_BYTES = 64 << 20
 
 
-def _h5_tree(group, path: str, budget: list) -> dict:
+#: groups nested deeper than this are refused (a NIR graph nests a few levels; a damaged file can
+#: link a group into itself, which would be walked until memory runs out)
+MAX_GROUP_DEPTH = 64
+
+
+def _h5_tree(group, path: str, budget: list, depth: int = 0, seen: set | None = None) -> dict:
     """The group's members without reading any dataset: subgroups as dicts, datasets as
-    h5py Dataset objects, each checked (type, declared size, stored size) on the way."""
+    h5py Dataset objects, each checked (type, declared size, stored size) on the way. Each group
+    is walked once: one reached again (linked into itself, or from two places) is refused."""
     import h5py
 
+    seen = set() if seen is None else seen
+    if group.id in seen:
+        raise FormatError(f"group {path[:200]} is a group met before (linked into itself or from two places); "
+                          "expected a NIR graph, a tree of groups")
+    seen.add(group.id)
+    if depth > MAX_GROUP_DEPTH:
+        raise FormatError(f"groups nested more than {MAX_GROUP_DEPTH} levels deep under {path[:200]}...; expected "
+                          "a NIR graph (a group that contains itself?)")
     out = {}
     try:
         items = list(group.items())
@@ -89,7 +103,7 @@ def _h5_tree(group, path: str, budget: list) -> dict:
             raise FormatError(f"group {path} has a member named {k!r}, which is not UTF-8 text; expected "
                               "node and field names as text")
         if isinstance(v, h5py.Group):
-            out[k] = _h5_tree(v, f"{path}/{k}", budget)
+            out[k] = _h5_tree(v, f"{path}/{k}", budget, depth + 1, seen)
         elif isinstance(v, h5py.Dataset):
             _check_dataset(v, f"{path}/{k}", budget)
             out[k] = v

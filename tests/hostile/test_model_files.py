@@ -210,3 +210,25 @@ def test_nir_member_name_that_is_not_text_is_a_clear_error(tmp_path):
     with pytest.raises(FormatError, match=r"group /node/nodes has a member named b'in\\xffput', which is not UTF-8"):
         Model.load(str(p))
     assert_user_error(run_cli(["inspect", str(p)]), contains=("bad-name.nir", "not UTF-8 text"))
+
+
+@pytest.mark.parametrize("links", [1, 2], ids=["into-itself", "twice-per-level"])
+def test_nir_group_linked_into_itself_is_refused_before_it_is_walked(tmp_path, links):
+    """Found by the 100,000-example fuzz run: a damaged link made a node group contain itself, and
+    the tree walk went round it until it had taken 466 MB; two such links per group would double
+    the walk at every level. Each group is now walked once."""
+    from edgebrain.errors import FormatError
+    from edgebrain.model import Model
+
+    src = Path(__file__).resolve().parents[2] / "edgebrain" / "examples" / "motion_snntorch.nir"
+    p = tmp_path / "loop.nir"
+    p.write_bytes(src.read_bytes())
+    with h5py.File(p, "r+") as f:
+        g = f["node/nodes/lif1"]
+        for i in range(links):
+            g[f"again{i}"] = g  # a hard link to the group itself
+    with pytest.raises(FormatError, match=r"group /node/nodes/lif1/again0 is a group met before"):
+        Model.load(str(p))
+    r = run_cli(["inspect", str(p)])
+    assert_user_error(r, contains=("loop.nir", "met before"))
+    assert_rss_close(r, baseline("model"))
