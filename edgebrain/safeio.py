@@ -222,12 +222,19 @@ def _one_shot_target(path: str):
 def check_output(path, what: str = "output") -> None:
     """Fail now, before any work, when :func:`atomic_write` would refuse ``path`` (a link, a
     directory, a device that is not a stream, a file being read)."""
+    _checked_target(path, what)
+
+
+def _checked_target(path, what: str) -> tuple[str, str, os.stat_result | None]:
+    """``path`` as a string, what is there (:func:`_one_shot_target`), after refusing an empty
+    path and a file being read."""
     path = os.fspath(path)
     if not path:
         raise OutputError(f"no path given for the {what}")
-    _, st = _one_shot_target(path)
+    kind, st = _one_shot_target(path)
     if st is not None:
         _check_not_input(st, path)
+    return path, kind, st
 
 
 @contextlib.contextmanager
@@ -240,12 +247,7 @@ def atomic_write(path, what: str = "output"):
     (Ctrl-C, and SIGTERM, which raises SystemExit(143) meanwhile, included) nothing at ``path``
     changes and the temporary file is removed. ``what`` names the output in error messages.
     Problems are :class:`~edgebrain.errors.OutputError` s naming ``path``."""
-    path = os.fspath(path)
-    if not path:
-        raise OutputError(f"no path given for the {what}")
-    kind, st = _one_shot_target(path)
-    if st is not None:
-        _check_not_input(st, path)
+    path, kind, st = _checked_target(path, what)
     with _sigterm_exits():
         if kind == "stream":
             with _spooled_stream(path, st) as f:
