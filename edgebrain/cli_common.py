@@ -22,6 +22,7 @@ class ExitCode(IntEnum):
     NEGATIVE = 3
     PARTIAL = 4
     INTERRUPTED = 130
+    BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell shows for a filter whose reader went away
     TERMINATED = 143  # SIGTERM, after partial outputs are removed (safeio)
 
 
@@ -32,6 +33,7 @@ _MEANING = {
     ExitCode.NEGATIVE: "the verdict is negative: devices fit says DOES NOT FIT",
     ExitCode.PARTIAL: "partial failure, e.g. a fleet with a failed host (reserved)",
     ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
+    ExitCode.BROKEN_PIPE: "the reader of the output went away (e.g. '| head -1'); no message",
     ExitCode.TERMINATED: "terminated (SIGTERM)",
 }
 # paragraphs, not lines: typer's rich help keeps a blank-line break in every version
@@ -93,15 +95,60 @@ def _click_exc(name: str) -> tuple:
     return tuple(out)
 
 
+def _stdout_identity():
+    try:
+        st = os.fstat(sys.stdout.fileno())
+        return st.st_dev, st.st_ino
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _stdout_reader_gone(at_start) -> bool:
+    """Whether stdout's reader has gone: the pipe reports an error (poll), or a library has
+    already pointed stdout elsewhere (rich moves it to /dev/null; click wraps it)."""
+    import select
+
+    if type(sys.stdout).__name__ == "PacifyFlushWrapper":
+        return True
+    if at_start is None:
+        return False
+    if _stdout_identity() != at_start:
+        return True
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), 0)  # POLLERR is always reported
+        return any(ev & select.POLLERR for _, ev in poller.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _quiet_broken_pipe():
+    """Exit 141 without a word: what is left in stdout's buffer has nowhere to go, so point stdout
+    at /dev/null, else the interpreter's last flush reports the same broken pipe again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout has no file descriptor (captured by a test harness)
+        pass
+    sys.exit(ExitCode.BROKEN_PIPE)
+
+
 def run_app(app, argv=None):
     """Run the typer ``app`` on ``argv`` and exit with an :class:`ExitCode`: a user error is one
     ``error:`` line and exit code 2."""
+    stdout_at_start = _stdout_identity()
     try:
         rc = app(args=argv, standalone_mode=False)  # a typer.Exit's code, or 130 for Ctrl-C, is returned
         if rc == ExitCode.INTERRUPTED:
             raise KeyboardInterrupt
         if isinstance(rc, int) and not isinstance(rc, bool) and rc:
             sys.exit(rc)
+    except BrokenPipeError:
+        _quiet_broken_pipe()
+    except SystemExit as e:  # click and rich turn a broken pipe into a bare exit 1 of their own
+        if e.code == 1 and _stdout_reader_gone(stdout_at_start):
+            _quiet_broken_pipe()
+        raise
     except (EdgebrainError, OSError, MemoryError) as e:  # what the user can fix: one line, exit code 2
         echo_err(user_error_message(e))
         sys.exit(ExitCode.BAD_INPUT)

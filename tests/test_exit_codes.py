@@ -1,6 +1,7 @@
 """The exit-code table (edgebrain.cli_common.ExitCode), through the real command line in a
 subprocess: shown in ``--help``; 2 for usage errors and bad files; 3 when a model does not fit a
-device (JSON still printed) and 0 when it fits; 130 after Ctrl-C."""
+device (JSON still printed) and 0 when it fits; 130 after Ctrl-C; 141, silently, when the reader of
+the output goes away (``| head -1``)."""
 
 from __future__ import annotations
 
@@ -28,9 +29,10 @@ def test_the_table_is_in_the_top_level_help():
     assert r.returncode == 0
     text = r.stdout[r.stdout.index("Exit codes:"):]
     for code, words in ((0, "ok"), (1, "internal error"), (2, "bad input or usage"), (3, "DOES NOT FIT"),
-                        (4, "partial failure"), (130, "interrupted"), (143, "terminated")):
+                        (4, "partial failure"), (130, "interrupted"), (141, "reader of the output went away"),
+                        (143, "terminated")):
         assert any(line.split()[:1] == [str(code)] and words in line for line in text.splitlines()), (code, text)
-    assert {int(c) for c in ExitCode} == {0, 1, 2, 3, 4, 130, 143}
+    assert {int(c) for c in ExitCode} == {0, 1, 2, 3, 4, 130, 141, 143}
 
 
 @pytest.mark.parametrize("args", [["devices", "fit", "zoo:nmnist"],            # missing --device
@@ -102,3 +104,30 @@ def test_ctrl_c_is_130(tmp_path):
     assert err.strip().splitlines()[-1] == "error: interrupted"
     # the download in progress left nothing behind
     assert not [f for f in (tmp_path / "cache").rglob("*") if f.is_file()]
+
+
+# rich tables, the streamed decision lines (text and JSON sink), and typer's own help: three writers
+@pytest.mark.parametrize("args", [["data", "info", "{data}/events/formats/sample.aedat4"],
+                                  ["stream", "zoo:har-l2mu", "--source", "{data}/imu/sp-sw-har/s16/s16_01_sw.csv"],
+                                  ["stream", "zoo:har-l2mu", "--source", "{data}/imu/sp-sw-har/s16/s16_01_sw.csv",
+                                   "--json"],
+                                  ["--help"]])
+def test_a_reader_that_goes_away_is_141_without_a_word(args):
+    from tests.conftest import find_datasets
+
+    data, why = find_datasets()
+    if data is None:
+        pytest.skip(why)
+    args = [a.format(data=data) for a in args]
+    p = subprocess.Popen([sys.executable, "-m", "edgebrain.cli", *args], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, cwd=REPO)
+    first = p.stdout.readline()  # what `| head -1` reads, before it goes away
+    p.stdout.close()
+    try:
+        _, err = p.communicate(timeout=600)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        raise
+    assert first.endswith(b"\n")
+    assert p.returncode == ExitCode.BROKEN_PIPE == 141, err.decode()
+    assert err.decode().strip() == "" or "compiling" in err.decode(), err.decode()
