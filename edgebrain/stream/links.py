@@ -287,8 +287,9 @@ class LinkReader:
 
     def recover(self, reason: str) -> bool:
         """After a drop: reopen with backoff. True when the link is back."""
-        if self.on_drop is not None:
-            self.on_drop()
+        on_drop = self.on_drop  # read once: close() from another thread clears it
+        if on_drop is not None:
+            on_drop()
         self.link.close()
         if self.closed:
             return False
@@ -322,8 +323,9 @@ class LinkReader:
             self.stats.note("reconnect", self.url, f"reconnected after {dt:.2f} s ({attempt} attempt"
                                                    f"{'s' if attempt > 1 else ''})")
             self._last_data = self.clock.now()
-            if self.on_reconnect is not None:
-                self.on_reconnect()
+            on_reconnect = self.on_reconnect
+            if on_reconnect is not None:
+                on_reconnect()
             return True
         if not self.closed:
             self.stats.note("link", self.url, f"gave up after {attempt} reconnection attempts in "
@@ -360,6 +362,9 @@ class LinkReader:
     def close(self) -> None:
         self.closed = True
         self._stop.set()
+        # the callbacks are the source's bound methods: a source -> reader -> source cycle that
+        # only the garbage collector would free, with whatever buffers the source still holds
+        self.on_drop = self.on_reconnect = None
         link = self.link
         if link is not None:
             link.shutdown()

@@ -282,3 +282,4 @@ class TextSource(Source):
         f = getattr(self, "_f", None)
         if f is not None and not f.closed:
             f.close()
+        self._lines = None  # it holds a method of this source: no cycle left for the garbage collector

@@ -123,6 +123,10 @@ class LinkRawSource(LiveEvents, RawSource):
         self._dec = dec
         return dec
 
+    def close(self) -> None:
+        LiveEvents.close(self)
+        self._dec = None  # the decoder holds this source: no cycle left for the garbage collector
+
     def _on_drop(self) -> None:
         if self._dec is not None:
             n = self._dec.discard_partial()
