@@ -7,6 +7,7 @@ plain cache instead of breaking every command.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import pickle
@@ -102,8 +103,37 @@ class _PrivateTempLocator(caching._SourceFileBackedLocatorMixin, caching._CacheL
         return self
 
 
+@functools.lru_cache(maxsize=None)
+def _installed_roots() -> tuple[str, ...]:
+    """The folders pip installs packages into (site-packages, the user's site-packages)."""
+    import site
+    import sysconfig
+
+    roots = set()
+    for get in (lambda: site.getsitepackages(), lambda: [site.getusersitepackages()],
+                lambda: [sysconfig.get_paths()[k] for k in ("purelib", "platlib")]):
+        try:
+            roots.update(os.path.realpath(r) for r in get() if r)
+        except (AttributeError, KeyError, OSError):  # e.g. site.getsitepackages missing in a virtualenv
+            pass
+    return tuple(r.rstrip(os.sep) + os.sep for r in roots)
+
+
+class _InTreeUnlessInstalled(caching.InTreeCacheLocator):
+    """``__pycache__`` beside the module in a source checkout, but never inside site-packages:
+    pip does not know of the cache files, so uninstalling would leave the folders behind, and
+    an ``edgebrain`` folder left in site-packages hides a later editable install of the
+    checkout ("No module named edgebrain.kernels.dense"). Installed, the user's cache is used."""
+
+    @classmethod
+    def from_function(cls, py_func, py_file):
+        if os.path.realpath(py_file).startswith(_installed_roots()):
+            return None
+        return super().from_function(py_func, py_file)
+
+
 class _Impl(caching.CompileResultCacheImpl):
-    _locator_classes = [caching.UserProvidedCacheLocator, caching.InTreeCacheLocator,
+    _locator_classes = [caching.UserProvidedCacheLocator, _InTreeUnlessInstalled,
                         caching.UserWideCacheLocator, _PrivateTempLocator]
 
 

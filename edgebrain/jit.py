@@ -5,7 +5,8 @@
 from the cache), except that ``cache=True`` gets a cache that treats every failure as a miss:
 
 * **where.** ``$NUMBA_CACHE_DIR`` if set and writable, else ``__pycache__`` beside the module
-  (the install), else the user's cache (``~/.cache/numba``), else a private temporary folder
+  in a source checkout (never inside site-packages, where an uninstall would leave the files
+  behind), else the user's cache (``~/.cache/numba``), else a private temporary folder
   (``<tmp>/edgebrain-numba-<uid>``, mode 0700, refused unless this user owns it). With none of
   them writable (a read-only install run by a user without a home), it compiles in memory.
 * **damage.** Every index (``.nbi``) and data (``.nbc``) file edgebrain writes carries a SHA-256

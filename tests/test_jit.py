@@ -100,6 +100,28 @@ def test_damaged_entry_is_rebuilt(case, damage):
     assert nbc.read_bytes().startswith(b"EBNC1")
 
 
+def test_an_installed_module_caches_in_the_users_cache_not_in_site_packages(tmp_path):
+    """pip knows nothing of cache files: written inside site-packages they outlive an uninstall,
+    and the ``edgebrain`` folder they leave hides a later editable install ("No module named
+    edgebrain.kernels.dense", seen after the README's two commands in a row)."""
+    import sysconfig
+
+    base = tmp_path / "userbase"
+    site_dir = Path(sysconfig.get_path("purelib", f"{os.name}_user", vars={"userbase": str(base)}))
+    site_dir.mkdir(parents=True)
+    (site_dir / "tri_mod.py").write_text(MODULE)
+    home = tmp_path / "home"
+    e = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_") and k not in ("XDG_CACHE_HOME",)}
+    e.update(PYTHONUSERBASE=str(base), HOME=str(home), PYTHONPATH=str(REPO))
+    e.pop("PYTHONNOUSERSITE", None)
+    code = "import site, tri_mod; assert tri_mod.__file__.startswith(site.getusersitepackages()); print(tri_mod.tri(100))"
+    r = subprocess.run([sys.executable, "-c", code], env=e, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "5050", r.stderr
+    assert r.stderr.strip() == ""
+    assert not list(site_dir.rglob("*.nb[ic]")), "cache files written inside site-packages"
+    assert len(list(home.rglob("tri_mod.tri-*.nbc"))) == 1  # the user's cache (~/.cache/numba)
+
+
 def _unwritable_everywhere(tmp_path, env):
     """No __pycache__ beside the module (a file in its place), no NUMBA_CACHE_DIR, a HOME that
     cannot hold ~/.cache, and a temporary folder whose edgebrain-numba-UID entry is not ours to use."""
