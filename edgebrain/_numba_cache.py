@@ -137,12 +137,39 @@ class _Impl(caching.CompileResultCacheImpl):
                         caching.UserWideCacheLocator, _PrivateTempLocator]
 
 
+@functools.lru_cache(maxsize=None)
+def _jitted_sources_digest() -> str:
+    """:func:`sources_digest` of edgebrain itself. Numba keys a cached function on its own file
+    only, but the executor inlines the kernels of other files: after a change to
+    ``kernels/neuron.py`` alone, the cached executor would still run the old neuron code (seen
+    while developing). Folded into the index version, any such change recompiles everything."""
+    return sources_digest(os.path.dirname(os.path.abspath(__file__)))
+
+
+def sources_digest(root: str) -> str:
+    """SHA-256 (16 hex digits) over the ``.py`` files under ``root`` that compile with Numba."""
+    h = hashlib.sha256()
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        for name in sorted(files):
+            if name.endswith(".py"):
+                path = os.path.join(folder, name)
+                try:
+                    with open(path, "rb") as f:
+                        data = f.read()
+                except OSError:
+                    continue
+                if b"njit" in data:
+                    h.update(os.path.relpath(path, root).encode() + b"\0" + data)
+    return h.hexdigest()[:16]
+
+
 class _SealedFiles(caching.IndexDataCacheFile):
     """Numba's index and data files, each sealed with a SHA-256; a damaged one reads as empty."""
 
     def __init__(self, *args, **kw):
         super().__init__(*args, **kw)
-        self._version = _VERSION
+        self._version = f"{_VERSION}+{_jitted_sources_digest()}"
 
     def _dump(self, obj):
         return _seal(dumps(obj))

@@ -211,3 +211,23 @@ def test_importing_jit_and_watching_compiles_leaves_numba_unimported():
                        env={**os.environ, "PYTHONPATH": str(REPO)})
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["False", "True", "started", "ended", "2"]
+
+
+def test_a_change_to_any_jitted_module_makes_every_cached_index_stale(tmp_path):
+    """The executor inlines kernels from other files, while Numba keys its cache on one file:
+    the index version carries a digest of every module that compiles, so a change to any of
+    them is a miss everywhere (a stale executor ran old neuron code once, while developing)."""
+    from edgebrain import _numba_cache as C
+
+    pkg = tmp_path / "pkg"
+    (pkg / "kernels").mkdir(parents=True)
+    (pkg / "kernels" / "a.py").write_text("from edgebrain.jit import njit\n@njit(cache=True)\ndef f(x):\n    return x\n")
+    (pkg / "plain.py").write_text("X = 1\n")
+    first = C.sources_digest(str(pkg))
+    (pkg / "plain.py").write_text("X = 2\n")          # no Numba in it: no effect
+    assert C.sources_digest(str(pkg)) == first
+    (pkg / "kernels" / "a.py").write_text((pkg / "kernels" / "a.py").read_text().replace("return x", "return x + 1"))
+    assert C.sources_digest(str(pkg)) != first
+    sealed = C._SealedFiles(cache_path=str(tmp_path), filename_base="f", source_stamp=(0, 0))
+    assert sealed._version.endswith(C._jitted_sources_digest()) and C._jitted_sources_digest() == C.sources_digest(
+        str(Path(C.__file__).parent))

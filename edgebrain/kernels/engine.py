@@ -38,7 +38,7 @@ from .layout import (
     POOL_FACTOR, POOL_M, POOL_NDIMS, POOL_S, SCALE_SCALE, SCALE_SHIFT, THRESHOLD_TH)
 from .dense import dense_f32, dense_int
 from .elementwise import add_into, add_into_sat, copy_into, delay, scale_f32, scale_int, threshold
-from .neuron import neuron_f32, neuron_int
+from .neuron import NARROW as NEURON_NARROW, neuron_f32, neuron_int, neuron_int32
 from .pool import pool2d_f32, pool2d_int
 
 
@@ -147,6 +147,12 @@ def _step_int(prog, fpar, ipar, wbuf, state, act, acc32, acc64, idx, clock, x, o
             flags = p[NEURON_FLAGS]
             cuba = flags & 1
             v = state[s0:s0 + no]
+            if flags & NEURON_NARROW:  # called on its own: see neuron_int32
+                satcount[r] += neuron_int32(act[i0:i0 + ni], v, act[o0:o0 + no], ipar[p[NEURON_BETA]:p[NEURON_BETA] + no],
+                                            ipar[p[NEURON_BIAS]:p[NEURON_BIAS] + no], ipar[p[NEURON_THR]:p[NEURON_THR] + no],
+                                            ipar[p[NEURON_V_RESET]:p[NEURON_V_RESET] + no], flags, p[NEURON_DQ],
+                                            p[NEURON_LO], p[NEURON_HI])
+                continue
             i = state[s0 + no:s0 + 2 * no] if cuba else state[0:0]
             satcount[r] += neuron_int(act[i0:i0 + ni], v, i, act[o0:o0 + no],
                        ipar[p[NEURON_ALPHA]:p[NEURON_ALPHA] + no], ipar[p[NEURON_G_SYN]:p[NEURON_G_SYN] + no],

@@ -5,6 +5,9 @@ saturated to the width of the destination.
 """
 
 import numpy as np
+from numba.core import types
+from numba.extending import intrinsic
+
 from ..jit import njit
 
 INT32_MIN = -(2**31)
@@ -65,3 +68,48 @@ def mulshift_sat32(a, m, s):
     if h < -2147483648:                 # result < -2^31 · 2^(32-s) <= -2^31
         return np.int64(INT32_MIN)
     return sat((h << (32 - s)) + (l >> s), INT32_MIN, INT32_MAX)
+
+
+# ---------------------------------------------------------------------- 32-bit arithmetic
+# Numba computes every integer expression in int64 (NumPy's scalar promotion), which halves
+# the vector width and, without AVX-512, leaves no vector 64-bit multiply, arithmetic shift or
+# min/max. These helpers do one operation in int32, wrapping as C does: a kernel uses them only
+# where the builder has proved that no value leaves the int32 range (see neuron.narrow_ok), so
+# the results are the int64 results, bit for bit.
+
+
+def _cast32(context, builder, ty, v):
+    return context.cast(builder, v, ty, types.int32)
+
+
+@intrinsic
+def i32(typingctx, a):
+    """``a`` as int32 (truncated)."""
+    def codegen(context, builder, sig, args):
+        return _cast32(context, builder, sig.args[0], args[0])
+    return types.int32(a), codegen
+
+
+def _op32(name: str):
+    def typer(typingctx, a, b):
+        def codegen(context, builder, sig, args):
+            x = _cast32(context, builder, sig.args[0], args[0])
+            y = _cast32(context, builder, sig.args[1], args[1])
+            return getattr(builder, name)(x, y)
+        return types.int32(a, b), codegen
+    typer.__name__ = f"{name}32"
+    return intrinsic(typer)
+
+
+add32 = _op32("add")
+sub32 = _op32("sub")
+mul32 = _op32("mul")
+shl32 = _op32("shl")
+ashr32 = _op32("ashr")
+
+
+@njit(cache=True, inline="always")
+def clamp32(v, lo, hi):
+    """min(max(v, lo), hi) of int32 values, as int32."""
+    v = v if v > lo else lo
+    return v if v < hi else hi

@@ -10,9 +10,9 @@ length in the activation buffer); the columns after it depend on the opcode. An 
 column is an offset into a parameter buffer: ``fpar`` (float32), ``ipar`` (int32) or ``wbuf``
 (weights), as said for each below; unused columns are 0.
 
-The constants are plain module-level ints, which Numba compiles as constants. Numba's
-on-disk cache of the executor is keyed on engine.py alone: after changing a column here,
-touch engine.py (or clear ``__pycache__``) so that it recompiles.
+The constants are plain module-level ints, which Numba compiles as constants. Numba keys its
+on-disk cache on engine.py alone; edgebrain's cache (``_numba_cache``) also keys it on every
+module that compiles, so a change here recompiles the executor by itself.
 """
 
 #: columns in one row

@@ -26,7 +26,7 @@ from edgebrain.kernels import layout as L
 from edgebrain.kernels.conv import conv2d_int
 from edgebrain.kernels.dense import dense_int
 from edgebrain.kernels.elementwise import add_into_sat, delay, scale_int, threshold
-from edgebrain.kernels.neuron import (CUBA, CURRENT_LAG, GMEM_IDENTITY, GSYN_IDENTITY, MULTISPIKE,
+from edgebrain.kernels.neuron import (CUBA, CURRENT_LAG, GMEM_IDENTITY, GSYN_IDENTITY, MULTISPIKE, NARROW, narrow_ok,
                                       RESET_DELAY, SHIFT_DECAY, SPIKING, SUBTRACT, THRESHOLD_GE,
                                       neuron_int)
 from edgebrain.kernels.pool import pool2d_int
@@ -471,6 +471,8 @@ def _run_neuron_both(c: R.NeuronConfig, p, xs, v0, i0, out0):
     v, i, out = v0.astype(sdt), (i0.astype(sdt) if c.cuba else np.zeros(0, sdt)), out0.astype(np.int32)
     rv, ri, rout = v.tolist(), i.tolist(), out.tolist()
     flags = _flags(c)
+    if narrow_ok(flags, lo, hi, p["beta_m"], p["bias"], p["thr"], p["v_reset"], c.dq):
+        flags |= NARROW  # as the builder sets it: the int32 path, checked against the same reference
     max_sp = c.max_spikes if c.multispike else 1
     for t, x in enumerate(xs):
         nsat = neuron_int(x, v, i, out, p["alpha_m"], p["gsyn_m"], p["gsyn_s"], p["beta_m"], p["gmem_m"],
@@ -547,8 +549,53 @@ def test_neuron_int_every_flag_combination():
                   rng.integers(0, 2, n).astype(np.int32)]
             v0 = np.array([draw_int(lo, hi) for _ in range(n)], np.int64)
             i0 = np.array([draw_int(lo, hi) for _ in range(n)], np.int64)
-            out0 = rng.integers(0, c.max_spikes + 1, n) if c.spiking else v0.copy()
+            # a spiking neuron's previous output is what it wrote: a count up to max_spikes, or 0/1
+            # for one spike a step (the int32 path relies on that for the delayed reset)
+            out0 = rng.integers(0, (c.max_spikes if c.multispike else 1) + 1, n) if c.spiking else v0.copy()
             _run_neuron_both(c, p, xs, v0, i0, out0)
+
+
+@cfg(150)
+@given(data=st.data(), spiking=st.booleans(), subtract=st.booleans(), ge=st.booleans(), shift=st.booleans(),
+       delayed=st.booleans(), dq=st.integers(0, 16))
+def test_neuron_int32_path_matches_reference(data, spiking, subtract, ge, shift, delayed, dq):
+    """The int32 fast path (NARROW) on the parameters where the builder allows it, at their limits,
+    with drives anywhere in int32 (beyond ±2^30 the input is clamped: the membrane must saturate
+    exactly as the int64 reference's does)."""
+    c = R.NeuronConfig(cuba=False, spiking=spiking, subtract=subtract, reset_delay=spiking and delayed, current_lag=False,
+                       threshold_ge=ge, multispike=False, max_spikes=1, shift_decay=shift, gsyn_identity=False,
+                       gmem_identity=True, dq=dq, state_bits=16)
+    lo, hi = R.state_range(16)
+    n = data.draw(st.integers(1, 12))
+    edge = st.one_of(st.integers(lo, hi), st.sampled_from([lo, lo + 1, -1, 0, 1, hi - 1, hi]))
+    vec = lambda e: np.array(data.draw(st.lists(e, min_size=n, max_size=n)), np.int32)  # noqa: E731
+    beta = vec(st.integers(0, 30) if shift else st.integers(0, 2 ** dq))
+    beta[0] = 30 if shift else 2 ** dq  # the limit itself, always
+    p = {"alpha_m": np.zeros(n, np.int32), "gsyn_m": np.zeros(n, np.int32), "gsyn_s": np.zeros(n, np.int32),
+         "beta_m": beta, "gmem_m": np.zeros(n, np.int32), "gmem_s": np.zeros(n, np.int32),
+         "bias": vec(edge), "thr": vec(edge), "v_reset": vec(edge)}
+    wide = st.one_of(st.integers(I32_MIN, I32_MAX), st.sampled_from(
+        [I32_MIN, I32_MAX, (1 << 30) - 1, 1 << 30, (1 << 30) + 1, -(1 << 30) - 1, -(1 << 30), 40000, -40000]))
+    xs = [vec(st.one_of(wide, st.integers(-3000, 3000))) for _ in range(data.draw(st.integers(1, 4)))]
+    assert narrow_ok(_flags(c), lo, hi, p["beta_m"], p["bias"], p["thr"], p["v_reset"], dq) == (dq <= 15 or shift)
+    v0 = vec(edge).astype(np.int64)
+    out0 = np.array(data.draw(st.lists(st.integers(0, 1), min_size=n, max_size=n))) if spiking else v0.copy()
+    _run_neuron_both(c, p, xs, v0, np.zeros(n, np.int64), out0)
+
+
+def test_the_int32_path_is_refused_where_int32_could_overflow():
+    flags = SPIKING | SUBTRACT | GMEM_IDENTITY
+    ok = dict(lo=-(1 << 15), hi=(1 << 15) - 1, beta_m=[1 << 15], bias=[0], thr=[100], v_reset=[0], dq=15)
+    assert narrow_ok(flags, **ok)
+    assert not narrow_ok(flags, **dict(ok, lo=-(1 << 31), hi=(1 << 31) - 1))  # 32-bit state
+    assert not narrow_ok(flags, **dict(ok, beta_m=[1 << 16], dq=16))          # 2^15·2^16 > 2^31
+    assert not narrow_ok(flags, **dict(ok, dq=0))                              # v·β undivided: too large
+    assert not narrow_ok(flags | SHIFT_DECAY, **dict(ok, beta_m=[31]))         # 2^30 rounding term
+    assert not narrow_ok(flags, **dict(ok, bias=[1 << 30]))
+    assert not narrow_ok(flags & ~GMEM_IDENTITY, **ok)                         # a gain: 64-bit product
+    assert not narrow_ok(flags | CUBA, **ok)                                   # a current
+    assert not narrow_ok(flags | MULTISPIKE, **ok)                             # several spikes a step
+    assert narrow_ok(flags | RESET_DELAY, **ok)                                # snnTorch's delayed reset
 
 
 @pytest.mark.parametrize("bits", [16, 32])
