@@ -106,28 +106,43 @@ def test_ctrl_c_is_130(tmp_path):
     assert not [f for f in (tmp_path / "cache").rglob("*") if f.is_file()]
 
 
-# rich tables, the streamed decision lines (text and JSON sink), and typer's own help: three writers
-@pytest.mark.parametrize("args", [["data", "info", "{data}/events/formats/sample.aedat4"],
-                                  ["stream", "zoo:har-l2mu", "--source", "{data}/imu/sp-sw-har/s16/s16_01_sw.csv"],
-                                  ["stream", "zoo:har-l2mu", "--source", "{data}/imu/sp-sw-har/s16/s16_01_sw.csv",
-                                   "--json"],
-                                  ["--help"]])
-def test_a_reader_that_goes_away_is_141_without_a_word(args):
+# rich tables, the streamed decision lines (text and JSON sink), and typer's own help: three writers.
+# Deterministic either way: the reader leaves before the command writes anything, or (like
+# `| head -1`) after one line of an output larger than the pipe's buffer, shrunk to one page.
+PER_SAMPLE = ["stream", "zoo:har-l2mu", "--source", "{data}/imu/sp-sw-har/s16/s16_01_sw.csv",
+              "--decoder", "vmax:window=1"]  # 40-60 KB of decisions
+
+
+@pytest.mark.parametrize("args,read_a_line", [
+    (["data", "info", "{data}/events/formats/sample.aedat4"], False),
+    (PER_SAMPLE, True),
+    (PER_SAMPLE + ["--json"], True),
+    (PER_SAMPLE + ["--json"], False),
+    (["--help"], False)])
+def test_a_reader_that_goes_away_is_141_without_a_word(args, read_a_line):
+    import fcntl
+
     from tests.conftest import find_datasets
 
     data, why = find_datasets()
     if data is None:
         pytest.skip(why)
     args = [a.format(data=data) for a in args]
-    p = subprocess.Popen([sys.executable, "-m", "edgebrain.cli", *args], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, cwd=REPO)
-    first = p.stdout.readline()  # what `| head -1` reads, before it goes away
-    p.stdout.close()
+    r, w = os.pipe()
+    fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, 4096)
+    p = subprocess.Popen([sys.executable, "-m", "edgebrain.cli", *args], stdout=w, stderr=subprocess.PIPE, cwd=REPO)
+    os.close(w)
+    if read_a_line:  # what `| head -1` reads, before it goes away
+        line = b""
+        while not line.endswith(b"\n"):
+            chunk = os.read(r, 1)
+            assert chunk, "the command ended before writing a line"
+            line += chunk
+    os.close(r)
     try:
         _, err = p.communicate(timeout=600)
     except subprocess.TimeoutExpired:
         p.kill()
         raise
-    assert first.endswith(b"\n")
     assert p.returncode == ExitCode.BROKEN_PIPE == 141, err.decode()
     assert err.decode().strip() == "" or "compiling" in err.decode(), err.decode()
