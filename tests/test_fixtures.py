@@ -33,6 +33,17 @@ def test_every_file_is_listed_and_unchanged():
         assert mf.sha256((FIXTURES / rel).read_bytes()) == e["sha256"], rel
 
 
+def test_every_folder_has_a_readme_naming_each_file_its_source_and_licence():
+    folders = {p.parent for p in FIXTURES.rglob("*") if p.is_file() and p.name != "README.md"}
+    for d in sorted(folders):
+        readme = d / "README.md"
+        assert readme.is_file(), f"{d} has recordings and no README.md"
+        text = readme.read_text()
+        assert "source" in text.lower() and "licen" in text.lower(), f"{readme} names no source or licence"
+        unnamed = [p.name for p in d.iterdir() if p.is_file() and p.name != "README.md" and p.name not in text]
+        assert not unnamed, f"{readme} does not name {unnamed}"
+
+
 def test_copies_are_the_real_recordings():
     """Each copy of a zoo dataset file has the size and SHA-256 that edgebrain's download manifest
     records for the original (davis346.aedat4: the SHA-256 the format notes give for aestream's file),
