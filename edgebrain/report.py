@@ -41,24 +41,12 @@ def console(stderr: bool = False):
     """The rich console every command prints on (stdout, or stderr). On a terminal it wraps at the
     terminal's width; anywhere else (a pipe, a file, a log) it never wraps or truncates, so that
     names can be copied and a table row stays one line."""
-    c = _console_class()(stderr=stderr)
-    if c.is_terminal:
-        return c
-    return _console_class()(stderr=stderr, soft_wrap=True, width=PIPE_WIDTH)
-
-
-def _console_class():
     from rich.console import Console
 
-    class PipeConsole(Console):
-        """A reader that closed the pipe (``| head -1``) raises :class:`BrokenPipeError`, which the
-        command line turns into a quiet exit 141 (rich's own choice is a bare exit 1, which the
-        command line reserves for internal errors)."""
-
-        def on_broken_pipe(self) -> None:
-            raise BrokenPipeError("the reader of the output closed the pipe")
-
-    return PipeConsole
+    c = Console(stderr=stderr)
+    if c.is_terminal:
+        return c
+    return Console(stderr=stderr, soft_wrap=True, width=PIPE_WIDTH)
 
 
 def _table():

@@ -158,8 +158,8 @@ def _simple_int(x, v, out, beta_m, gmem_m, gmem_s, bias, thr, v_reset, spiking, 
 def narrow_ok(flags: int, lo: int, hi: int, beta_m, bias, thr, v_reset, dq: int) -> bool:
     """Whether ``_simple_int32`` computes exactly what ``neuron_int`` does for these parameters
     (int64 there, int32 here): no current, one spike per step (the reset immediate or delayed, as
-    snnTorch's), the gain to the membrane exactly 1, a state of at
-    most 16 bits, and parameters small enough that no intermediate value leaves int32. The input
+    snnTorch's), the gain to the membrane exactly 1, a state of at most 16 bits, and parameters
+    small enough that no intermediate value leaves int32. The input
     drive is clamped to ±X_CLAMP first: a larger drive saturates the membrane (and is counted)
     the same way, because the decayed membrane and the bias together stay below X_CLAMP − 2^15.
     The delayed reset subtracts the previous output times the threshold: that output is the one
@@ -169,15 +169,15 @@ def narrow_ok(flags: int, lo: int, hi: int, beta_m, bias, thr, v_reset, dq: int)
         return False
     if lo < -(1 << 15) or hi > (1 << 15) - 1:
         return False
-    beta = np.abs(np.asarray(beta_m, np.int64))
+    beta = np.asarray(beta_m, np.int64)
     if flags & SHIFT_DECAY:  # v − rsr(v, k): 2^(k−1) must fit, and |result| <= 2^16
-        if beta.size and (np.asarray(beta_m).min() < 0 or beta.max() > 30):
+        if beta.size and (beta.min() < 0 or beta.max() > 30):
             return False
         vdec = 1 << 16
     else:  # rsr(v·β, dq): the product and its rounding term must fit
         if not 0 <= dq <= 30:
             return False
-        prod = (1 << 15) * int(beta.max(initial=0)) + ((1 << dq) >> 1)
+        prod = (1 << 15) * int(np.abs(beta).max(initial=0)) + ((1 << dq) >> 1)
         if prod >= 1 << 31:
             return False
         vdec = (prod >> dq) + 1
@@ -189,12 +189,11 @@ def narrow_ok(flags: int, lo: int, hi: int, beta_m, bias, thr, v_reset, dq: int)
 def _simple_int32(x, v, out, beta_m, bias, thr, v_reset, spiking, subtract, delayed, ge, dq, lo, hi, shift):
     """_simple_int in int32 arithmetic (see :func:`narrow_ok`, which the builder checked): twice
     the vector width, and the operations AVX2 and NEON have for 32-bit lanes. ``shift`` is a
-    compile-time constant at each call; the other kinds are selected without branches (the
-    executor passes them at run time, and a branch in the loop would stop it vectorizing)."""
+    compile-time constant at each call; the other kinds arrive at run time and only select
+    between values computed either way, which the loop's vectorization survives."""
     nsat = i32(0)
     lo32, hi32 = i32(lo), i32(hi)
     gei = i32(1) if ge else i32(0)  # v >= th  <=>  v > th - 1 for integers
-    sp = i32(1) if spiking else i32(0)
     dq32 = i32(dq)
     half = ashr32(shl32(1, dq32), 1)
     for k in range(v.shape[0]):
