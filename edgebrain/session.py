@@ -43,6 +43,8 @@ class Session:
         self.program = p = program
         self.batch = int(batch)
         self.precision = p.precision
+        # the executor compiled for this program's op families only (a first run compiles less)
+        self._exec = E.executor(E.features(p.prog, integer=p.precision != "float"))
         self._n_in = int(np.prod(p.input_shape)) if p.input_shape else 1
         self.state = aligned_empty((self.batch, p.state_size), p.state_dtype)
         self.act = aligned_empty((self.batch, p.act_size), p.act_dtype)
@@ -92,23 +94,23 @@ class Session:
         reset and restore write into them); x is (B, n_in) float32, C-contiguous. Batch 1
         goes to the batch-1 entry point (the one the fast ``step`` uses, so that only one is
         compiled). Default arguments make the bound values fast locals."""
-        p = self.program
+        p, ex = self.program, self._exec
         if self.batch == 1:
             n = self._n_in
             if self.precision == "float":
-                def call(x2, k=E.step1_f32, a=p.prog, b=p.fpar, c=p.ipar, d=self.state, e=self.act, s=self._scr,
+                def call(x2, k=ex.step1_f32, a=p.prog, b=p.fpar, c=p.ipar, d=self.state, e=self.act, s=self._scr,
                          o=self._out[0]):
                     return k(a, b, c, d, e, s, x2.reshape(n), o)
             else:
-                def call(x2, k=E.step1_int, a=p.prog, b=p.fpar, c=p.ipar, w=p.wbuf, d=self.state, e=self.act,
+                def call(x2, k=ex.step1_int, a=p.prog, b=p.fpar, c=p.ipar, w=p.wbuf, d=self.state, e=self.act,
                          s=self._scr, o=self._out[0]):
                     return k(a, b, c, w, d, e, s, x2.reshape(n), o)
         elif self.precision == "float":
-            def call(x2, k=E.step_f32, a=p.prog, b=p.fpar, c=p.ipar, d=self.state, e=self.act, f=self._idx,
+            def call(x2, k=ex.step_f32, a=p.prog, b=p.fpar, c=p.ipar, d=self.state, e=self.act, f=self._idx,
                      g=self.clock, o=self._out):
                 return k(a, b, c, d, e, f, g, x2, o)
         else:
-            def call(x2, k=E.step_int, a=p.prog, b=p.fpar, c=p.ipar, w=p.wbuf, d=self.state, e=self.act,
+            def call(x2, k=ex.step_int, a=p.prog, b=p.fpar, c=p.ipar, w=p.wbuf, d=self.state, e=self.act,
                      a32=self._acc32, a64=self._acc64, f=self._idx, g=self.clock, o=self._out,
                      sc=self.saturations):
                 return k(a, b, c, w, d, e, a32, a64, f, g, x2, o, sc)
@@ -144,8 +146,8 @@ class Session:
         shape, n_in, p, o = self._unbatched_shape, (self._n_in,), self.program, self._out[0]
         a, b, c, w, st, ac, sc = p.prog, p.fpar, p.ipar, p.wbuf, self.state, self.act, self._scr
         flat = len(shape) != 1
-        is_float = self.precision == "float"
-        disp = E.step1_f32 if is_float else E.step1_int
+        is_float, ex = self.precision == "float", self._exec
+        disp = ex.step1_f32 if is_float else ex.step1_int
         sample = ((a, b, c, st, ac, sc) if is_float else (a, b, c, w, st, ac, sc)) + (np.zeros(n_in, np.float32), o)
         k = _entry_point(disp, sample)
         bound = k is not None  # else: through the dispatcher until it has compiled the kernel
@@ -209,16 +211,16 @@ class Session:
         recbuf = np.zeros((T, self.batch, width), np.float64) if len(rec) else self._no_recbuf
         step = chunk or (T if not progress else max(1, min(T, 2000)))
         bar = progress_bar(T, enabled=progress)
-        t = 0
+        t, ex = 0, self._exec
         while t < T:
             s = slice(t, min(T, t + step))
             rb = recbuf[s] if len(rec) else self._no_recbuf
             if self.precision == "float":
-                E.run_f32(p.prog, p.fpar, p.ipar, self.state, self.act, self._idx, self.clock, xs3[s], out[s],
-                          rec, rb)
+                ex.run_f32(p.prog, p.fpar, p.ipar, self.state, self.act, self._idx, self.clock, xs3[s], out[s],
+                           rec, rb)
             else:
-                E.run_int(p.prog, p.fpar, p.ipar, p.wbuf, self.state, self.act, self._acc32, self._acc64, self._idx,
-                          self.clock, xs3[s], out[s], rec, rb, self.saturations)
+                ex.run_int(p.prog, p.fpar, p.ipar, p.wbuf, self.state, self.act, self._acc32, self._acc64, self._idx,
+                           self.clock, xs3[s], out[s], rec, rb, self.saturations)
             t = s.stop
             if bar:
                 bar.update(s.stop - s.start)

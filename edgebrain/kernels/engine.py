@@ -26,6 +26,14 @@ from ..jit import njit
 #: decorator of the executor's functions (see the module docstring)
 _engine_jit = njit(cache=True, _nrt=False)
 
+#: functions written once and compiled per variant (see :func:`executor`), in the order they call each other
+_TEMPLATES: list = []
+
+
+def _template(f):
+    _TEMPLATES.append(f)
+    return f
+
 from .conv import conv2d_f32, conv2d_int
 from .layout import (
     CONV_B, CONV_C, CONV_CO, CONV_DIMS, CONV_GROUPS, CONV_IDENTITY, CONV_KH, CONV_KW, CONV_NDIMS, CONV_RQ_M,
@@ -41,9 +49,16 @@ from .elementwise import add_into, add_into_sat, copy_into, delay, scale_f32, sc
 from .neuron import NARROW as NEURON_NARROW, neuron_f32, neuron_int, neuron_int32
 from .pool import pool2d_f32, pool2d_int
 
+# Which op families the templates below compile (see :func:`executor`): each variant binds its
+# own values, and Numba, which reads globals as constants, drops the branches they turn off
+# before typing them, so their kernels are never compiled. The module's values: everything.
+_HAS_CONV = True       # convolution and pooling rows
+_HAS_WIDE_ACC = True   # integer dense and conv rows with int64 accumulators
+_NARROW_ONLY = False   # every integer neuron row on the int32 path
 
-@_engine_jit
-def _step_f32(prog, fpar, ipar, state, act, idx, clock, x, out):
+
+@_template
+def _exec_f32(prog, fpar, ipar, state, act, idx, clock, x, out):
     for r in range(prog.shape[0]):
         p = prog[r]
         op = p[OP]
@@ -62,12 +77,12 @@ def _step_f32(prog, fpar, ipar, state, act, idx, clock, x, out):
             for q in range(rows):
                 dense_f32(act[i0 + q * n_in:i0 + (q + 1) * n_in], wt, b,
                           act[o0 + q * n_out:o0 + (q + 1) * n_out], idx)
-        elif op == OP_CONV:
+        elif _HAS_CONV and op == OP_CONV:
             dims = p[CONV_DIMS:CONV_DIMS + CONV_NDIMS]
             co, ci_g, kh, kw = p[CONV_CO], p[CONV_C] // p[CONV_GROUPS], p[CONV_KH], p[CONV_KW]
             w = fpar[p[CONV_W]:p[CONV_W] + co * ci_g * kh * kw].reshape((co, ci_g, kh, kw))
             conv2d_f32(act[i0:i0 + ni], w, fpar[p[CONV_B]:p[CONV_B] + co], act[o0:o0 + no], dims)
-        elif op == OP_POOL:
+        elif _HAS_CONV and op == OP_POOL:
             pool2d_f32(act[i0:i0 + ni], act[o0:o0 + no], p[POOL_DIMS:POOL_DIMS + POOL_NDIMS], fpar[p[POOL_FACTOR]])
         elif op == OP_SCALE:
             scale_f32(act[i0:i0 + ni], fpar[p[SCALE_SCALE]:p[SCALE_SCALE] + no], act[o0:o0 + no])
@@ -92,8 +107,8 @@ def _step_f32(prog, fpar, ipar, state, act, idx, clock, x, out):
                 out[p[OUTPUT_COLUMN] + k] = act[i0 + k]
 
 
-@_engine_jit
-def _step_int(prog, fpar, ipar, wbuf, state, act, acc32, acc64, idx, clock, x, out, satcount):
+@_template
+def _exec_int(prog, fpar, ipar, wbuf, state, act, acc32, acc64, idx, clock, x, out, satcount):
     for r in range(prog.shape[0]):
         p = prog[r]
         op = p[OP]
@@ -121,21 +136,21 @@ def _step_int(prog, fpar, ipar, wbuf, state, act, acc32, acc64, idx, clock, x, o
             for q in range(rows):
                 xin = act[i0 + q * n_in:i0 + (q + 1) * n_in]
                 y = act[o0 + q * n_out:o0 + (q + 1) * n_out]
-                if p[DENSE_WIDE]:
+                if _HAS_WIDE_ACC and p[DENSE_WIDE]:
                     dense_int(xin, wt, b, y, idx, acc64[:n_out], m, s, p[DENSE_IDENTITY])
                 else:
                     dense_int(xin, wt, b, y, idx, acc32[:n_out], m, s, p[DENSE_IDENTITY])
-        elif op == OP_CONV:
+        elif _HAS_CONV and op == OP_CONV:
             dims = p[CONV_DIMS:CONV_DIMS + CONV_NDIMS]
             co, ci_g, kh, kw = p[CONV_CO], p[CONV_C] // p[CONV_GROUPS], p[CONV_KH], p[CONV_KW]
             w = wbuf[p[CONV_W]:p[CONV_W] + co * ci_g * kh * kw].reshape((co, ci_g, kh, kw))
             b = ipar[p[CONV_B]:p[CONV_B] + co]
             m, s = ipar[p[CONV_RQ_M]:p[CONV_RQ_M] + co], ipar[p[CONV_RQ_S]:p[CONV_RQ_S] + co]
-            if p[CONV_WIDE]:
+            if _HAS_WIDE_ACC and p[CONV_WIDE]:
                 conv2d_int(act[i0:i0 + ni], w, b, act[o0:o0 + no], dims, acc64[:no], m, s, p[CONV_IDENTITY])
             else:
                 conv2d_int(act[i0:i0 + ni], w, b, act[o0:o0 + no], dims, acc32[:no], m, s, p[CONV_IDENTITY])
-        elif op == OP_POOL:
+        elif _HAS_CONV and op == OP_POOL:
             pool2d_int(act[i0:i0 + ni], act[o0:o0 + no], p[POOL_DIMS:POOL_DIMS + POOL_NDIMS], p[POOL_M], p[POOL_S])
         elif op == OP_SCALE:
             scale_int(act[i0:i0 + ni], ipar[p[SCALE_SCALE]:p[SCALE_SCALE] + no],
@@ -147,7 +162,7 @@ def _step_int(prog, fpar, ipar, wbuf, state, act, acc32, acc64, idx, clock, x, o
             flags = p[NEURON_FLAGS]
             cuba = flags & 1
             v = state[s0:s0 + no]
-            if flags & NEURON_NARROW:  # called on its own: see neuron_int32
+            if _NARROW_ONLY or flags & NEURON_NARROW:  # called on its own: see neuron_int32
                 satcount[r] += neuron_int32(act[i0:i0 + ni], v, act[o0:o0 + no], ipar[p[NEURON_BETA]:p[NEURON_BETA] + no],
                                             ipar[p[NEURON_BIAS]:p[NEURON_BIAS] + no], ipar[p[NEURON_THR]:p[NEURON_THR] + no],
                                             ipar[p[NEURON_V_RESET]:p[NEURON_V_RESET] + no], flags, p[NEURON_DQ],
@@ -183,22 +198,22 @@ def _record(rec, state, act, dst):
                 dst[col + k] = state[off + k]
 
 
-@_engine_jit
-def run_f32(prog, fpar, ipar, state, act, idx, clock, xs, out, rec, recbuf):
+@_template
+def _run_f32(prog, fpar, ipar, state, act, idx, clock, xs, out, rec, recbuf):
     """Run xs.shape[0] steps for xs.shape[1] batch elements; out[t, b] gets the outputs."""
     for t in range(xs.shape[0]):
         for b in range(xs.shape[1]):
-            _step_f32(prog, fpar, ipar, state[b], act[b], idx, clock[0], xs[t, b], out[t, b])
+            _exec_f32(prog, fpar, ipar, state[b], act[b], idx, clock[0], xs[t, b], out[t, b])
             if rec.shape[0]:
                 _record(rec, state[b], act[b], recbuf[t, b])
         clock[0] += 1
 
 
-@_engine_jit
-def run_int(prog, fpar, ipar, wbuf, state, act, acc32, acc64, idx, clock, xs, out, rec, recbuf, satcount):
+@_template
+def _run_int(prog, fpar, ipar, wbuf, state, act, acc32, acc64, idx, clock, xs, out, rec, recbuf, satcount):
     for t in range(xs.shape[0]):
         for b in range(xs.shape[1]):
-            _step_int(prog, fpar, ipar, wbuf, state[b], act[b], acc32, acc64, idx, clock[0],
+            _exec_int(prog, fpar, ipar, wbuf, state[b], act[b], acc32, acc64, idx, clock[0],
                       xs[t, b], out[t, b], satcount)
             if rec.shape[0]:
                 _record(rec, state[b], act[b], recbuf[t, b])
@@ -214,24 +229,24 @@ def _finite(x):
     return True
 
 
-@_engine_jit
-def step_f32(prog, fpar, ipar, state, act, idx, clock, x, out):
+@_template
+def _step_f32(prog, fpar, ipar, state, act, idx, clock, x, out):
     """One step for every batch element: x (B, n_in), out (B, n_out). Returns False (and
     changes nothing) when x holds NaN or infinity."""
     if not _finite(x):
         return False
     for b in range(x.shape[0]):
-        _step_f32(prog, fpar, ipar, state[b], act[b], idx, clock[0], x[b], out[b])
+        _exec_f32(prog, fpar, ipar, state[b], act[b], idx, clock[0], x[b], out[b])
     clock[0] += 1
     return True
 
 
-@_engine_jit
-def step_int(prog, fpar, ipar, wbuf, state, act, acc32, acc64, idx, clock, x, out, satcount):
+@_template
+def _step_int(prog, fpar, ipar, wbuf, state, act, acc32, acc64, idx, clock, x, out, satcount):
     if not _finite(x):
         return False
     for b in range(x.shape[0]):
-        _step_int(prog, fpar, ipar, wbuf, state[b], act[b], acc32, acc64, idx, clock[0], x[b], out[b], satcount)
+        _exec_int(prog, fpar, ipar, wbuf, state[b], act[b], acc32, acc64, idx, clock[0], x[b], out[b], satcount)
     clock[0] += 1
     return True
 
@@ -266,24 +281,79 @@ def _finite1(x):
     return True
 
 
-@_engine_jit
-def step1_f32(prog, fpar, ipar, state, act, scr, x, out):
-    """step_f32 for a batch of one: state, act (1, n) as there; x (n_in,), out (n_out,)."""
+@_template
+def _step1_f32(prog, fpar, ipar, state, act, scr, x, out):
+    """step for a batch of one: state, act (1, n) as there; x (n_in,), out (n_out,)."""
     if not _finite1(x):
         return False
-    _step_f32(prog, fpar, ipar, state[0], act[0], scr[scr[3]:scr[3] + scr[4]], scr[0], x, out)
+    _exec_f32(prog, fpar, ipar, state[0], act[0], scr[scr[3]:scr[3] + scr[4]], scr[0], x, out)
     scr[0] += 1
     return True
 
 
-@_engine_jit
-def step1_int(prog, fpar, ipar, wbuf, state, act, scr, x, out):
+@_template
+def _step1_int(prog, fpar, ipar, wbuf, state, act, scr, x, out):
     """step_int for a batch of one: state, act (1, n) as there; x (n_in,), out (n_out,)."""
     if not _finite1(x):
         return False
     n_acc = scr[7]
     acc32 = scr[scr[6]:scr[6] + (n_acc + 1) // 2].view(np.int32)[:n_acc]
-    _step_int(prog, fpar, ipar, wbuf, state[0], act[0], acc32, scr[scr[5]:scr[5] + n_acc],
+    _exec_int(prog, fpar, ipar, wbuf, state[0], act[0], acc32, scr[scr[5]:scr[5] + n_acc],
               scr[scr[3]:scr[3] + scr[4]], scr[0], x, out, scr[scr[1]:scr[1] + scr[2]])
     scr[0] += 1
     return True
+
+
+# ---- variants: compile only the op families a program uses
+# Compiling the executor compiles every kernel it can call (and LLVM optimises them again
+# inside each entry point), about 10 s for all of them on a fast x86 core and several times
+# that on a Pi. Most models use a few families, so the executor is instantiated per set of
+# families: the functions above are written once, and each variant compiles them with its own
+# values of the _HAS_* constants, which drop the branches of the families it does not need.
+# Each variant has its own name, so its own entries in the on-disk cache.
+
+#: feature bits of a program (see :func:`features`)
+USES_CONV = 1          # convolution or pooling rows
+USES_WIDE_NEURON = 2   # an integer neuron row off the int32 path (current, multi-spike, wide state)
+USES_WIDE_ACC = 4      # an integer dense or conv row with int64 accumulators
+ALL = USES_CONV | USES_WIDE_NEURON | USES_WIDE_ACC
+
+
+def features(prog, integer: bool) -> int:
+    """The feature bits a program's rows need: a variant with these bits runs every row.
+    (The float executor always has its one neuron kernel.)"""
+    ops = prog[:, OP]
+    bits = USES_CONV if ((ops == OP_CONV) | (ops == OP_POOL)).any() else 0
+    if integer and ((prog[ops == OP_NEURON, NEURON_FLAGS] & NEURON_NARROW) == 0).any():
+        bits |= USES_WIDE_NEURON
+    if integer and ((prog[ops == OP_DENSE, DENSE_WIDE] != 0).any() or (prog[ops == OP_CONV, CONV_WIDE] != 0).any()):
+        bits |= USES_WIDE_ACC
+    return bits
+
+
+_variants: dict = {}
+
+
+def executor(bits: int = ALL):
+    """The executor's entry points (``step1_f32``, ``step1_int``, ``step_f32``, ``step_int``,
+    ``run_f32``, ``run_int``) compiled with the kernel families in ``bits`` only. A program
+    must run on a variant whose bits include :func:`features` of it: rows of a family left
+    out would be skipped."""
+    bits &= ALL
+    ns = _variants.get(bits)
+    if ns is None:
+        import types
+        tag = "all" if bits == ALL else "".join(c for b, c in ((USES_CONV, "c"), (USES_WIDE_NEURON, "n"),
+                                                                  (USES_WIDE_ACC, "a")) if bits & b) or "core"
+        g = dict(globals(), _HAS_CONV=bool(bits & USES_CONV), _HAS_WIDE_ACC=bool(bits & USES_WIDE_ACC),
+                 _NARROW_ONLY=not bits & USES_WIDE_NEURON)
+        ns = types.SimpleNamespace(bits=bits, name=tag)
+        for f in _TEMPLATES:
+            fn = types.FunctionType(f.__code__, g, f.__name__, f.__defaults__)
+            fn.__qualname__ = f"{f.__name__}__{tag}"  # names the variant's cache entries
+            fn.__doc__ = f.__doc__
+            g[f.__name__] = _engine_jit(fn)  # the templates after it call this instance
+            if not f.__name__.startswith("_exec"):
+                setattr(ns, f.__name__[1:], g[f.__name__])
+        _variants[bits] = ns
+    return ns

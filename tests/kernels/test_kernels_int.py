@@ -270,7 +270,7 @@ def _conv_kernel(x, w, b, m, s, identity, geo, acc_dtype):
     n = g["Co"] * Ho * Wo
     y = np.full(n, -999, np.int32)
     acc = np.full(n, 5, acc_dtype)
-    conv2d_int(x, np.ascontiguousarray(w), b, y, dims, acc, m, s, identity)
+    conv2d_int(x, conv_mod.scatter_weights(w), b, y, dims, acc, m, s, identity)
     return y
 
 
@@ -405,7 +405,7 @@ def _quantize_with_engine(xs, inv, lo, hi):
     fpar = np.array([0.0, inv], np.float32)
     act = np.full((1, n), 99, np.int32)
     satcount = np.zeros(1, np.int64)
-    ok = E.step_int(prog, fpar, np.zeros(1, np.int32), np.zeros(1, np.int8), np.zeros((1, 1), np.int16), act,
+    ok = E.executor().step_int(prog, fpar, np.zeros(1, np.int32), np.zeros(1, np.int8), np.zeros((1, 1), np.int16), act,
                     np.zeros(1, np.int32), np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(1, np.int64),
                     xs.reshape(1, n), np.zeros((1, 1), np.float32), satcount)
     assert ok

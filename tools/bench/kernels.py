@@ -1,7 +1,7 @@
 #!/usr/bin/env python
-"""Kernel benchmark: edgebrain's step/run against snnTorch, Norse, NumPy and a C loop.
+"""Kernel benchmark: edgebrain's step/run against snnTorch, Norse, ONNX Runtime, NumPy and a C loop.
 
-    python tools/bench/kernels.py            # full run (about 2 minutes on 2 cores)
+    python tools/bench/kernels.py            # full run (a few minutes on 2 cores)
     python tools/bench/kernels.py --quick    # fewer repeats and steps (CI smoke)
     python tools/bench/kernels.py --json out.json   # also write machine-readable results
     python tools/bench/kernels.py --target avx2     # Numba and C both pinned to AVX2 (haswell)
@@ -15,25 +15,33 @@ Single-threaded, batch 1. Networks:
 
 Engines: edgebrain float and int (``Session.step`` in a Python loop, and ``Session.run``
 over all T steps in one call), NumPy float32 (a per-step loop), snnTorch (``Leaky`` with
-``init_hidden``) and Norse (``LIFBoxCell`` / ``LIBoxCell``) under ``torch.no_grad``, and
-``ref_loop.c`` doing the same integer work as edgebrain's int session (docs/fixed-point.md)
-with the exact parameters edgebrain's quantizer chose, built with gcc and with clang at
-``-O3 -march=native -ffp-contract=off``. The C loop's spikes are checked against edgebrain's
-bit for bit (and the script exits with status 1 if they differ). Times are medians over
-repeated runs of T steps, in µs per step, taken in a few fresh worker processes per network
-(pooled: a process's memory layout can make it faster or slower) with all engines
-interleaved round by round (each C run its own process), on the process CPU-time clock by
-default (``--clock wall`` for wall time; both are measured and kept
-in ``--json``): on a machine shared with other work, CPU time is what the code costs, while
-wall time also counts the time the process waited for a core. Results and method are
-written up in docs/benchmarks.md.
+``init_hidden``) and Norse (``LIFBoxCell`` / ``LIBoxCell``) under ``torch.no_grad``, ONNX
+Runtime (the same network and weights exported from PyTorch as one timestep, ``x`` and the
+membranes in, the output and the new membranes out, run with ``InferenceSession.run`` once per
+step on one thread, states fed back; its outputs are checked against edgebrain's float session
+and the differences printed), and ``ref_loop.c`` doing the same integer work as edgebrain's int
+session (docs/fixed-point.md) with the exact parameters edgebrain's quantizer chose, built with
+gcc and with clang at ``-O3 -march=M -ffp-contract=off`` (M follows ``--target``: native,
+haswell or x86-64-v2). Each C build's outputs are checked against edgebrain's bit for bit (and
+the script exits with status 1 if they differ); the C targets compare with the faster of the two
+builds. Times are medians over repeated runs of T steps, in µs per step, taken in a few fresh
+worker processes per network (pooled: a process's memory layout can make it faster or slower)
+with all engines interleaved round by round (each C run its own process), on the process
+CPU-time clock by default (``--clock wall`` for wall time; both are measured and kept in
+``--json``): on a machine shared with other work, CPU time is what the code costs, while wall
+time also counts the time the process waited for a core. Results and method are written up in
+docs/benchmarks.md.
 
 Cold start: the first ``step`` of model (a) loaded from an ``.ebm`` file in a fresh process,
 with an empty Numba cache (NUMBA_CACHE_DIR set to a new directory: everything is compiled)
 and again with that cache filled (warm), with the peak resident memory (VmHWM) of that
 process.
 
-torch / snntorch / norse / clang are optional: their columns are skipped with a note.
+torch / snntorch / norse / onnx / onnxruntime / clang are optional: their columns are skipped
+with a note. ``pip install -e .[bench]`` installs onnxruntime and onnx (torch, snntorch: the
+``train`` extra). Helper modules: ``_c_ref.py`` (the C loop: parameters, builds, bit-identity
+check), ``_torch_engines.py`` (snnTorch, Norse, ONNX export and Runtime), ``_coldstart.py``,
+``_report.py`` (machine description, tables).
 """
 
 from __future__ import annotations
@@ -47,14 +55,12 @@ for _k in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_
     os.environ[_k] = "1"
 
 import argparse  # noqa: E402
-import datetime  # noqa: E402
 import gc  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import resource  # noqa: E402
 import shutil  # noqa: E402
 import statistics  # noqa: E402
-import struct  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -62,15 +68,15 @@ from pathlib import Path  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for _p in (ROOT, HERE):  # edgebrain, and this script's helper modules (_c_ref.py, ...)
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
 
 import numpy as np  # noqa: E402
-
-#: --target: instruction set both sides are built for, as (NUMBA_CPU_NAME, gcc/clang -march); the
-#: integer path must be fast on what users deploy to, not only on this machine's widest vectors
-ISA = {"native": (None, "native"), "avx2": ("haswell", "haswell"), "x86-64-v2": ("x86-64-v2", "x86-64-v2")}
-CFLAGS = ["-O3", "-march=native", "-ffp-contract=off"]
+from _c_ref import CFLAGS, ISA, build_c, c_engines  # noqa: E402
+from _coldstart import cold_start  # noqa: E402
+from _report import fmt_us, machine_info, steal_seconds, table  # noqa: E402
+from _torch_engines import ORT_NAME, onnx_export_main, ort_check_line, ort_engine, torch_engines  # noqa: E402
 
 TARGETS = {  # issue 13's targets (int) and the earlier ones (snnTorch speed-ups)
     "a_step_vs_c": 1.6,       # (a) Session.step within 1.6x of the faster C build
@@ -286,297 +292,6 @@ def numpy_engine(layers, xs):
     return {"numpy float32 step": (reset, loop)}, record
 
 
-def torch_engines(layers, xs, have):
-    """snnTorch and Norse step loops under torch.no_grad (skipped when not importable):
-    ({name: (setup, body)}, notes)."""
-    res, notes = {}, []
-    try:
-        import torch
-    except ImportError:
-        return res, ["torch not importable: snnTorch and Norse columns skipped"]
-    torch.set_num_threads(1)
-    try:
-        torch.set_num_interop_threads(1)
-    except RuntimeError:  # only allowed once per process
-        pass
-    have["torch"] = f"{torch.__version__} ({torch.get_num_threads()} thread)"
-    xt = torch.from_numpy(xs).unsqueeze(1)  # (T, 1, n_in)
-
-    def linears():
-        out = []
-        for W, b, *_ in layers:
-            fc = torch.nn.Linear(W.shape[1], W.shape[0])
-            with torch.no_grad():
-                fc.weight.copy_(torch.from_numpy(W))
-                fc.bias.copy_(torch.from_numpy(b))
-            out.append(fc)
-        return out
-
-    try:
-        import snntorch as snn
-        from snntorch import utils as sutils
-
-        have["snntorch"] = snn.__version__
-        fcs = linears()
-        mods = []
-        for (W, b, kind, beta, thr), fc in zip(layers, fcs):
-            mods.append(fc)
-            last = len(mods) == 2 * len(layers) - 1
-            if kind == "LIF":
-                mods.append(snn.Leaky(beta=beta, threshold=thr, init_hidden=True, reset_mechanism="subtract",
-                                      reset_delay=False, output=last))
-            else:  # leaky readout: no reset, the membrane is the output
-                mods.append(snn.Leaky(beta=beta, threshold=1.0, init_hidden=True, reset_mechanism="none",
-                                      output=True))
-        net = torch.nn.Sequential(*mods).eval()
-
-        def loop():
-            with torch.no_grad():
-                for x in xt:
-                    net(x)
-
-        res["snnTorch step"] = (lambda: sutils.reset(net), loop)
-    except ImportError:
-        notes.append("snntorch not importable: column skipped")
-
-    try:
-        import norse
-        import norse.torch as nt
-        from norse.torch.functional.reset import reset_subtract
-
-        have["norse"] = getattr(norse, "__version__", "?")
-        fcs = linears()
-        cells = []
-        for W, b, kind, beta, thr in layers:
-            inv = (1.0 - beta) / 1e-3  # dt·tau_mem_inv = 1 − beta
-            if kind == "LIF":
-                p = nt.LIFBoxParameters(tau_mem_inv=torch.tensor(inv), v_th=torch.tensor(thr),
-                                        reset_method=reset_subtract)
-                cells.append(nt.LIFBoxCell(p, dt=1e-3))
-            else:
-                cells.append(nt.LIBoxCell(nt.LIBoxParameters(tau_mem_inv=torch.tensor(inv)), dt=1e-3))
-
-        def loop():
-            states = [None] * len(cells)
-            with torch.no_grad():
-                for x in xt:
-                    h = x
-                    for k in range(len(cells)):
-                        h, states[k] = cells[k](fcs[k](h), states[k])
-
-        res["Norse step"] = (None, loop)
-    except ImportError:
-        notes.append("norse not importable: column skipped")
-    return res, notes
-
-
-# ============================================================================ C reference
-
-
-def dump_c_params(qmodel, xs, path):
-    """Write ref_loop.c's parameter file from the quantizer's integer parameters (qmodel.quant)."""
-    from edgebrain import ops
-
-    g, q = qmodel.graph, qmodel.quant
-    if int(q["weight_bits"]) != 8:
-        raise SystemExit("the C reference handles 8-bit weights only")
-    nodes = q["nodes"]
-    order = [n for n in g.order if not isinstance(g.nodes[n], ops.Output)]
-    inp, rest = order[0], order[1:]
-    assert isinstance(g.nodes[inp], ops.Input)
-    state_bits = int(q["state_bits"])
-    lo_s, hi_s = (-(2 ** 15), 2 ** 15 - 1) if state_bits == 16 else (-(2 ** 31), 2 ** 31 - 1)
-    T, n_in = xs.shape
-    qi = nodes[inp]
-    buf = bytearray(b"EBREF1\0\0")
-    buf += struct.pack("<4i", len(rest) // 2, T, n_in, state_bits)
-    buf += struct.pack("<f", float(np.float32(1.0 / qi["scale"])))
-    buf += struct.pack("<2i", int(qi["lo"]), int(qi["hi"]))
-    i32 = lambda a: np.ascontiguousarray(a, dtype="<i4").tobytes()  # noqa: E731
-    for aff, neu in zip(rest[0::2], rest[1::2]):
-        op_a, op_n = g.nodes[aff], g.nodes[neu]
-        assert isinstance(op_a, ops.Affine) and isinstance(op_n, ops.Neuron), (aff, neu)
-        if op_n.cuba or op_n.multispike or (op_n.spiking and op_n.reset_delay):
-            raise SystemExit(f"node {neu}: the C reference handles LIF/LI without current, multi-spike or delayed reset")
-        qa, qn = nodes[aff], nodes[neu]
-        w = np.asarray(qa["w"], np.int8)  # (n_out, n_in)
-        n_o, n_i = w.shape
-        has_b = "b" in qa
-        buf += struct.pack("<5i", n_i, n_o, int(has_b), int(qa["identity"]), int(qa["wide"]))
-        buf += np.ascontiguousarray(w.T).tobytes()
-        if has_b:
-            buf += i32(qa["b"])
-        buf += i32(qa["rq_m"]) + i32(qa["rq_s"])
-        sub = op_n.spiking and op_n.reset == "subtract"
-        buf += struct.pack("<8i", int(op_n.spiking), int(sub), int(op_n.spiking and op_n.threshold_ge),
-                           int(qn["decay"] == "shift"), int(bool(qn.get("gmem_identity"))), int(qn["dq"]), lo_s, hi_s)
-        z = np.zeros(n_o, np.int64)
-        for k in ("beta_m", "gmem_m", "gmem_s", "bias", "thr", "v_reset"):
-            buf += i32(np.broadcast_to(np.asarray(qn[k]), (n_o,)) if k in qn else z)
-    buf += np.ascontiguousarray(xs, dtype="<f4").tobytes()
-    Path(path).write_bytes(bytes(buf))
-    return [n for n in rest[1::2]]
-
-
-def build_c(workdir, have):
-    """Compile ref_loop.c with gcc and clang. Returns {name: exe path}, notes."""
-    src = HERE / "ref_loop.c"
-    exes, notes = {}, []
-    for cc in ("gcc", "clang"):
-        path = shutil.which(cc)
-        if not path:
-            notes.append(f"{cc} not found: its C column is skipped (apt-get install -y {cc})")
-            continue
-        exe = Path(workdir) / f"ref_loop_{cc}"
-        cmd = [path, *CFLAGS, "-DSTATE_BITS=16", str(src), "-o", str(exe), "-lm"]
-        r = subprocess.run(cmd, capture_output=True, text=True)
-        if r.returncode:
-            notes.append(f"{cc} failed to build ref_loop.c: {r.stderr.strip()[:300]}")
-            continue
-        ver = subprocess.run([path, "--version"], capture_output=True, text=True).stdout.splitlines()[0]
-        have[cc] = ver
-        exes[cc] = str(exe)
-    return exes, notes
-
-
-def c_engines(exes, qmodel, xs, workdir, tag):
-    """Dump the parameters, run every C build once to check that its outputs are
-    bit-identical to edgebrain's int session, and return the timing commands."""
-    cmds, checks = {}, {}
-    params = Path(workdir) / f"{tag}.params.bin"
-    neurons = dump_c_params(qmodel, xs, params)
-    # edgebrain's int session: every neuron's output, as integers
-    s = qmodel.session("int")
-    _, rec = s.run(xs, record=neurons)
-    prog = qmodel.program("int")
-    cols = []
-    for n in neurons:
-        key = f"spikes/{n}" if f"spikes/{n}" in rec else f"out/{n}"
-        a = rec[key] if key.startswith("spikes") else rec[key] / prog.scales[n]
-        cols.append(np.rint(a).astype(np.int64))
-    eb = np.concatenate(cols, axis=1)
-    eb_sat = int(s.saturations.sum())
-    for cc, exe in exes.items():
-        out = Path(workdir) / f"{tag}.{cc}.out.bin"
-        r = subprocess.run([exe, str(params), str(out), "1"], capture_output=True, text=True)
-        if r.returncode:
-            raise SystemExit(f"ref_loop ({cc}) failed: {r.stderr}")
-        info = json.loads(r.stdout.strip().splitlines()[-1])
-        c = np.fromfile(out, dtype="<i4").reshape(xs.shape[0], -1).astype(np.int64)
-        same = bool(c.shape == eb.shape and np.array_equal(c, eb))
-        detail = {"equal": same, "saturations_c": info["saturations"], "saturations_edgebrain": eb_sat}
-        if not same and c.shape == eb.shape:
-            bad = np.argwhere(c != eb)
-            detail["first_mismatch"] = [int(v) for v in bad[0]]
-            detail["mismatches"] = int(bad.shape[0])
-        checks[cc] = detail
-        # one timed run of T steps per process ("-": no record file, a warm-up run instead)
-        cmds[f"C {cc} -O3 (int)"] = [exe, str(params), "-", "1"]
-    return cmds, checks
-
-
-# ============================================================================ cold start
-
-
-CHILD = r"""
-import os, sys, time, json, resource
-t0 = time.perf_counter()
-sys.path.insert(0, sys.argv[1])
-import numpy as np
-import edgebrain.model
-t_import = time.perf_counter() - t0
-path, prec, T = sys.argv[2], sys.argv[3], int(sys.argv[4])
-t1 = time.perf_counter()
-m = edgebrain.model.Model.load(path)
-s = m.session(prec)
-t_load = time.perf_counter() - t1
-x = np.random.default_rng(0).standard_normal((T,) + tuple(m.input_shape)).astype(np.float32)
-t2 = time.perf_counter(); s.step(x[0]); t_first = time.perf_counter() - t2
-t3 = time.perf_counter(); s.step(x[1]); t_second = time.perf_counter() - t3
-t4 = time.perf_counter(); s.run(x); t_run_first = time.perf_counter() - t4
-t5 = time.perf_counter(); s.run(x); t_run_second = time.perf_counter() - t5
-# VmHWM: this process's own peak. (getrusage's ru_maxrss is carried over fork+exec from the
-# parent on Linux, so in a child of a big process it reports the parent's peak.)
-hwm = None
-try:
-    with open("/proc/self/status") as f:
-        hwm = next(int(l.split()[1]) for l in f if l.startswith("VmHWM:"))
-except (OSError, StopIteration):
-    pass
-ru = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"import_s": t_import, "load_s": t_load, "first_step_s": t_first, "second_step_s": t_second,
-                  "first_run_s": t_run_first, "second_run_s": t_run_second, "T": T,
-                  "peak_rss_kib": hwm if hwm is not None else ru, "ru_maxrss_kib": ru}))
-"""
-
-
-def cold_start(model_paths, T):
-    """First step in a fresh process: empty Numba cache, then the same cache again (warm)."""
-    out = {}
-    for prec, path in model_paths.items():
-        cache = tempfile.mkdtemp(prefix="eb_numba_cache_")
-        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
-        for label in ("cold", "warm"):
-            t0 = time.perf_counter()
-            r = subprocess.run([sys.executable, "-c", CHILD, str(ROOT), str(path), prec, str(T)],
-                               capture_output=True, text=True, env=env)
-            wall = time.perf_counter() - t0
-            if r.returncode:
-                raise SystemExit(f"cold-start child failed: {r.stderr}")
-            d = json.loads(r.stdout.strip().splitlines()[-1])
-            d["process_wall_s"] = wall
-            out[f"{prec} {label}"] = d
-        shutil.rmtree(cache, ignore_errors=True)
-    return out
-
-
-# ============================================================================ report
-
-
-def _steal():
-    """Seconds of CPU time stolen by the hypervisor so far (all CPUs; /proc/stat), or None.
-    Stolen time slows everything measured while it happens, on either clock."""
-    try:
-        with open("/proc/stat") as f:
-            fields = f.readline().split()
-        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def machine_info(have):
-    info = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-            "python": platform.python_version(), "platform": platform.platform()}
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        for line in lscpu.splitlines():
-            k, _, v = line.partition(":")
-            if k.strip() in ("Model name", "CPU(s)", "Thread(s) per core", "L2 cache", "L3 cache"):
-                info[k.strip()] = v.strip()
-        flags = next((ln for ln in lscpu.splitlines() if ln.startswith("Flags")), "")
-        info["simd"] = " ".join(f for f in ("avx2", "avx512f", "avx512bw", "avx512_vnni") if f" {f}" in flags)
-    except OSError:
-        pass
-    import numba
-
-    info["numpy"] = np.__version__
-    info["numba"] = numba.__version__
-    try:
-        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
-        info["numpy_blas"] = f"{blas.get('name')} {blas.get('version')}"
-    except Exception:  # noqa: BLE001 - informational only
-        pass
-    info["OPENBLAS_CORETYPE"] = os.environ.get("OPENBLAS_CORETYPE", "(unset)")
-    info.update(have)
-    return info
-
-
-def fmt_us(v):
-    if v is None:
-        return "—"
-    return f"{v * 1e6:9.2f}" if v * 1e6 < 1000 else f"{v * 1e6:9.0f}"
-
-
 CASES = {  # key: (title, network, n_in, input kind, seed)
     "a": ("(a) watch 6→128→128→5, real input", net_watch, 6, "normal", 10),
     "b_spikes": ("(b) 512×512 → 512 LIF, 10% spikes in", net_dense512, 512, "spikes", 20),
@@ -584,27 +299,47 @@ CASES = {  # key: (title, network, n_in, input kind, seed)
 }
 
 
-def build_case(key, T):
-    """The case's layers, inputs, float model and quantized model (deterministic)."""
+def float_case(key, T):
+    """The case's title, layers, inputs and float model (deterministic)."""
     from edgebrain.model import Model
-    from edgebrain.quant import quantize
 
     title, net, n_in, kind, seed = CASES[key]
     layers = net()
-    xs = inputs(kind, T, n_in, seed)
+    return title, layers, inputs(kind, T, n_in, seed), Model(to_graph(layers, n_in))
+
+
+def build_case(key, T):
+    """The case's layers, inputs, float model and quantized model (deterministic)."""
+    from edgebrain.quant import quantize
+
+    title, layers, xs, model = float_case(key, T)
+    _, _, n_in, kind, seed = CASES[key]
     calib = inputs(kind, 1000, n_in, seed + 1)
-    model = Model(to_graph(layers, n_in))
     qmodel, qrep = quantize(model, calib, weight_bits=8, state_bits=16)
     return title, layers, xs, model, qmodel, qrep
 
 
-def worker(key, T, rounds, slow_rounds, c_cmds_path):
+def onnx_column(key, T, workdir):
+    """Export the case's network as one ONNX timestep and check it against edgebrain's float
+    session, in a subprocess (torch stays out of this process): the JSON of onnx_export_main."""
+    path = Path(workdir) / f"{key}.step.onnx"
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--onnx-export", key, "--steps", str(T), "--onnx", str(path)]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode:
+        return {"path": None, "have": {}, "notes": [f"ONNX export of ({key}) failed: ONNX Runtime column skipped: "
+                                                      f"{r.stderr.strip()[-400:]}"]}
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def worker(key, T, rounds, slow_rounds, c_cmds_path, onnx_path):
     """One timing process (see main): every engine of one case, interleaved; prints the raw
     samples as one JSON line."""
     _, layers, xs, model, qmodel, _ = build_case(key, T)
     py, _ = edgebrain_engines(model, qmodel, xs)
     npy, _ = numpy_engine(layers, xs)
     py.update(npy)
+    if onnx_path:  # cheap enough (tens of µs per step) to run in every round, like NumPy
+        py.update(ort_engine(onnx_path, xs))
     have = {}
     slow, notes = torch_engines(layers, xs, have) if slow_rounds else ({}, [])
     c_cmds = json.loads(Path(c_cmds_path).read_text()) if c_cmds_path else {}
@@ -612,7 +347,7 @@ def worker(key, T, rounds, slow_rounds, c_cmds_path):
     print(json.dumps({"samples": samples, "have": have, "notes": notes}))
 
 
-def measure(key, T, c_cmds, workdir, processes, rounds, slow_rounds):
+def measure(key, T, c_cmds, workdir, processes, rounds, slow_rounds, onnx_path=None):
     """Samples of every engine for one case, pooled over ``processes`` fresh worker
     processes (each with its own memory layout; a single process can land in a slower
     one, by up to a few tens of per cent on this kind of machine)."""
@@ -622,7 +357,7 @@ def measure(key, T, c_cmds, workdir, processes, rounds, slow_rounds):
     for w in range(processes):
         sr = slow_rounds // processes + (1 if w < slow_rounds % processes else 0)
         cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", key, "--steps", str(T),
-               "--rounds", str(rounds), "--slow-rounds", str(sr), "--c-cmds", str(path)]
+               "--rounds", str(rounds), "--slow-rounds", str(sr), "--c-cmds", str(path), "--onnx", onnx_path or ""]
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode:
             raise SystemExit(f"timing worker failed:\n{r.stderr}")
@@ -654,9 +389,15 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=11, help=argparse.SUPPRESS)
     ap.add_argument("--slow-rounds", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--c-cmds", default="", help=argparse.SUPPRESS)
+    ap.add_argument("--onnx", default="", help=argparse.SUPPRESS)
+    ap.add_argument("--onnx-export", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.worker:
-        worker(a.worker, a.steps, a.rounds, a.slow_rounds, a.c_cmds)
+        worker(a.worker, a.steps, a.rounds, a.slow_rounds, a.c_cmds, a.onnx)
+        return 0
+    if a.onnx_export:
+        _, layers, xs, model = float_case(a.onnx_export, a.steps)
+        onnx_export_main(layers, model, xs, a.onnx)
         return 0
 
     T = a.steps or (300 if a.quick else 2000)
@@ -666,10 +407,10 @@ def main(argv=None):
     reps_torch = 1 if a.quick else 5   # snnTorch, Norse (spread over the processes)
     clk = a.clock
 
-    load0, steal0 = os.getloadavg(), _steal()
+    load0, steal0 = os.getloadavg(), steal_seconds()
     have, notes = {}, []
     work = tempfile.mkdtemp(prefix="eb_bench_")
-    exes, n = build_c(work, have)
+    exes, n, c_builds = build_c(work, have)
     notes += n
 
     results, checks, extra, qmodels = {}, {}, {}, {}
@@ -683,8 +424,12 @@ def main(argv=None):
         step_eq_run = same_check()
         _, np_record = numpy_engine(layers, xs)
         np_spikes = np_record()
+        # ONNX Runtime: export one timestep and check it against edgebrain float (in a subprocess)
+        ox = onnx_column(key, T, work)
+        have.update(ox["have"])
+        notes += [x for x in ox["notes"] if x not in notes]
         # timing: pooled over fresh worker processes
-        r, h, n = measure(key, T, c_cmds, work, procs, rounds, reps_torch)
+        r, h, n = measure(key, T, c_cmds, work, procs, rounds, reps_torch, ox["path"])
         have.update(h)
         notes += [x for x in n if x not in notes]
         checks[key] = chk
@@ -704,7 +449,10 @@ def main(argv=None):
         extra[key] = {"step_outputs_equal_run": step_eq_run,
                       "numpy_vs_edgebrain_float_spike_agreement": min(agree) if agree else None,
                       "spike_rates": rates, "int_float_spike_agreement":
-                      {lr.name: lr.spike_agreement for lr in qrep.layers if lr.spike_agreement is not None}}
+                      {lr.name: lr.spike_agreement for lr in qrep.layers if lr.spike_agreement is not None},
+                      "onnxruntime_vs_edgebrain_float": ox.get("check")}
+        if ox.get("check"):
+            print("  " + ort_check_line(ox["check"]), flush=True)
         print(f"  spike rates {', '.join(f'{k} {v:.3f}' for k, v in rates.items())};"
               f" NumPy/edgebrain float spike agreement {extra[key]['numpy_vs_edgebrain_float_spike_agreement']:.4f}",
               flush=True)
@@ -714,17 +462,23 @@ def main(argv=None):
                   f" wall {fmt_us(t['wall'][0])} (min {fmt_us(t['wall'][1]).strip()})", flush=True)
 
     # ---- ratios and targets (on the chosen clock's medians)
+    def fastest_c(r, c):  # the faster of the C builds (gcc, clang) in this case, on clock c
+        return min((k for k in r if k.startswith("C ")), key=lambda k: r[k][c][0], default=None)
+
     def ratios_for(c):
         out = {}
         for key, r in results.items():
-            c_best = min((v[c][0] for k, v in r.items() if k.startswith("C ")), default=None)
+            c_best = r[fastest_c(r, c)][c][0] if fastest_c(r, c) else None
             snn_t = r["snnTorch step"][c][0] if "snnTorch step" in r else None
+            ort_t = r[ORT_NAME][c][0] if ORT_NAME in r else None
             out[key] = {name: {"vs_fastest_C": (t[c][0] / c_best) if c_best else None,
-                               "speedup_vs_snnTorch": (snn_t / t[c][0]) if snn_t else None}
+                               "speedup_vs_snnTorch": (snn_t / t[c][0]) if snn_t else None,
+                               "speedup_vs_onnxruntime": (ort_t / t[c][0]) if ort_t else None}
                         for name, t in r.items()}
         return out
 
     ratios = {c: ratios_for(c) for c in ("cpu", "wall")}
+    fastest = {c: {key: fastest_c(r, c) for key, r in results.items()} for c in ("cpu", "wall")}
 
     def targets_for(c):
         ra, rb = ratios[c]["a"], ratios[c]["b_spikes"]
@@ -764,7 +518,7 @@ def main(argv=None):
         p = Path(work) / "watch.ebm"
         qmodels["a"].save(p)  # the .ebm holds the graph and the integer parameters
         cold = cold_start({"float": p, "int": p}, T)
-    load1, steal1 = os.getloadavg(), _steal()
+    load1, steal1 = os.getloadavg(), steal_seconds()
 
     info = machine_info(have)
     info["loadavg_start"], info["loadavg_end"] = load0, load1
@@ -774,9 +528,11 @@ def main(argv=None):
     print(f"date {info['date']}; {info.get('Model name', platform.processor())}, {info.get('CPU(s)', '?')} CPUs "
           f"({info.get('simd', '')}); python {info['python']}, numpy {info['numpy']}, numba {info['numba']}"
           + "".join(f", {k} {info[k]}" for k in ("torch", "snntorch", "norse") if k in info))
-    for cc in ("gcc", "clang"):
-        if cc in info:
-            print(f"{cc}: {info[cc]}  ({' '.join(CFLAGS)})")
+    for cc, b in c_builds.items():
+        print(f"{cc}: {b['version']}  ({b['command']})")
+    if ORT_NAME in results.get("a", {}):
+        print(f"ONNX Runtime {info.get('onnxruntime')}, onnx {info.get('onnx')}: one exported timestep per "
+              f"InferenceSession.run, states fed back")
     print(f"target instruction set: {ISA_NAME} (NUMBA_CPU_NAME={os.environ.get('NUMBA_CPU_NAME', '(host)')}, "
           f"C {CFLAGS[1]})")
     print(f"load average at start {load0[0]:.2f}, at end {load1[0]:.2f} (1 min)"
@@ -786,7 +542,9 @@ def main(argv=None):
           f"({reps_torch} for snnTorch/Norse; C: one process per run); µs per step, "
           f"{'process CPU time' if clk == 'cpu' else 'wall time'}\n")
     print(table(results, ratios[clk], clk))
-    print("\n/C: time ÷ the fastest C build of that column; snnT/x: snnTorch time ÷ this time (speed-up)")
+    print("\n/C: time ÷ the faster C build of that column ("
+          + ", ".join(f"{k} {v.split()[1] if v else '—'}" for k, v in fastest[clk].items())
+          + "); snnT/x, ORT/x: snnTorch, ONNX Runtime time ÷ this time (speed-up)")
     other = "wall" if clk == "cpu" else "cpu"
     print(f"\nthe same medians on the {other} clock (µs/step):")
     print(table(results, ratios[other], other, ratios_cols=False))
@@ -820,7 +578,7 @@ def main(argv=None):
                                    for n, v in r.items()} for k, r in results.items()},
                "ratios": ratios, "targets": {c: {k: {"value": v, "met": ok} for k, (v, ok) in t.items()}
                                              for c, t in targets.items()},
-               "c_equals_edgebrain_int": checks, "checks": extra, "cold_start": cold,
+               "c_equals_edgebrain_int": checks, "c_builds": c_builds, "fastest_C": fastest, "checks": extra, "cold_start": cold,
                "peak_rss_bench_process_kib": peak_main, "notes": notes}
         text = json.dumps(doc, indent=2, ensure_ascii=False)
         if a.json == "-":
@@ -830,29 +588,6 @@ def main(argv=None):
     shutil.rmtree(work, ignore_errors=True)
     ok = all(d["equal"] for chk in checks.values() for d in chk.values())
     return 0 if ok else 1
-
-
-def table(results, ratios, clk, ratios_cols=True):
-    names = []
-    for r in results.values():
-        for k in r:
-            if k not in names:
-                names.append(k)
-    cols = "".join(f" {k:>10s} | {'/C':>6s} | {'snnT/x':>7s} |" if ratios_cols else f" {k:>10s} |" for k in results)
-    lines = [f"| {'engine':24s} |" + cols,
-             "|" + "-" * 26 + "|" + ("------------|--------|---------|" if ratios_cols else "------------|") * len(results)]
-    for nm in names:
-        row = f"| {nm:24s} |"
-        for key in results:
-            t = results[key].get(nm)
-            med = t[clk][0] if t else None
-            row += f" {fmt_us(med):>10s} |"
-            if ratios_cols:
-                rr = ratios[key].get(nm, {})
-                vc, vs = rr.get("vs_fastest_C"), rr.get("speedup_vs_snnTorch")
-                row += f" {('%.2f' % vc) if vc else '—':>6s} | {('%.0f' % vs) if vs else '—':>7s} |"
-        lines.append(row)
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":
