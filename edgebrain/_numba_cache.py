@@ -199,6 +199,15 @@ class _SealedFiles(caching.IndexDataCacheFile):
             return None
 
 
+def _calls_runtime(data) -> bool:
+    """Whether a cache entry's object code refers to Numba's runtime (its symbols are NRT_*)."""
+    if isinstance(data, (bytes, bytearray)):
+        return b"NRT_" in data
+    if isinstance(data, (tuple, list)):
+        return any(_calls_runtime(x) for x in data)
+    return False
+
+
 class _SafeCache(caching.FunctionCache):
     """Numba's per-function cache, where nothing that goes wrong with the files is fatal."""
 
@@ -214,11 +223,29 @@ class _SafeCache(caching.FunctionCache):
             _say_once(f"cannot be written beside edgebrain or in the user's cache; using {self._cache_path}, "
                       "which may not survive a reboot (set NUMBA_CACHE_DIR to a writable directory)")
         try:
-            return super().load_overload(sig, target_context)
+            return self._load_light(sig, target_context)
         except Exception as e:  # noqa: BLE001 - e.g. code that no longer links: compile it again
             _say_once(f"entry for {self._name} in {self._cache_path} is unusable ({_why(e)}); "
                       "rebuilding the damaged entries")
             return None
+
+    def _load_light(self, sig, target_context):
+        """Numba's load_overload without its ``target_context.refresh()``: that imports every
+        lowering registry Numba has (about 65 MiB and 0.2 s), which compiling needs and loading
+        compiled code does not (a miss compiles, and compiling refreshes the context itself).
+        Numba's runtime (NRT: reference counts, allocation; compiling it costs about 30 MiB of
+        LLVM) is started only for code that calls into it."""
+        if not self._enabled:
+            return None
+        with self._guard_against_spurious_io_errors():
+            data = self._cache_file.load(self._index_key(sig, target_context.codegen()))
+            if data is None:
+                return None
+            if _calls_runtime(data):
+                from numba.core.runtime import rtsys
+
+                rtsys.initialize(target_context)
+            return self._impl.rebuild(target_context, data)
 
     def save_overload(self, sig, data):
         try:

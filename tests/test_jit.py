@@ -231,3 +231,37 @@ def test_a_change_to_any_jitted_module_makes_every_cached_index_stale(tmp_path):
     sealed = C._SealedFiles(cache_path=str(tmp_path), filename_base="f", source_stamp=(0, 0))
     assert sealed._version.endswith(C._jitted_sources_digest()) and C._jitted_sources_digest() == C.sources_digest(
         str(Path(C.__file__).parent))
+
+
+LIGHT_CHILD = """
+import json, sys
+import numpy as np
+from edgebrain.model import Model
+m = Model.load("zoo:har-lif")
+s = m.session("int")
+x = np.random.default_rng(3).standard_normal((30,) + tuple(m.input_shape)).astype(np.float32) * 3
+y = [s.step(xi).tolist() for xi in x]
+from numba.core.runtime import rtsys
+with open("/proc/self/status") as f:
+    hwm = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+print(json.dumps({"y": y, "registries": "numba.np.linalg" in sys.modules, "nrt": bool(rtsys._init), "hwm_kib": hwm}))
+"""
+
+
+def test_loading_compiled_code_does_not_load_the_compiler(tmp_path):
+    """With the cache filled, a process that steps a model loads compiled code only: Numba's lowering
+    registries (imported by its own load path, about 65 MiB) and its runtime (NRT, compiled on start,
+    about 30 MiB; this code does not call it) stay out of the process, and the outputs are the same."""
+    import json
+
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path), "PYTHONPATH": str(REPO)}
+    runs = []
+    for _ in range(2):
+        r = subprocess.run([sys.executable, "-c", LIGHT_CHILD], capture_output=True, text=True, env=env, timeout=600)
+        assert r.returncode == 0, r.stderr
+        runs.append(json.loads(r.stdout.strip().splitlines()[-1]))
+    cold, warm = runs
+    assert cold["registries"] and cold["nrt"]  # compiling needs both
+    assert not warm["registries"] and not warm["nrt"], warm
+    assert warm["y"] == cold["y"]
+    assert warm["hwm_kib"] < cold["hwm_kib"] - 40 * 1024
