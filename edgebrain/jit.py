@@ -19,8 +19,8 @@ Each of these says so once per process, as one ``warning: Numba cache ...`` line
 the command goes on. The user never has to find and delete a cache folder. docs/security.md
 says what is trusted: the cache folders are the user's own (compiled code is loaded from them).
 
-:func:`watch_compiles` tells a watcher when Numba starts and ends compiling (the command line
-says so on stderr, :mod:`edgebrain.progress`). Numba itself is imported on the first ``njit``,
+:func:`watch_compiles` tells a watcher when Numba starts and ends compiling, and what (the
+command line says so on stderr, :mod:`edgebrain.progress`). Numba itself is imported on the first ``njit``,
 so that importing this module (and commands that compile nothing) stay light.
 """
 
@@ -69,7 +69,7 @@ def njit(func=None, /, **options):
 
 def watch_compiles(watcher) -> None:
     """Call ``watcher.started()`` and ``watcher.ended()`` around each compile by Numba, in the thread
-    that compiles. Only the outermost compile counts (callees compiled for it are part of it);
+    that compiles, and ``watcher.compiling(name)`` after ``started`` if the watcher has that method. Only the outermost compile counts (callees compiled for it are part of it);
     loading compiled code from the cache is not compiling, so a warm run calls neither."""
     if watcher not in _watchers:
         _watchers.append(watcher)
@@ -80,6 +80,17 @@ def watch_compiles(watcher) -> None:
 def unwatch_compiles(watcher) -> None:
     if watcher in _watchers:
         _watchers.remove(watcher)
+
+
+def _compiled_name(ev) -> str | None:
+    """The name of the function an event compiles, as a user could recognise it: ``step1_int`` for
+    the executor's ``_step1_int__core``, with its variant, ``step1_int [core]``."""
+    try:
+        name = ev.data["dispatcher"].py_func.__qualname__
+    except (AttributeError, KeyError, TypeError):
+        return None
+    name, _, variant = name.lstrip("_").partition("__")
+    return f"{name} [{variant}]" if variant else name
 
 
 def _listen() -> None:
@@ -95,8 +106,11 @@ def _listen() -> None:
         def on_start(self, ev):
             self.depth += 1
             if self.depth == 1:
+                name = _compiled_name(ev)
                 for w in list(_watchers):
                     w.started()
+                    if name and hasattr(w, "compiling"):
+                        w.compiling(name)
 
         def on_end(self, ev):
             self.depth -= 1

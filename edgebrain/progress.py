@@ -83,6 +83,7 @@ class CompileNotice:
         self._n = 0               # outermost compiles in this burst
         self._spent = 0.0         # seconds spent in them
         self._t0 = None           # start of the compile in progress
+        self._names: list[str] = []  # what this burst compiled (outermost functions)
 
     def _file(self):
         return self._stream if self._stream is not None else sys.stderr
@@ -118,6 +119,14 @@ class CompileNotice:
                 self._write(COMPILING + "\n")
             self._t0 = self._clock()
 
+    def compiling(self, name: str) -> None:
+        with self._lock:
+            if name not in self._names:
+                self._names.append(name)
+            if self._on_terminal() and self._t0 is not None:
+                so_far = f" {self._n} done, {self._spent:.1f} s;" if self._n else ""
+                self._write(f"\r{COMPILING}{so_far} {name}\x1b[K")
+
     def ended(self) -> None:
         with self._lock:
             if self._t0 is None:
@@ -145,8 +154,9 @@ class CompileNotice:
                     self._write("\r\x1b[K")
                 self._t0 = None
             if self._n:
-                self._write(f"note: compiled {self._n} kernel{'s' if self._n > 1 else ''} in {self._spent:.1f} s\n")
-            self._n, self._spent = 0, 0.0
+                what = f": {', '.join(self._names)}" if self._names else ""
+                self._write(f"note: compiled {self._n} kernel{'s' if self._n > 1 else ''} in {self._spent:.1f} s{what}\n")
+            self._n, self._spent, self._names = 0, 0.0, []
 
     close = flush
 

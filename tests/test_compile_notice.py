@@ -26,7 +26,7 @@ from edgebrain.model import Model
 from edgebrain.progress import COMPILING, CompileNotice
 from tests.conftest import REPO
 
-END = re.compile(r"^note: compiled (\d+) kernels? in (\d+\.\d) s$")
+END = re.compile(r"^note: compiled (\d+) kernels? in (\d+\.\d) s(: .+)?$")
 
 
 def _cli(args, cache):
@@ -57,6 +57,7 @@ def test_first_run_says_it_compiles_and_a_warm_run_is_silent(tmp_path):
     assert lines[0] == COMPILING and len(lines) == 2, first.stderr  # no spinner in a log: two plain lines
     m = END.match(lines[1])
     assert m and int(m.group(1)) >= 1, lines[1]
+    assert "run_f32 [core]" in m.group(3), lines[1]  # what was compiled: the float executor, without convolutions
     summary = json.loads(first.stdout)  # stdout is the JSON alone
     assert list(cache.rglob("*.nbc"))
     out1 = np.load(tmp_path / "out.npz")["output"]
@@ -221,3 +222,17 @@ def test_notice_under_a_rich_progress_bar_is_whole_lines():
     _compile(n, clock, 1.5)
     n.close()
     assert screen.getvalue() == COMPILING + "\nnote: compiled 1 kernel in 1.5 s\n"
+
+
+def test_the_end_line_names_what_was_compiled():
+    n, out, clock, _ = _notice(tty=False)
+    n.started()
+    n.compiling("step1_int [core]")
+    clock.t += 2.0
+    n.ended()
+    n.started()
+    n.compiling("count_window")
+    clock.t += 0.5
+    n.ended()
+    n.flush()
+    assert out.getvalue() == COMPILING + "\nnote: compiled 2 kernels in 2.5 s: step1_int [core], count_window\n"
