@@ -46,15 +46,18 @@ from .layout import (
     POOL_FACTOR, POOL_M, POOL_NDIMS, POOL_S, SCALE_SCALE, SCALE_SHIFT, THRESHOLD_TH)
 from .dense import dense_f32, dense_int
 from .elementwise import add_into, add_into_sat, copy_into, delay, scale_f32, scale_int, threshold
-from .neuron import NARROW as NEURON_NARROW, neuron_f32, neuron_int, neuron_int32
+from .neuron import NARROW as NEURON_NARROW, SIMPLE as NEURON_SIMPLE, neuron_f32, neuron_int, neuron_int32, \
+    neuron_int_simple
 from .pool import pool2d_f32, pool2d_int
 
 # Which op families the templates below compile (see :func:`executor`): each variant binds its
 # own values, and Numba, which reads globals as constants, drops the branches they turn off
 # before typing them, so their kernels are never compiled. The module's values: everything.
-_HAS_CONV = True       # convolution and pooling rows
-_HAS_WIDE_ACC = True   # integer dense and conv rows with int64 accumulators
-_NARROW_ONLY = False   # every integer neuron row on the int32 path
+_HAS_CONV = True             # convolution and pooling rows
+_HAS_WIDE_ACC = True         # integer dense and conv rows with int64 accumulators
+_HAS_SIMPLE_NEURON = True    # integer neuron rows flagged SIMPLE (neuron_int_simple)
+_HAS_GENERAL_NEURON = True   # integer neuron rows neither NARROW nor SIMPLE (neuron_int)
+_NARROW_ONLY = False         # every integer neuron row NARROW (neuron_int32)
 
 
 @_template
@@ -168,14 +171,23 @@ def _exec_int(prog, fpar, ipar, wbuf, state, act, acc32, acc64, idx, clock, x, o
                                             ipar[p[NEURON_V_RESET]:p[NEURON_V_RESET] + no], flags, p[NEURON_DQ],
                                             p[NEURON_LO], p[NEURON_HI])
                 continue
-            i = state[s0 + no:s0 + 2 * no] if cuba else state[0:0]
-            satcount[r] += neuron_int(act[i0:i0 + ni], v, i, act[o0:o0 + no],
-                       ipar[p[NEURON_ALPHA]:p[NEURON_ALPHA] + no], ipar[p[NEURON_G_SYN]:p[NEURON_G_SYN] + no],
-                       ipar[p[NEURON_GSYN_S]:p[NEURON_GSYN_S] + no], ipar[p[NEURON_BETA]:p[NEURON_BETA] + no],
-                       ipar[p[NEURON_G_MEM]:p[NEURON_G_MEM] + no], ipar[p[NEURON_GMEM_S]:p[NEURON_GMEM_S] + no],
-                       ipar[p[NEURON_BIAS]:p[NEURON_BIAS] + no], ipar[p[NEURON_THR]:p[NEURON_THR] + no],
-                       ipar[p[NEURON_V_RESET]:p[NEURON_V_RESET] + no],
-                       flags, p[NEURON_MAX_SPIKES], p[NEURON_DQ], p[NEURON_LO], p[NEURON_HI])
+            if _HAS_SIMPLE_NEURON and flags & NEURON_SIMPLE:  # likewise
+                satcount[r] += neuron_int_simple(
+                    act[i0:i0 + ni], v, act[o0:o0 + no], ipar[p[NEURON_BETA]:p[NEURON_BETA] + no],
+                    ipar[p[NEURON_G_MEM]:p[NEURON_G_MEM] + no], ipar[p[NEURON_GMEM_S]:p[NEURON_GMEM_S] + no],
+                    ipar[p[NEURON_BIAS]:p[NEURON_BIAS] + no], ipar[p[NEURON_THR]:p[NEURON_THR] + no],
+                    ipar[p[NEURON_V_RESET]:p[NEURON_V_RESET] + no], flags, p[NEURON_DQ], p[NEURON_LO], p[NEURON_HI])
+                continue
+            if _HAS_GENERAL_NEURON:
+                i = state[s0 + no:s0 + 2 * no] if cuba else state[0:0]
+                satcount[r] += neuron_int(
+                    act[i0:i0 + ni], v, i, act[o0:o0 + no],
+                    ipar[p[NEURON_ALPHA]:p[NEURON_ALPHA] + no], ipar[p[NEURON_G_SYN]:p[NEURON_G_SYN] + no],
+                    ipar[p[NEURON_GSYN_S]:p[NEURON_GSYN_S] + no], ipar[p[NEURON_BETA]:p[NEURON_BETA] + no],
+                    ipar[p[NEURON_G_MEM]:p[NEURON_G_MEM] + no], ipar[p[NEURON_GMEM_S]:p[NEURON_GMEM_S] + no],
+                    ipar[p[NEURON_BIAS]:p[NEURON_BIAS] + no], ipar[p[NEURON_THR]:p[NEURON_THR] + no],
+                    ipar[p[NEURON_V_RESET]:p[NEURON_V_RESET] + no],
+                    flags, p[NEURON_MAX_SPIKES], p[NEURON_DQ], p[NEURON_LO], p[NEURON_HI])
         elif op == OP_DELAY:
             delay(act[i0:i0 + ni], act[o0:o0 + no], act[p[DELAY_RING]:p[DELAY_RING] + p[DELAY_RING_LEN]],
                   ipar[p[DELAY_STEPS]:p[DELAY_STEPS] + no], clock)
@@ -313,10 +325,11 @@ def _step1_int(prog, fpar, ipar, wbuf, state, act, scr, x, out):
 # Each variant has its own name, so its own entries in the on-disk cache.
 
 #: feature bits of a program (see :func:`features`)
-USES_CONV = 1          # convolution or pooling rows
-USES_WIDE_NEURON = 2   # an integer neuron row off the int32 path (current, multi-spike, wide state)
-USES_WIDE_ACC = 4      # an integer dense or conv row with int64 accumulators
-ALL = USES_CONV | USES_WIDE_NEURON | USES_WIDE_ACC
+USES_CONV = 1             # convolution or pooling rows
+USES_GENERAL_NEURON = 2   # an integer neuron row with a current, multi-spike or a delayed reset off int32
+USES_WIDE_ACC = 4         # an integer dense or conv row with int64 accumulators
+USES_SIMPLE_NEURON = 8    # an integer neuron row of the simple kinds off int32 (e.g. 32-bit state)
+ALL = USES_CONV | USES_GENERAL_NEURON | USES_WIDE_ACC | USES_SIMPLE_NEURON
 
 
 def features(prog, integer: bool) -> int:
@@ -324,8 +337,11 @@ def features(prog, integer: bool) -> int:
     (The float executor always has its one neuron kernel.)"""
     ops = prog[:, OP]
     bits = USES_CONV if ((ops == OP_CONV) | (ops == OP_POOL)).any() else 0
-    if integer and ((prog[ops == OP_NEURON, NEURON_FLAGS] & NEURON_NARROW) == 0).any():
-        bits |= USES_WIDE_NEURON
+    flags = prog[ops == OP_NEURON, NEURON_FLAGS]
+    if integer and ((flags & (NEURON_NARROW | NEURON_SIMPLE)) == 0).any():
+        bits |= USES_GENERAL_NEURON
+    if integer and ((flags & NEURON_SIMPLE) != 0).any():
+        bits |= USES_SIMPLE_NEURON
     if integer and ((prog[ops == OP_DENSE, DENSE_WIDE] != 0).any() or (prog[ops == OP_CONV, CONV_WIDE] != 0).any()):
         bits |= USES_WIDE_ACC
     return bits
@@ -343,10 +359,13 @@ def executor(bits: int = ALL):
     ns = _variants.get(bits)
     if ns is None:
         import types
-        tag = "all" if bits == ALL else "".join(c for b, c in ((USES_CONV, "c"), (USES_WIDE_NEURON, "n"),
-                                                                  (USES_WIDE_ACC, "a")) if bits & b) or "core"
+        tag = "all" if bits == ALL else "".join(c for b, c in ((USES_CONV, "c"), (USES_GENERAL_NEURON, "n"),
+                                                                  (USES_WIDE_ACC, "a"), (USES_SIMPLE_NEURON, "s"))
+                                                if bits & b) or "core"
         g = dict(globals(), _HAS_CONV=bool(bits & USES_CONV), _HAS_WIDE_ACC=bool(bits & USES_WIDE_ACC),
-                 _NARROW_ONLY=not bits & USES_WIDE_NEURON)
+                 _HAS_SIMPLE_NEURON=bool(bits & USES_SIMPLE_NEURON),
+                 _HAS_GENERAL_NEURON=bool(bits & USES_GENERAL_NEURON),
+                 _NARROW_ONLY=not bits & (USES_GENERAL_NEURON | USES_SIMPLE_NEURON))
         ns = types.SimpleNamespace(bits=bits, name=tag)
         for f in _TEMPLATES:
             fn = types.FunctionType(f.__code__, g, f.__name__, f.__defaults__)

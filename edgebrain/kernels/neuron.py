@@ -23,6 +23,7 @@ SHIFT_DECAY = 128  # integer only: decay by v - rsr(v, k) instead of rsr(v*m, dq
 GSYN_IDENTITY = 256  # integer only: input gain of the current is exactly 1
 GMEM_IDENTITY = 512  # integer only: gain from drive to membrane is exactly 1
 NARROW = 1024  # integer only: narrow_ok holds, so the fast path computes in int32 (same results)
+SIMPLE = 2048  # integer only: not NARROW, but no current, one spike, reset not delayed (neuron_int_simple)
 
 #: the narrow path clamps its input to ±X_CLAMP: beyond it the membrane saturates alike
 X_CLAMP = 1 << 30
@@ -232,6 +233,18 @@ def neuron_int32(x, v, out, beta_m, bias, thr, v_reset, flags, dq, lo, hi):
 
 
 @njit(cache=True)
+def neuron_int_simple(x, v, out, beta_m, gmem_m, gmem_s, bias, thr, v_reset, flags, dq, lo, hi):
+    """neuron_int's fast path in int64 (LIF, LI, IF, I; int32 state, or parameters narrow_ok
+    refuses). A function of its own for the reason neuron_int32 is one; the executor calls it
+    for rows flagged SIMPLE."""
+    sp, sb, g, gid = (flags & SPIKING) != 0, (flags & SUBTRACT) != 0, (flags & THRESHOLD_GE) != 0, \
+        (flags & GMEM_IDENTITY) != 0
+    if flags & SHIFT_DECAY:
+        return _simple_int(x, v, out, beta_m, gmem_m, gmem_s, bias, thr, v_reset, sp, sb, g, dq, lo, hi, True, gid)
+    return _simple_int(x, v, out, beta_m, gmem_m, gmem_s, bias, thr, v_reset, sp, sb, g, dq, lo, hi, False, gid)
+
+
+@njit(cache=True)
 def neuron_int(x, v, i, out, alpha_m, gsyn_m, gsyn_s, beta_m, gmem_m, gmem_s, bias, thr, v_reset,
                flags, max_spikes, dq, lo, hi):
     """Integer twin. State v, i saturate to [lo, hi]; all arithmetic in int64 (exact).
@@ -252,13 +265,8 @@ def neuron_int(x, v, i, out, alpha_m, gsyn_m, gsyn_s, beta_m, gmem_m, gmem_s, bi
     gmem_id = flags & GMEM_IDENTITY
     if flags & NARROW:  # (the executor calls neuron_int32 itself)
         return neuron_int32(x, v, out, beta_m, bias, thr, v_reset, flags, dq, lo, hi)
-    if not (cuba or delayed or multi):  # fast path: LIF, LI, IF, I
-        sp, sb, g, gid = spiking != 0, subtract != 0, ge != 0, gmem_id != 0
-        if shift:
-            return _simple_int(x, v, out, beta_m, gmem_m, gmem_s, bias, thr, v_reset, sp, sb, g, dq, lo, hi,
-                               True, gid)
-        return _simple_int(x, v, out, beta_m, gmem_m, gmem_s, bias, thr, v_reset, sp, sb, g, dq, lo, hi,
-                           False, gid)
+    if not (cuba or delayed or multi):  # fast path: LIF, LI, IF, I (the executor calls it itself)
+        return neuron_int_simple(x, v, out, beta_m, gmem_m, gmem_s, bias, thr, v_reset, flags, dq, lo, hi)
     nsat = 0
     for k in range(n):
         xk = np.int64(x[k])
@@ -342,6 +350,8 @@ def lower_neuron(b, name, op, q, inp, out):
         if narrow_ok(flags, int(info.min), int(info.max), q["beta_m"], q.get("bias", 0), q.get("thr", 0),
                      q.get("v_reset", 0), int(q["dq"])):
             flags |= NARROW
+        elif not flags & (CUBA | RESET_DELAY | MULTISPIKE):
+            flags |= SIMPLE
 
         def par(k):
             return b.ipar.add(b.expand(q[k], shape) if k in q else zeros)

@@ -37,13 +37,30 @@ def _cuba_model(seed=5):
     return qm
 
 
+def _lif32_model(seed=6):
+    """LIF layers (immediate reset) with 32-bit state: off the int32 path, on the simple one."""
+    rng = np.random.default_rng(seed)
+    g = Graph.sequential(
+        ops.Input(shape=(6,)),
+        ops.Affine(weight=(2 * rng.standard_normal((24, 6))).astype(np.float32), bias=np.zeros(24, np.float32)),
+        ops.LIF(beta=rng.uniform(0.6, 0.95, 24).astype(np.float32), threshold=np.ones(24, np.float32),
+                reset="subtract"),
+        ops.Affine(weight=rng.standard_normal((5, 24)).astype(np.float32), bias=np.zeros(5, np.float32)),
+        ops.LI(beta=np.full(5, 0.9, np.float32)), ops.Output())
+    qm, _ = quantize(Model(g.prepare()), (2 * rng.standard_normal((60, 8, 6))).astype(np.float32), state_bits=32)
+    return qm
+
+
 def _model(name):
     if name == "cuba":
         return _cuba_model()
+    if name == "lif32":
+        return _lif32_model()
     return Model.load("zoo:" + name)
 
 
-@pytest.mark.parametrize("name,bits", [("har-lif", 0), ("nmnist", E.USES_CONV), ("cuba", E.USES_WIDE_NEURON)])
+@pytest.mark.parametrize("name,bits", [("har-lif", 0), ("nmnist", E.USES_CONV), ("cuba", E.USES_GENERAL_NEURON | E.USES_SIMPLE_NEURON),
+                                       ("lif32", E.USES_SIMPLE_NEURON)])
 def test_variant_matches_the_executor_with_every_family(name, bits):
     m = _model(name)
     s = m.session("int")
@@ -100,4 +117,4 @@ def test_a_dense_model_does_not_compile_convolution_kernels(tmp_path):
     assert r.returncode == 0, r.stderr
     compiled = set(json.loads(r.stdout.strip().splitlines()[-1]))
     assert {"dense_int", "neuron_int32", "_step1_int"} <= compiled, compiled
-    assert not compiled & {"conv2d_int", "pool2d_int", "neuron_int", "_conv_core"}, compiled
+    assert not compiled & {"conv2d_int", "pool2d_int", "neuron_int", "neuron_int_simple"}, compiled
