@@ -206,16 +206,19 @@ def _simple_int32(x, v, out, beta_m, bias, thr, v_reset, spiking, subtract, dela
         else:
             vdec = ashr32(add32(mul32(vk, beta_m[k]), half), dq32)
         th = i32(thr[k])
+        # loaded on every path: a load under a branch keeps the loop scalar where there are
+        # no masked loads (NEON, AVX2); the flags arrive at run time
+        prev, vres = out[k], i32(v_reset[k])
         acc = add32(add32(vdec, xk), bias[k])
         if delayed:  # the previous step's spike (0 or 1, in out) is subtracted now
-            acc = sub32(acc, mul32(out[k], th))
+            acc = sub32(acc, mul32(prev, th))
         nsat = add32(nsat, (acc < lo32) | (acc > hi32))
         vs = clamp32(acc, lo32, hi32)
         fire = (vs > sub32(th, gei)) & spiking
         now = fire & (not delayed)  # a reset applied at this step
         r = sub32(vs, th)
         nsat = add32(nsat, now & subtract & ((r < lo32) | (r > hi32)))
-        vr = clamp32(r, lo32, hi32) if subtract else i32(v_reset[k])
+        vr = clamp32(r, lo32, hi32) if subtract else vres
         v[k] = vr if now else vs
         out[k] = i32(fire) if spiking else vs
     return nsat
