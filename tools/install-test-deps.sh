@@ -4,11 +4,16 @@
 # torch 2.13.0 CPU first, then the frameworks' own packages without their declared deps.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# system packages the tests use: a real MQTT broker and socat (pseudo-terminals); root only
+# system packages the tests use, root only: a real MQTT broker, socat (pseudo-terminals), and
+# qemu-user-static and debootstrap for the emulated arm64 board
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-  if ! command -v mosquitto >/dev/null 2>&1 || ! command -v socat >/dev/null 2>&1; then
-    echo "install-test-deps: running as root, so installing system packages with apt-get: mosquitto (a real MQTT broker for the mqtt sink tests) and socat (pseudo-terminals for the serial tests)" >&2
-    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto socat >/dev/null
+  need=()
+  for pair in mosquitto:mosquitto socat:socat qemu-aarch64-static:qemu-user-static debootstrap:debootstrap; do
+    command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair##*:}")
+  done
+  if [ "${#need[@]}" -gt 0 ]; then
+    echo "install-test-deps: running as root, so installing system packages with apt-get: ${need[*]} (an MQTT broker for the mqtt sink tests, pseudo-terminals for the serial tests, an emulated arm64 board)" >&2
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
   fi
 fi
 PIP="python -m pip install -q --disable-pip-version-check"
@@ -26,3 +31,9 @@ for m in ("edgebrain", "numba", "nir", "torch", "snntorch", "norse", "sinabs", "
     importlib.import_module(m)
 print("test dependencies importable")
 PY
+# the emulated arm64 board (tests/test_arm64_qemu.py): a Debian root filesystem with Numba's aarch64
+# wheels, built once per machine under ~/.cache/edgebrain/arm64 (root only: debootstrap); without
+# it those tests skip and say how to build it
+if [ "$(id -u)" = 0 ] && command -v debootstrap >/dev/null 2>&1 && command -v qemu-aarch64-static >/dev/null 2>&1; then
+  PYTHON="$(command -v python)" bash tools/arm64/rootfs.sh
+fi
