@@ -84,7 +84,8 @@ def _exec_f32(prog, fpar, ipar, state, act, idx, clock, x, out):
             dims = p[CONV_DIMS:CONV_DIMS + CONV_NDIMS]
             co, ci_g, kh, kw = p[CONV_CO], p[CONV_C] // p[CONV_GROUPS], p[CONV_KH], p[CONV_KW]
             w = fpar[p[CONV_W]:p[CONV_W] + co * ci_g * kh * kw].reshape((co, ci_g, kh, kw))
-            conv2d_f32(act[i0:i0 + ni], w, fpar[p[CONV_B]:p[CONV_B] + co], act[o0:o0 + no], dims)
+            conv2d_f32(act[i0:i0 + ni], w, fpar[p[CONV_B]:p[CONV_B] + co], act[o0:o0 + no], dims,
+                       idx.view(np.float32))  # (lower_conv sized idx for the float accumulators)
         elif _HAS_CONV and op == OP_POOL:
             pool2d_f32(act[i0:i0 + ni], act[o0:o0 + no], p[POOL_DIMS:POOL_DIMS + POOL_NDIMS], fpar[p[POOL_FACTOR]])
         elif op == OP_SCALE:

@@ -55,7 +55,9 @@ INPUT_INV_SCALE, INPUT_LO, INPUT_HI = _columns(OP_INPUT, ("inv_scale_off", "lo",
 
 #: the shape block of a convolution row, handed to the conv kernels as ``dims``
 CONV_DIM_NAMES = ("c", "h", "w", "co", "kh", "kw", "sh", "sw", "pt", "pl", "dh", "dw", "groups", "ho", "wo")
-# Conv (Conv1d runs with h = 1): dims, weights (co, c/groups, kh, kw) at w_off, bias, (m, s)
+# Conv (Conv1d runs with h = 1): dims, weights at w_off laid out (c/groups, kh, kw, co) with the
+# kernel columns reversed (conv.scatter_weights; the engine hands the kernels a 4-D view of that
+# memory), bias, (m, s)
 _conv = _columns(OP_CONV, CONV_DIM_NAMES + ("w_off", "b_off", "rq_m_off", "rq_s_off", "identity", "wide"))
 CONV_DIMS, CONV_NDIMS = _conv[0], len(CONV_DIM_NAMES)
 CONV_C, CONV_CO, CONV_KH, CONV_KW, CONV_GROUPS = (_conv[CONV_DIM_NAMES.index(k)]

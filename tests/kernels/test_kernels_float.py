@@ -37,7 +37,7 @@ import numpy as np
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from edgebrain.kernels.conv import conv2d_f32, conv2d_int
+from edgebrain.kernels.conv import conv2d_f32, conv2d_int, scatter_weights
 from edgebrain.kernels.dense import dense_f32, dense_int
 from edgebrain.kernels.elementwise import scale_f32, scale_int, threshold
 from edgebrain.kernels.neuron import (CUBA, CURRENT_LAG, GMEM_IDENTITY, GSYN_IDENTITY, MULTISPIKE,
@@ -194,7 +194,7 @@ def _conv_f32_paths(x, w, b, g):
 
     def run(x_, w_, b_, geo):
         y = np.full(geo["Co"] * Ho * Wo, np.nan, np.float32)
-        conv2d_f32(f32(x_), f32(w_), f32(b_), y, conv_dims(geo))
+        conv2d_f32(f32(x_), scatter_weights(f32(w_)), f32(b_), y, conv_dims(geo))
         return y[:n]
 
     big = dict(g, groups=G + e, C=C + e * cin_g, Co=Co + e * cout_g)
@@ -421,7 +421,7 @@ def test_conv2d_twin_within_quantisation_bound(data, seed, kind, bits, per_chann
     Ho, Wo = g["out_size"]
     n = Co * Ho * Wo
     yq = np.zeros(n, np.int32)
-    conv2d_int(xq, np.ascontiguousarray(wq), bq, yq, conv_dims(g), np.zeros(n, np.int64), m, s, 0)
+    conv2d_int(xq, scatter_weights(wq), bq, yq, conv_dims(g), np.zeros(n, np.int64), m, s, 0)
     acc = np.array(R.conv2d_acc(xq, *args, wq, bq, Co, g["kh"], g["kw"], g["stride"], g["padding"], g["dilation"],
                                 g["groups"], g["out_size"]), np.float64)
     per = lambda a: np.repeat(np.asarray(a, np.float64), Ho * Wo)  # noqa: E731  per channel → per output
