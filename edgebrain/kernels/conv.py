@@ -15,9 +15,8 @@ Layouts, chosen so that the innermost loop runs over contiguous memory:
   no dilation and one group, a whole kernel row is one run of ``n·Co`` weights added to one
   run of ``n·Co`` accumulators (``n`` = kernel columns inside the image);
 * accumulators are channel-last, ``(Ho, Wo, Co)``, and are written to ``y`` channel-first
-  (the node's layout) at the end, four channels per pass. The integer kernel uses its ``acc``
-  scratch; the float kernel uses ``acc`` when the executor passes one, else it accumulates in
-  ``y`` channel-first, with short runs (several times slower);
+  (the node's layout) at the end, four channels per pass, both in the ``acc`` scratch the
+  executor passes;
 * until that last pass ``y`` is free, and holds the list of an input row's nonzero columns.
 
 Stride 1 without dilation is the fast path; other strides and dilations take a general
@@ -228,75 +227,17 @@ def _to_channels(acc, y, hw, Co):
             d[k] = a2[k, c]
 
 
-@njit(cache=True, inline="always")
-def _u(i):
-    """An unsigned index: Numba checks a signed one for wrap-around, which costs more than the
-    scalar addition it guards."""
-    return np.uint64(i)
-
-
 @njit(cache=True)
-def _scatter_channel_first(x, w, y, dims):
-    """As :func:`_scatter`, accumulating into y itself (Co, Ho, Wo): the float kernel's loop when
-    it has no scratch. Runs along output columns are short (the kernel's width), so this is
-    several times slower; the terms of each output still come in (channel, row, column) order."""
-    C, H, W, Co, kh, kw, sh, sw, pt, pl, dh, dw, groups, Ho, Wo = (
-        dims[0], dims[1], dims[2], dims[3], dims[4], dims[5], dims[6], dims[7],
-        dims[8], dims[9], dims[10], dims[11], dims[12], dims[13], dims[14])
-    cin_g = C // groups
-    cout_g = Co // groups
-    ws = w.reshape(-1)
-    for c in range(C):
-        g = c // cin_g
-        ci = c - g * cin_g
-        for iy in range(H):
-            for ix in range(W):
-                v = x[(c * H + iy) * W + ix]
-                if v == 0:
-                    continue
-                for ky in range(kh):
-                    ty = iy + pt - ky * dh
-                    if ty < 0 or ty % sh:
-                        continue
-                    oy = ty // sh
-                    if oy >= Ho:
-                        continue
-                    for kx in range(kw):
-                        tx = ix + pl - kx * dw
-                        if tx < 0 or tx % sw:
-                            continue
-                        ox = tx // sw
-                        if ox >= Wo:
-                            continue
-                        w0 = ((ci * kh + ky) * kw + kw - 1 - kx) * Co
-                        for co in range(g * cout_g, (g + 1) * cout_g):
-                            y[_u((co * Ho + oy) * Wo + ox)] += v * ws[_u(w0 + co)]
-
-
-@njit(cache=True)
-def _conv2d_f32(x, w, b, y, dims, acc):
+def conv2d_f32(x, w, b, y, dims, acc):
+    """y = conv2d(x, w) + b, flat channel-first buffers; w in :func:`scatter_weights` layout
+    (viewed as (Co, C/groups, kh, kw) by the executor: the same memory). ``acc``: float32 scratch
+    of at least y.shape[0] values (the executor lends its index list: it compiles without
+    Numba's allocator), where the sums run channel-last."""
     Co, hw = dims[3], dims[13] * dims[14]
+    acc = acc[:y.shape[0]]
     _bias_rows(acc, b, hw, Co)  # float: the bias is the first term of every sum
     _scatter(x, w, acc, dims, _index_scratch(y, dims[2]))  # y is free until the last pass
     _to_channels(acc, y, hw, Co)
-
-
-@njit(cache=True)
-def conv2d_f32(x, w, b, y, dims, acc=None):
-    """y = conv2d(x, w) + b, flat channel-first buffers; w in :func:`scatter_weights` layout
-    (viewed as (Co, C/groups, kh, kw) by the executor: the same memory). ``acc``: float32 scratch
-    of at least y.shape[0] values, for the fast channel-last loop; without it (the executor
-    compiles without Numba's allocator, so the kernel cannot make one) the loop accumulates
-    in y, several times slower."""
-    n = y.shape[0]
-    if acc is None:
-        Co, hw = dims[3], dims[13] * dims[14]
-        for co in range(Co):
-            for k in range(hw):
-                y[co * hw + k] = b[co]
-        _scatter_channel_first(x, w, y, dims)
-    else:
-        _conv2d_f32(x, w, b, y, dims, acc[:n])
 
 
 @njit(cache=True)

@@ -194,7 +194,7 @@ def _conv_f32_paths(x, w, b, g):
 
     def run(x_, w_, b_, geo):
         y = np.full(geo["Co"] * Ho * Wo, np.nan, np.float32)
-        conv2d_f32(f32(x_), scatter_weights(f32(w_)), f32(b_), y, conv_dims(geo))
+        conv2d_f32(f32(x_), scatter_weights(f32(w_)), f32(b_), y, conv_dims(geo), np.full(y.shape[0], np.nan, np.float32))
         return y[:n]
 
     big = dict(g, groups=G + e, C=C + e * cin_g, Co=Co + e * cout_g)
