@@ -4,15 +4,15 @@
 # torch 2.13.0 CPU first, then the frameworks' own packages without their declared deps.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# system packages the tests use, root only: a real MQTT broker, socat (pseudo-terminals), and
-# qemu-user-static and debootstrap for the emulated arm64 board
+# system packages the tests use, root only: a real MQTT broker, socat (pseudo-terminals), make
+# (make -C firmware test), and qemu-user-static and debootstrap for the emulated arm64 board
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   need=()
-  for pair in mosquitto:mosquitto socat:socat qemu-aarch64-static:qemu-user-static debootstrap:debootstrap; do
+  for pair in mosquitto:mosquitto socat:socat make:make qemu-aarch64-static:qemu-user-static debootstrap:debootstrap; do
     command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair##*:}")
   done
   if [ "${#need[@]}" -gt 0 ]; then
-    echo "install-test-deps: running as root, so installing system packages with apt-get: ${need[*]} (an MQTT broker for the mqtt sink tests, pseudo-terminals for the serial tests, an emulated arm64 board)" >&2
+    echo "install-test-deps: running as root, so installing system packages with apt-get: ${need[*]} (an MQTT broker for the mqtt sink tests, pseudo-terminals for the serial tests, make for the firmware tests, an emulated arm64 board)" >&2
     apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
   fi
 fi
