@@ -36,10 +36,13 @@ def assert_names_the_extra(r, extra):
 def test_the_extras_are_the_documented_ones():
     meta = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     extras = meta["optional-dependencies"]
-    assert set(extras) == set(EXTRAS) | {"dev"}
+    assert set(extras) == set(EXTRAS) | {"dev", "bench"}  # bench: tools/bench only, nothing in edgebrain needs it
     names = {e: {d.split(">")[0].split("=")[0].split("<")[0].strip().lower() for d in deps} for e, deps in extras.items()}
     assert names["plot"] == {"matplotlib"} and names["audio"] == {"soundfile"} and names["mqtt"] == {"paho-mqtt"}
-    assert names["mic"] == {"sounddevice"}
+    assert names["mic"] == {"sounddevice"} and names["bench"] == {"onnxruntime", "onnx"}
+    readme = (REPO / "README.md").read_text()
+    for extra in extras:
+        assert f"edgebrain[{extra}]" in readme or f".[{extra}]" in readme, extra
     base = {d.split(">")[0].strip().lower() for d in meta["dependencies"]}
     assert not base & {"matplotlib", "soundfile", "sounddevice", "paho-mqtt", "torch"}  # the base stays light
 
