@@ -1,4 +1,4 @@
-"""The ``edgebrain`` command groups ``data``, ``zoo`` and ``devices``: they parse arguments, call
+"""The ``edgebrain`` command groups ``data``, ``zoo``, ``devices`` and ``firmware``: they parse arguments, call
 the library and print with :mod:`edgebrain.report`."""
 
 from __future__ import annotations
@@ -111,3 +111,31 @@ def devices_fit(
     show(r, json_out, R.print_fit, model, dev, r, default=str)
     if not r["fits"]:
         raise typer.Exit(ExitCode.NEGATIVE)
+
+
+firmware_app = typer.Typer(add_completion=False, no_args_is_help=True,
+                           help="The C runtime for microcontrollers: export a model as C source (docs/firmware.md).")
+
+
+@firmware_app.command("export")
+def firmware_export(
+    model: str = typer.Argument(..., help="integer model: a quantized .ebm, or zoo:NAME"),
+    out: str = typer.Option(..., "--out", "-o", help="folder to write (model_blob.c, model.h, README.md); "
+                            "created whole or not at all"),
+    target: str = typer.Option(..., "--target", "-t", help="device profile (edgebrain devices list), e.g. rp2040, "
+                               "stm32f446; the model must fit its RAM and flash"),
+    force: bool = typer.Option(False, "--force", help="replace OUT when it is a folder that is not empty"),
+    json_out: bool = typer.Option(False, "--json", help="print the result (sizes, fit) as JSON"),
+):
+    """Write MODEL as a blob in a const array (flash) and a header of its sizes, shapes, class names and
+    versions, after checking that the C runtime implements every op and that it fits TARGET.
+    A refusal is one error line and exit code 2, with nothing written."""
+    import json
+
+    from . import devices as D
+    from .apps.firmware import check_out_dir, export, format_export
+
+    check_out_dir(out, force)
+    dev = D.load(target)
+    res = export(load_model(model), dev, out, name=model, force=force)
+    typer.echo(json.dumps(res, indent=1) if json_out else format_export(res))

@@ -13,6 +13,7 @@ import pytest
 from edgebrain import devices as D
 from edgebrain import ops
 from edgebrain.apps.fit import decision_window, fit
+from edgebrain.apps.footprint import runtime as runtime_footprint
 from edgebrain.devices import catalog
 from edgebrain.energy.estimate import _worst_case_counts, counts_for, estimate, latency
 from edgebrain.graph import Graph
@@ -212,10 +213,12 @@ def test_fit_int_on_mcu_matches_hand_footprint_via_cli():
     assert rc == 0, se
     r = json.loads(so)
     assert r["precision"] == "int" and r["verdict"] == "fits"
-    assert r["flash"]["items"] == {"weights": w, "runtime": 8192}
-    assert r["flash"]["margin"] == 2 * 2**20 - (w + 8192)
-    assert r["ram"]["items"] == {"state": state, "buffers": buffers, "runtime": 4096}
-    assert r["ram"]["margin"] == 264 * 1024 - (state + buffers + 4096)
+    rt = runtime_footprint(D.load("rp2040"))  # measured on a Cortex-M0+ build (edgebrain/data/firmware_footprint.json)
+    assert rt["source"] == "measured" and r["runtime"]["source"] == "measured"
+    assert r["flash"]["items"] == {"weights": w, "runtime": rt["flash"]}
+    assert r["flash"]["margin"] == 2 * 2**20 - (w + rt["flash"])
+    assert r["ram"]["items"] == {"state": state, "buffers": buffers, "runtime": rt["ram"]}
+    assert r["ram"]["margin"] == 264 * 1024 - (state + buffers + rt["ram"])
     assert any("projected" in a for a in r["assumptions"]) and any("C runtime" in a for a in r["warnings"])
     rc, so, se = cli("devices", "fit", EXAMPLE, "--device", "rp2040")
     assert rc == 0 and "FITS" in so and "assumptions" in so
@@ -232,7 +235,8 @@ def test_big_model_does_not_fit_rp2040(tmp_path):
     # int8 weights, int32 biases, 8 B requantisation per output channel; LIF constants as int32, per neuron
     # for beta and threshold (arrays), once for the scalar g_mem, bias and v_reset
     w = 64 * 1536 + 1536 * 1536 + 4 * (1536 + 1536) + 8 * (1536 + 1536) + 2 * 4 * (2 * 1536 + 3)
-    assert r["flash"]["need"] == w + 8192 and r["flash"]["margin"] == 2 * 2**20 - w - 8192 < 0
+    rt = runtime_footprint(D.load("rp2040"))["flash"]
+    assert r["flash"]["need"] == w + rt and r["flash"]["margin"] == 2 * 2**20 - w - rt < 0
     rc, so, se = cli("devices", "fit", path, "--device", "rp2040")
     assert rc == 3 and "DOES NOT FIT" in so
     # the same model fits a Pi 5 comfortably

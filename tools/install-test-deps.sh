@@ -11,8 +11,13 @@ if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   for pair in mosquitto:mosquitto socat:socat make:make qemu-aarch64-static:qemu-user-static debootstrap:debootstrap; do
     command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair##*:}")
   done
+  # cross compilers for the firmware's footprint tests (tests/firmware/test_cross.py)
+  command -v arm-none-eabi-gcc >/dev/null 2>&1 || need+=(gcc-arm-none-eabi)
+  [ -e /usr/lib/arm-none-eabi/newlib/libc_nano.a ] || need+=(libnewlib-arm-none-eabi)
+  command -v riscv64-unknown-elf-gcc >/dev/null 2>&1 || need+=(gcc-riscv64-unknown-elf)
+  [ -e /usr/lib/picolibc/riscv64-unknown-elf/picolibc.specs ] || need+=(picolibc-riscv64-unknown-elf)
   if [ "${#need[@]}" -gt 0 ]; then
-    echo "install-test-deps: running as root, so installing system packages with apt-get: ${need[*]} (an MQTT broker for the mqtt sink tests, pseudo-terminals for the serial tests, make for the firmware tests, an emulated arm64 board)" >&2
+    echo "install-test-deps: running as root, so installing system packages with apt-get: ${need[*]} (an MQTT broker for the mqtt sink tests, pseudo-terminals for the serial tests, make and cross compilers for the firmware tests, an emulated arm64 board)" >&2
     apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
   fi
 fi

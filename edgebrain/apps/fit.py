@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from ..devices import Device, fmt_bytes, python_summary
 from ..energy.estimate import counts_for, estimate, latency
-from ..errors import InputError
-
+from ..errors import InputError, ModelError
+from .footprint import blob_buffers
+from .footprint import runtime as runtime_footprint
 
 #: what the operation counts of a fit (no input given) assume
 WORST_CASE = ("operation counts for one timestep, worst case: every input taken as non-zero, so every synapse "
@@ -41,6 +42,17 @@ def _footprint(model, precision: str) -> dict:
     return {"weights": s["int_bytes"], "state": s["state_int_bytes"], "projected": not model.quant}
 
 
+def _blob_sizes(model) -> dict | None:
+    """The exact sizes of the model's blob and C runtime buffers, or None when it has no integer program."""
+    from ..blob import pack, read_header
+
+    try:
+        data = pack(model.program("int"))
+    except ModelError:
+        return None
+    return blob_buffers(read_header(data), len(data))
+
+
 def decision_window(model) -> dict | None:
     """Steps per decision from the model's stream decoder spec (``count:window=100,hop=10``)."""
     spec = (model.graph.meta.get("stream") or {}).get("decoder")
@@ -71,21 +83,30 @@ def fit(model, device: Device, precision: str = "auto") -> dict:
     if fp["projected"]:
         assumptions.append("model not quantized: fixed-point footprint projected for int8 weights, int32 biases and "
                            "requantisation constants, int16 state (edgebrain convert --quantize int8 defaults)")
-    buf, buf_text = _buffer_bytes(model, precision)
-    assumptions.append(buf_text)
-    rt = device.data["runtime"]
+    rtf = runtime_footprint(device)
+    exact = _blob_sizes(model) if (precision == "int" and device.is_mcu and model.quant) else None
     mem = device.data["memory"]
     weights_in_flash = mem["weights_in"] == "flash"
-    ram_items = {"state": fp["state"], "buffers": buf, "runtime": rt["ram_bytes"]}
+    if exact is not None:  # the C runtime's exact buffers, read from the model's blob
+        buf = exact["act"] + exact["scratch"]
+        fp = {**fp, "weights": exact["blob"], "state": exact["state"], "projected": False}
+        ram_items = {"state": exact["state"], "act": exact["act"], "scratch": exact["scratch"], "runtime": rtf["ram"]}
+        assumptions.append(f"model sizes exact, from its blob (edgebrain firmware export): blob {fmt_bytes(exact['blob'])}, "
+                           f"state {fmt_bytes(exact['state'])}, activations {fmt_bytes(exact['act'])}, scratch "
+                           f"{fmt_bytes(exact['scratch'])} (saturation counters and accumulators)")
+    else:
+        buf, buf_text = _buffer_bytes(model, precision)
+        assumptions.append(buf_text)
+        ram_items = {"state": fp["state"], "buffers": buf, "runtime": rtf["ram"]}
     flash_items = None
     if weights_in_flash:
-        flash_items = {"weights": fp["weights"], "runtime": rt["flash_bytes"]}
+        flash_items = ({"blob": exact["blob"]} if exact is not None else {"weights": fp["weights"]})
+        flash_items["runtime"] = rtf["flash"]
         assumptions.append("weights stored in flash as constants and read in place; state and buffers in RAM")
     else:
         ram_items = {"weights": fp["weights"], **ram_items}
         assumptions.append("weights, state and buffers in RAM")
-    assumptions.append(f"runtime footprint ({'estimated' if device.estimated('runtime.ram_bytes') else 'given'}): "
-                       f"{fmt_bytes(rt['ram_bytes'])} RAM, {fmt_bytes(rt['flash_bytes'])} flash — {rt['description']}")
+    assumptions.append(rtf["description"])
 
     def check(items, avail):
         need = int(sum(items.values()))
@@ -142,6 +163,8 @@ def fit(model, device: Device, precision: str = "auto") -> dict:
     return {"model": model.path, "device": device.name, "title": device.data["title"], "profile": device.path,
             "precision": precision, "fits": fits, "verdict": "fits" if fits else "does not fit",
             "ram": ram, "flash": flash, "footprint": {**fp, "buffers": buf},
+            "runtime": {k: v for k, v in rtf.items() if k != "description"},
+            "model_sizes": "exact (blob)" if exact is not None else "estimate",
             "latency_s": t_step, "realtime": realtime, "energy": energy,
             "counts": {k: counts[k] for k in ("dense", "eff_macs", "eff_acs", "membrane_updates", "weight_bytes_read",
                                               "state_bytes_rw", "steps")},
