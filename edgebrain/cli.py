@@ -8,15 +8,26 @@ process exits with code 2; set EDGEBRAIN_DEBUG=1 to see tracebacks.
 from __future__ import annotations
 
 import json
+from enum import Enum
 from typing import List, Optional
 
 import typer
 
 from . import report as R
 from .cli_common import EXIT_CODES_HELP, ExitCode, Precision, Quantize, console, load_model, run_app, show
-from .cli_groups import data_app, devices_app, zoo_app
+from .cli_groups import data_app, devices_app, firmware_app, zoo_app
 from .errors import InputError
 from .options import parse_options
+
+
+
+class Backend(str, Enum):
+    numba = "numba"
+    c = "c"
+
+
+BACKEND_HELP = ("numba, or c: the C runtime through ctypes (integer models; no Numba in the process once the "
+                "model's blob is cached, after its first run)")
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, epilog=EXIT_CODES_HELP,
                   help="Run spiking models trained elsewhere, fast and frugally, on hardware you can buy.")
@@ -74,6 +85,7 @@ def run(
     precision: Optional[Precision] = typer.Option(None, help="float or int (default: the model's deployed "
                                                   "precision: int when it is quantized)"),
     record: List[str] = typer.Option([], "--record", help="node whose spikes and membrane to save (repeatable)"),
+    backend: Backend = typer.Option(Backend.numba, "--backend", help=BACKEND_HELP),
     dt: Optional[float] = typer.Option(None, help="timestep (NIR files)"),
     dialect: Optional[str] = typer.Option(None, help="exporter convention (NIR files)"),
     reset: Optional[str] = typer.Option(None, help="zero or subtract (NIR files)"),
@@ -84,7 +96,7 @@ def run(
 
     m = load_model(model, dt, dialect, reset)
     summary = run_file(m, input, output, precision.value if precision else None, record, progress=not json_out,
-                       model_name=model)
+                       model_name=model, backend=backend.value)
     typer.echo(json.dumps(summary, indent=1) if json_out else format_run(summary))
 
 
@@ -123,6 +135,7 @@ def stream(
     option: List[str] = typer.Option([], "--option", "-O", help="source option key=value (repeatable), e.g. rate=100"),
     precision: Optional[Precision] = typer.Option(None, help="float or int (default: the model's deployed "
                                                   "precision: int when it is quantized)"),
+    backend: Backend = typer.Option(Backend.numba, "--backend", help=BACKEND_HELP),
     realtime: bool = typer.Option(False, help="play files back at their recorded rate"),
     duration: Optional[float] = typer.Option(None, help="stop at exactly this many seconds of stream time"),
     json_out: bool = typer.Option(False, "--json", help="one JSON object per decision, then {'summary': ...}"),
@@ -145,7 +158,7 @@ def stream(
     summary = run_stream(m, source, sinks=[build_sink("stdout") if json_out else ConsoleSink(c)], sink_specs=sink,
                          format=format, encoder=encoder, decoder=decoder, precision=precision.value if precision else None,
                          realtime=realtime, source_options=opts, max_seconds=duration,
-                         setup_start=t0, observers=fig.observers if fig else ())
+                         setup_start=t0, observers=fig.observers if fig else (), backend=backend.value)
     if not json_out:  # after the sinks closed, as ever
         print_stream_summary(c, summary)
     if fig:  # on stderr with --json: stdout stays JSON lines
@@ -175,6 +188,7 @@ def record(
 app.add_typer(data_app, name="data")
 app.add_typer(zoo_app, name="zoo")
 app.add_typer(devices_app, name="devices")
+app.add_typer(firmware_app, name="firmware")
 
 
 @app.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 
 import numpy as np
@@ -10,8 +11,10 @@ from . import ebm, ops
 from .errors import FormatError, ModelError
 from .graph import Graph
 from .infile import open_regular
-from .program import build
-from .session import Session
+
+#: what :meth:`Model.session` runs a model on: edgebrain's Numba kernels, or the C runtime
+#: (``edgebrain/cruntime/`` through ctypes; integer models, batch 1, no Numba in the process)
+BACKENDS = ("numba", "c")
 
 
 class Model:
@@ -21,6 +24,10 @@ class Model:
         self.graph = graph
         self.quant = quant
         self.path = path
+        #: SHA-256 of the .ebm file's bytes as loaded (None for a model not loaded from one): the
+        #: key of the C backend's blob cache (:func:`edgebrain.csession.for_model`); set it to None
+        #: after changing the model's graph or parameters in memory
+        self.source_digest: str | None = None
         self._programs: dict = {}
 
     # ------------------------------------------------------------------ files
@@ -42,7 +49,9 @@ class Model:
             raise ModelError("--dt, --dialect and --reset apply to NIR files; this is an edgebrain model "
                              "(they were fixed when it was converted)", file=path)
         graph, quant = ebm.load(path)
-        return cls(graph, quant, path)
+        m = cls(graph, quant, path)
+        m.source_digest = _file_digest(path)
+        return m
 
     def save(self, path) -> None:
         ebm.save(path, self.graph, self.quant)
@@ -54,6 +63,8 @@ class Model:
 
     # ------------------------------------------------------------------ running
     def program(self, precision: str = "float"):
+        from .program import build  # (imports the kernels, and with them Numba: not before it is needed)
+
         if precision not in self._programs:
             try:
                 self._programs[precision] = build(self.graph, precision, self.quant)
@@ -61,7 +72,19 @@ class Model:
                 raise e.with_file(self.path) if self.path else e
         return self._programs[precision]
 
-    def session(self, precision: str = "float", batch: int = 1) -> Session:
+    def session(self, precision: str = "float", batch: int = 1, backend: str = "numba"):
+        """A :class:`~edgebrain.session.Session` at ``precision``, or with ``backend="c"`` a
+        :class:`~edgebrain.csession.CSession` on the C runtime (integer precision, batch 1; the
+        model's blob comes from the user's cache when this file was lowered before, so neither
+        lowering nor Numba is needed)."""
+        if backend == "c":
+            from .csession import for_model
+
+            return for_model(self, precision, batch)
+        if backend != "numba":
+            raise ModelError(f"backend '{backend}'; expected one of {', '.join(BACKENDS)}")
+        from .session import Session
+
         return Session(self.program(precision), batch)
 
     @property
@@ -136,6 +159,15 @@ def _int_bytes(op, q, wbits, shape_in) -> int:
                 if k in q]
         return 4 * sum(min(np.asarray(q[k]).size, n) for k in keys)
     return 4 * sum(np.asarray(v).size for v in q.values() if isinstance(v, np.ndarray))
+
+
+def _file_digest(path: str) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            return hashlib.file_digest(f, "sha256").hexdigest() if hasattr(hashlib, "file_digest") \
+                else hashlib.sha256(f.read()).hexdigest()
+    except OSError:
+        return None
 
 
 def _sniff(path: str) -> str:

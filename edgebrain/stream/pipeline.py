@@ -493,13 +493,15 @@ def deployed_precision(model) -> str:
 def build_pipeline(model, source: str, *, format: str | None = None, encoder=None, decoder=None, sinks=(),
                    precision: str | None = None, realtime: bool = False, source_options: dict | None = None,
                    labels=None, max_seconds: float | None = None, activity: bool = True,
-                   max_gap: float | None = None, observers=(), setup_start: float | None = None) -> Pipeline:
+                   max_gap: float | None = None, observers=(), setup_start: float | None = None,
+                   backend: str = "numba") -> Pipeline:
     """Open ``source`` and assemble source → encoder → session → decoder → sinks for ``model``.
     Encoder/decoder/labels given here override those in the model's metadata. ``precision``: None
     for the one the model was deployed at (:func:`deployed_precision`). ``max_gap`` (seconds; also
     ``max_gap=`` among the options of an event source, e.g. ``-O max_gap=5``), ``observers``: see the
     module. ``setup_start``: when set-up began (:func:`~.base.now`; default now), e.g. before loading
-    the model, for ``setup_seconds``."""
+    the model, for ``setup_seconds``. ``backend``: what runs the model (:meth:`Model.session`): "numba",
+    or "c" for the C runtime (integer precision; the encoders and decoders are unchanged)."""
     from .registry import build_encoder, open_source
 
     setup_start = now() if setup_start is None else setup_start
@@ -524,7 +526,7 @@ def build_pipeline(model, source: str, *, format: str | None = None, encoder=Non
         from .registry import decoders
 
         dec = _build(decoders(), {"type": name, **kw}, "decoder")
-        sess = model.session(precision)
+        sess = model.session(precision, backend=backend)
         name = os.path.splitext(os.path.basename(model.path or "model"))[0]
         for k in sinks:
             if hasattr(k, "set_context"):
