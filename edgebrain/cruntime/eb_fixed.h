@@ -11,6 +11,8 @@
 
 #define EB_INT32_MIN (-2147483647 - 1)
 #define EB_INT32_MAX 2147483647
+/* the NARROW neuron path clamps its input to +-2^30 (kernels/neuron.py X_CLAMP): beyond, the membrane saturates alike */
+#define EB_X_CLAMP ((int32_t)0x40000000)
 
 /* a + b, a - b, a * b with int64 wrap-around (Numba's semantics; exact inside the contract) */
 static inline int64_t eb_addw(int64_t a, int64_t b) { return (int64_t)((uint64_t)a + (uint64_t)b); }
@@ -25,6 +27,17 @@ static inline int32_t eb_wrap32(int64_t v) {
     uint32_t u = (uint32_t)(uint64_t)v;
     return u <= 0x7FFFFFFFu ? (int32_t)u : (int32_t)(u - 0x80000000u) + EB_INT32_MIN;
 }
+
+/* 32-bit operations wrapping as Numba's int32 ones (kernels/fixed.py add32, mul32, ...), for the
+ * paths the builder proved exact in int32 (a row's wide flag 0, the neuron flag NARROW). The shift
+ * count is taken modulo 32: never undefined, and a proven row never shifts by 32 or more. */
+static inline int32_t eb_i32(uint32_t u) { return eb_wrap32((int64_t)u); }
+static inline int32_t eb_add32(int32_t a, int32_t b) { return eb_i32((uint32_t)a + (uint32_t)b); }
+static inline int32_t eb_sub32(int32_t a, int32_t b) { return eb_i32((uint32_t)a - (uint32_t)b); }
+static inline int32_t eb_mul32(int32_t a, int32_t b) { return eb_i32((uint32_t)a * (uint32_t)b); }
+static inline int32_t eb_shl32(int32_t a, int32_t s) { return eb_i32((uint32_t)a << (s & 31)); }
+static inline int32_t eb_asr32(int32_t a, int32_t s) { return a >> (s & 31); }
+static inline int32_t eb_clamp32(int32_t v, int32_t lo, int32_t hi) { return v < lo ? lo : (v > hi ? hi : v); }
 
 /* rsr(p, s): round(p / 2^s), ties toward +inf; p itself when s <= 0 */
 static inline int64_t eb_rsr(int64_t p, int64_t s) {
@@ -69,6 +82,12 @@ static inline int32_t eb_mulshift_sat32(int64_t a, int64_t m, int64_t s) {
 /* requantise an accumulator: sat32(a), or sat32(rsr(a·m, s)) */
 static inline int32_t eb_requant(int64_t a, int64_t m, int64_t s, int identity) {
     return identity ? eb_sat32(a) : eb_mulshift_sat32(a, m, s);
+}
+
+/* the same for |a| <= 2^32 (a narrow accumulator, with or without its bias) and an int32 m, where
+ * a·m and the rounding term fit in int64 (Numba's narrow _rq): no test of a's size */
+static inline int32_t eb_requant_narrow(int64_t a, int64_t m, int64_t s, int identity) {
+    return identity ? eb_sat32(a) : eb_sat32(eb_rsr(eb_mulw(a, m), s));
 }
 
 #endif /* EB_FIXED_H */

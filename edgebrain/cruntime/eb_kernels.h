@@ -6,6 +6,17 @@
 
 #include <stdint.h>
 
+/* idx[0:n] = the indices j < len of the nonzero x[j], increasing; returns n. Without a branch per
+ * input (random spikes would mispredict it): idx[n] is written for every j, so idx needs len entries. */
+static inline int64_t eb_list_nonzero(const int32_t *x, int64_t len, int32_t *idx) {
+    int64_t j, n = 0;
+    for (j = 0; j < len; j++) {
+        idx[n] = (int32_t)j;
+        n += x[j] != 0;
+    }
+    return n;
+}
+
 /* eb_elementwise.c */
 int64_t eb_input(const float *x, int32_t *y, int64_t n, float inv, int64_t lo, int64_t hi);
 void eb_copy(const int32_t *x, int32_t *y, int64_t n);

@@ -1,7 +1,9 @@
 /* eb_neuron.c: every neuron kind (LI, LIF, CubaLI, CubaLIF, I, IF) in one loop whose equation
  * is chosen by the row's flag bits, exactly the "Neurons" section of docs/fixed-point.md and
- * edgebrain/kernels/neuron.py's neuron_int. (Numba's int32 fast path, flag NARROW, is an
- * optimisation with the same results; it is ignored here.) */
+ * edgebrain/kernels/neuron.py's neuron_int; and the two fast paths Numba has for the common kinds:
+ * the int64 loop without branches (simple) and, for rows flagged NARROW (the builder proved with
+ * kernels/neuron.narrow_ok that no value leaves int32), the same loop in int32 (narrow). The fast
+ * paths compute the same values and counts as the general loop. */
 #include "eb_fixed.h"
 #include "eb_kernels.h"
 #include "eb_layout.h"
@@ -60,6 +62,44 @@ static inline int64_t simple(const int32_t *x, void *v, const int bits, int32_t 
     return nsat;
 }
 
+/* _simple_int32 of kernels/neuron.py, line for line: int16 state, one spike per step, a membrane
+ * gain of 1. Twice the vector lanes of int64, and the operations every SIMD unit has for 32 bits.
+ * `delayed` (spiking with a delayed reset) is a constant at each call: its select in the loop
+ * cost 10 % of a zoo model's step. */
+static inline int64_t narrow(const int32_t *x, int16_t *restrict v, int32_t *out, int64_t n,
+                             const eb_neuron_params *p, const int shift, const int32_t delayed) {
+    const int64_t f = p->flags;
+    const int32_t spiking = (f & EB_NF_SPIKING) != 0, subtract = (f & EB_NF_SUBTRACT) != 0;
+    const int32_t gei = (f & EB_NF_THRESHOLD_GE) != 0;
+    const int32_t lo = (int32_t)p->lo, hi = (int32_t)p->hi, dq = (int32_t)(p->dq & 31);
+    const int32_t half = eb_asr32(eb_shl32(1, dq), 1), sub_mask = -subtract;
+    const int32_t *restrict beta = p->beta, *restrict bias = p->bias, *restrict thr = p->thr;
+    const int32_t *restrict v_reset = p->v_reset;
+    uint32_t nsat = 0; /* 32-bit lanes, as Numba's */
+    int64_t k;
+    for (k = 0; k < n; k++) {
+        const int32_t xk = eb_clamp32(x[k], -EB_X_CLAMP, EB_X_CLAMP), vk = v[k], th = thr[k];
+        const int32_t prev = out[k], vres = v_reset[k];
+        int32_t vdec, acc, vs, fire, now, r, vr;
+        if (shift)
+            vdec = eb_sub32(vk, eb_asr32(eb_add32(vk, eb_asr32(eb_shl32(1, beta[k]), 1)), beta[k]));
+        else
+            vdec = eb_asr32(eb_add32(eb_mul32(vk, beta[k]), half), dq);
+        acc = eb_add32(eb_add32(vdec, xk), bias[k]);
+        if (delayed) acc = eb_sub32(acc, eb_mul32(prev, th)); /* last step's spike, reset now */
+        nsat += (uint32_t)((acc < lo) | (acc > hi));
+        vs = eb_clamp32(acc, lo, hi);
+        fire = (vs > eb_sub32(th, gei)) & spiking;
+        now = fire & !delayed; /* a reset applied at this step */
+        r = eb_sub32(vs, th);
+        nsat += (uint32_t)(now & subtract & ((r < lo) | (r > hi)));
+        vr = (eb_clamp32(r, lo, hi) & sub_mask) | (vres & ~sub_mask); /* a select, not a branch */
+        v[k] = (int16_t)(now ? vr : vs); /* in [lo, hi], or v_reset truncated as Numba stores it */
+        out[k] = spiking ? fire : vs;
+    }
+    return nsat;
+}
+
 int64_t eb_neuron(const int32_t *x, void *v, void *i, int bits, int32_t *out, int64_t n,
                   const eb_neuron_params *p) {
     const int64_t f = p->flags, lo = p->lo, hi = p->hi;
@@ -69,6 +109,9 @@ int64_t eb_neuron(const int32_t *x, void *v, void *i, int bits, int32_t *out, in
     const int multi = (f & EB_NF_MULTISPIKE) != 0, shift = (f & EB_NF_SHIFT_DECAY) != 0;
     const int gsyn_id = (f & EB_NF_GSYN_IDENTITY) != 0, gmem_id = (f & EB_NF_GMEM_IDENTITY) != 0;
     int64_t k, nsat = 0;
+    if ((f & EB_NF_NARROW) && bits == 16)
+        return spiking && delayed ? narrow(x, (int16_t *)v, out, n, p, shift, 1)
+                                  : narrow(x, (int16_t *)v, out, n, p, shift, 0);
     if (!cuba && !multi) return bits == 16 ? simple(x, v, 16, out, n, p) : simple(x, v, 32, out, n, p);
     for (k = 0; k < n; k++) {
         const int64_t xk = x[k];

@@ -64,7 +64,8 @@ size_t eb_state_bytes(const eb_model *m);
 size_t eb_act_bytes(const eb_model *m);
 size_t eb_scratch_bytes(const eb_model *m);
 
-/* bind buffers (each at least the size above; act and scratch 8-byte aligned) and reset */
+/* bind buffers (each at least the size above; act and scratch 8-byte aligned; none overlapping
+ * another or the blob: the kernels are compiled on that promise) and reset */
 eb_status eb_session_init(eb_session *s, const eb_model *m, void *state, size_t state_bytes, int32_t *act,
                           size_t act_bytes, int64_t *scratch, size_t scratch_bytes);
 
