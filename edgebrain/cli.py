@@ -29,6 +29,17 @@ class Backend(str, Enum):
 BACKEND_HELP = ("numba, or c: the C runtime through ctypes (integer models; no Numba in the process once the "
                 "model's blob is cached, after its first run)")
 
+
+class Target(str, Enum):
+    host = "host"
+    host_firmware = "host-firmware"
+
+
+TARGET_HELP = ("where the model runs: host (this process, on --backend), or host-firmware (the C runtime built as a "
+               "board program, a separate process on a pseudo-terminal, fed over the framed serial protocol of "
+               "docs/protocol.md; integer models). The host encodes and decodes either way. --target is where the "
+               "model runs now; --device (profile, devices fit) names a device profile to estimate for")
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, epilog=EXIT_CODES_HELP,
                   help="Run spiking models trained elsewhere, fast and frugally, on hardware you can buy.")
 
@@ -136,6 +147,7 @@ def stream(
     precision: Optional[Precision] = typer.Option(None, help="float or int (default: the model's deployed "
                                                   "precision: int when it is quantized)"),
     backend: Backend = typer.Option(Backend.numba, "--backend", help=BACKEND_HELP),
+    target: Target = typer.Option(Target.host, "--target", help=TARGET_HELP),
     realtime: bool = typer.Option(False, help="play files back at their recorded rate"),
     duration: Optional[float] = typer.Option(None, help="stop at exactly this many seconds of stream time"),
     json_out: bool = typer.Option(False, "--json", help="one JSON object per decision, then {'summary': ...}"),
@@ -158,7 +170,8 @@ def stream(
     summary = run_stream(m, source, sinks=[build_sink("stdout") if json_out else ConsoleSink(c)], sink_specs=sink,
                          format=format, encoder=encoder, decoder=decoder, precision=precision.value if precision else None,
                          realtime=realtime, source_options=opts, max_seconds=duration,
-                         setup_start=t0, observers=fig.observers if fig else (), backend=backend.value)
+                         setup_start=t0, observers=fig.observers if fig else (), backend=backend.value,
+                         target=target.value)
     if not json_out:  # after the sinks closed, as ever
         print_stream_summary(c, summary)
     if fig:  # on stderr with --json: stdout stays JSON lines

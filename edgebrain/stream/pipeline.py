@@ -399,6 +399,8 @@ class Pipeline:
         }
         if self.session.precision == "int":
             out["saturations"] = int(self.session.saturations.sum())
+        if hasattr(self.session, "link_summary"):  # a board session: the link's and the board's counters
+            out["board"] = self.session.link_summary()
         if self.scored:
             out["accuracy"] = round(self.correct / self.scored, 4)
             out["scored_decisions"] = self.scored
@@ -494,14 +496,17 @@ def build_pipeline(model, source: str, *, format: str | None = None, encoder=Non
                    precision: str | None = None, realtime: bool = False, source_options: dict | None = None,
                    labels=None, max_seconds: float | None = None, activity: bool = True,
                    max_gap: float | None = None, observers=(), setup_start: float | None = None,
-                   backend: str = "numba") -> Pipeline:
+                   backend: str = "numba", target: str | None = None) -> Pipeline:
     """Open ``source`` and assemble source → encoder → session → decoder → sinks for ``model``.
     Encoder/decoder/labels given here override those in the model's metadata. ``precision``: None
     for the one the model was deployed at (:func:`deployed_precision`). ``max_gap`` (seconds; also
     ``max_gap=`` among the options of an event source, e.g. ``-O max_gap=5``), ``observers``: see the
     module. ``setup_start``: when set-up began (:func:`~.base.now`; default now), e.g. before loading
     the model, for ``setup_seconds``. ``backend``: what runs the model (:meth:`Model.session`): "numba",
-    or "c" for the C runtime (integer precision; the encoders and decoders are unchanged)."""
+    or "c" for the C runtime (integer precision; the encoders and decoders are unchanged). ``target``:
+    where the model runs: None or "host" in this process, "host-firmware" on a board over the link
+    of :mod:`edgebrain.stream.board` (the host encodes and decodes; the session is closed by
+    :func:`run_stream`)."""
     from .registry import build_encoder, open_source
 
     setup_start = now() if setup_start is None else setup_start
@@ -526,7 +531,7 @@ def build_pipeline(model, source: str, *, format: str | None = None, encoder=Non
         from .registry import decoders
 
         dec = _build(decoders(), {"type": name, **kw}, "decoder")
-        sess = model.session(precision, backend=backend)
+        sess = model.session(precision, backend=backend) if target in (None, "host") else _board(model, precision, target)
         name = os.path.splitext(os.path.basename(model.path or "model"))[0]
         for k in sinks:
             if hasattr(k, "set_context"):
@@ -539,6 +544,16 @@ def build_pipeline(model, source: str, *, format: str | None = None, encoder=Non
     except BaseException:
         src.close()
         raise
+
+
+def _board(model, precision: str, target: str):
+    """The session of a model run on a board (:func:`edgebrain.stream.board.board_session`)."""
+    from .board import board_session
+
+    if precision != "int":
+        raise InputError(f"--target {target} runs integer programs only; precision '{precision}' runs on the host "
+                         "(--target host)", file=getattr(model, "path", None))
+    return board_session(model, target)
 
 
 def _event_source(source: str, format: str | None, opts: dict) -> bool:
@@ -589,6 +604,8 @@ def run_stream(model, source: str, *, sinks=(), sink_specs=(), **options) -> dic
             return pipe.run(progress=progress)
         finally:
             pb.close()
+            if hasattr(pipe.session, "close"):  # a board session: its link and process
+                pipe.session.close()
     finally:
         for k in sinks:
             k.close()
