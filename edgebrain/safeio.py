@@ -155,7 +155,7 @@ def _umask() -> int:
 
 
 @contextlib.contextmanager
-def _sigterm_exits():
+def sigterm_exits():
     """SIGTERM raises SystemExit(143) instead of killing the process outright, so that the
     clean-up of partial files runs (only when SIGTERM has its default action, in the main thread)."""
     if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
@@ -248,7 +248,7 @@ def atomic_write(path, what: str = "output"):
     changes and the temporary file is removed. ``what`` names the output in error messages.
     Problems are :class:`~edgebrain.errors.OutputError` s naming ``path``."""
     path, kind, st = _checked_target(path, what)
-    with _sigterm_exits():
+    with sigterm_exits():
         if kind == "stream":
             with _spooled_stream(path, st) as f:
                 yield f

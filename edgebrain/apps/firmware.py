@@ -18,9 +18,7 @@ import contextlib
 import os
 import re
 import shutil
-import signal
 import tempfile
-import threading
 from pathlib import Path
 
 from .. import blob as B
@@ -28,6 +26,7 @@ from ..cbuild import SOURCE_DIR
 from ..devices import fmt_bytes
 from ..errors import InputError, ModelError, OutputError
 from ..kernels import layout as L
+from ..safeio import sigterm_exits
 from ..version import __version__
 from . import footprint as F
 
@@ -270,23 +269,6 @@ See docs/firmware.md of edgebrain for STM32CubeIDE, pico-sdk and nRF Connect pro
 # ---------------------------------------------------------------------- writing the folder
 
 
-@contextlib.contextmanager
-def _term_raises():
-    """SIGTERM raises SystemExit(143) while the folder is written, so the temporary folder is removed."""
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
-        yield
-        return
-
-    def on_term(signum, frame):
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, on_term)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
 def check_out_dir(out_dir: str, force: bool) -> None:
     """Refuse (OutputError) a path that is a file or link, or a non-empty folder without ``force``."""
     if not out_dir:
@@ -306,7 +288,7 @@ def write_dir(out_dir: str, files: dict[str, str], force: bool) -> None:
     check_out_dir(out_dir, force)
     parent = os.path.dirname(os.path.abspath(out_dir))
     base = os.path.basename(os.path.abspath(out_dir))
-    with _term_raises():
+    with sigterm_exits():
         try:
             os.makedirs(parent, exist_ok=True)
             tmp = tempfile.mkdtemp(prefix=f".{base}.eb-", suffix=".tmp", dir=parent)

@@ -251,8 +251,8 @@ def test_message_layouts_pack_and_unpack():
 
 def test_the_committed_c_header_is_generated_from_proto_py():
     path = REPO / "edgebrain" / "cruntime" / "eb_proto_layout.h"
-    assert path.read_text() == P.c_header(), "stale: run python tools/firmware/gen_proto_header.py"
-    r = subprocess.run([sys.executable, str(REPO / "tools" / "firmware" / "gen_proto_header.py"), "--check"],
+    assert path.read_text() == P.c_header(), "stale: run python tools/firmware/gen_header.py"
+    r = subprocess.run([sys.executable, str(REPO / "tools" / "firmware" / "gen_header.py"), "--check"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     text = path.read_text()
