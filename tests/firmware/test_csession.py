@@ -22,6 +22,12 @@ from edgebrain.session import Session
 from tests.conftest import REPO
 from tests.firmware import cases
 from tests.reference import intref as R
+from tests.reference.intnet import (
+    RefNeuron,
+    dense,
+    quantize_input,
+    recurrent_cuba_graph,
+)
 
 
 def _csession(program):
@@ -144,34 +150,6 @@ def test_accumulator_widths_are_both_covered(clib):
 # ---------------------------------------------------------------------- the reference's networks
 
 
-def _dense_ref(q, x):
-    W = np.asarray(q["w"]).astype(np.int64)
-    b = np.asarray(q["b"]) if "b" in q else None
-    return R.dense(x, W, b, [int(v) for v in q["rq_m"]], [int(v) for v in q["rq_s"]], bool(q["identity"]))
-
-
-def _input_ref(qi, x):
-    return [R.quantize_input(v, np.float32(1.0 / qi["scale"]), qi["lo"], qi["hi"])[0] for v in x]
-
-
-class _RefNeuron:
-    def __init__(self, op, q, n, state_bits):
-        self.cfg = R.NeuronConfig(
-            cuba=op.cuba, spiking=op.spiking, subtract=op.spiking and op.reset == "subtract",
-            reset_delay=op.spiking and op.reset_delay, current_lag=op.cuba and op.current_lag,
-            threshold_ge=op.spiking and op.threshold_ge, multispike=op.spiking and op.multispike,
-            max_spikes=op.max_spikes if op.spiking and op.multispike else 1, shift_decay=q["decay"] == "shift",
-            gsyn_identity=bool(q.get("gsyn_identity")), gmem_identity=bool(q.get("gmem_identity")),
-            dq=int(q["dq"]), state_bits=state_bits)
-        self.p = {k: [int(v) for v in np.broadcast_to(np.asarray(q[k]), (n,))] if k in q else [0] * n
-                  for k in R.PARAMS}
-        self.v, self.i, self.out = [0] * n, [0] * n, [0] * n
-
-    def step(self, x):
-        self.v, self.i, self.out, _ = R.neuron_step(self.cfg, x, self.v, self.i, self.out, self.p)
-        return self.out
-
-
 @pytest.mark.parametrize("state_bits,decay", [(16, "mul"), (32, "mul"), (16, "shift")])
 def test_feedforward_network_matches_the_reference(clib, state_bits, decay):
     """tests/test_network_int.py's feed-forward network: C against intref.py composed by hand."""
@@ -189,11 +167,11 @@ def test_feedforward_network_matches_the_reference(clib, state_bits, decay):
     s = assert_same_run(prog, xs, "snn_mlp")
     assert s.saturations[0] > 0
     c = _csession(prog)
-    lif1 = _RefNeuron(g.nodes["lif1"], q["lif1"], 32, state_bits)
-    lif2 = _RefNeuron(g.nodes["lif2"], q["lif2"], 5, state_bits)
+    lif1 = RefNeuron(g.nodes["lif1"], q["lif1"], 32, state_bits)
+    lif2 = RefNeuron(g.nodes["lif2"], q["lif2"], 5, state_bits)
     v1 = prog.state_regions["lif1"][0]
     for t, x in enumerate(xs):
-        s2 = lif2.step(_dense_ref(q["fc2"], lif1.step(_dense_ref(q["fc1"], _input_ref(q["input"], x)))))
+        s2 = lif2.step(dense(q["fc2"], lif1.step(dense(q["fc1"], quantize_input(q["input"], x)))))
         assert c.step(x).tolist() == s2, t
         assert c.state[v1.off:v1.off + v1.n].tolist() == lif1.v, t
 
@@ -201,45 +179,28 @@ def test_feedforward_network_matches_the_reference(clib, state_bits, decay):
 def test_recurrent_current_based_network_matches_the_reference(clib):
     """tests/test_network_int.py's recurrent CubaLIF network (saturating sum of two edges, the
     one-step delay of the back edge, output dequantization): C against intref.py."""
-    from edgebrain import ops
-    from edgebrain.graph import Graph
     from edgebrain.model import Model
     from edgebrain.quant import quantize
 
     rng = np.random.default_rng(43)
     n = 20
-    g = Graph()
-    g.add("input", ops.Input(shape=(4,)))
-    g.add("fc", ops.Affine(weight=rng.standard_normal((n, 4)).astype(np.float32),
-                           bias=(0.1 * rng.standard_normal(n)).astype(np.float32)))
-    g.add("lif", ops.CubaLIF(alpha=rng.uniform(0.5, 0.9, n).astype(np.float32),
-                             beta=rng.uniform(0.7, 0.95, n).astype(np.float32),
-                             g_mem=rng.uniform(0.3, 0.6, n).astype(np.float32),
-                             threshold=np.ones(n, np.float32), reset="subtract", current_lag=True))
-    g.add("rec", ops.Affine(weight=(0.4 * rng.standard_normal((n, n))).astype(np.float32),
-                            bias=(0.05 * rng.standard_normal(n)).astype(np.float32)))
-    g.add("ro", ops.Linear(weight=rng.standard_normal((3, n)).astype(np.float32)))
-    g.add("li", ops.LI(beta=np.full(3, 0.8, np.float32)))
-    g.add("output", ops.Output())
-    for e in [("input", "fc"), ("fc", "lif"), ("lif", "rec"), ("rec", "lif"), ("lif", "ro"), ("ro", "li"),
-              ("li", "output")]:
-        g.connect(*e)
+    g = recurrent_cuba_graph(rng, n)
     qm, _ = quantize(Model(g.prepare()), rng.standard_normal((150, 6, 4)).astype(np.float32), state_bits=32)
     q = qm.quant["nodes"]
     xs = rng.standard_normal((150, 4)).astype(np.float32)
     prog = qm.program("int")
     assert_same_run(prog, xs, "recurrent")
     c = _csession(prog)
-    lif = _RefNeuron(g.nodes["lif"], q["lif"], n, 32)
-    li = _RefNeuron(g.nodes["li"], q["li"], 3, 32)
+    lif = RefNeuron(g.nodes["lif"], q["lif"], n, 32)
+    li = RefNeuron(g.nodes["li"], q["li"], 3, 32)
     spikes = [0] * n
     out_scale = np.float32(qm.quant["scales"]["li"])
     total = 0
     for t, x in enumerate(xs):
-        summed = R.add_sat(_dense_ref(q["fc"], _input_ref(q["input"], x)), _dense_ref(q["rec"], spikes))
+        summed = R.add_sat(dense(q["fc"], quantize_input(q["input"], x)), dense(q["rec"], spikes))
         spikes = lif.step(summed)
         total += sum(spikes)
-        v_li = li.step(_dense_ref(q["ro"], spikes))
+        v_li = li.step(dense(q["ro"], spikes))
         np.testing.assert_array_equal(c.step(x), np.float32(np.array(v_li, np.float64)) * out_scale, err_msg=str(t))
     assert total > 0
 
