@@ -8,6 +8,7 @@ import json
 import shutil
 import struct
 import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -68,56 +69,63 @@ def dump_c_params(qmodel, xs, path):
     return [n for n in rest[1::2]]
 
 
-def build_c(workdir, have):
-    """Compile ref_loop.c with every compiler of COMPILERS found, with the same CFLAGS (so the same
-    ``-march`` as Numba's pinned target). Returns ({name: exe path}, notes, {name: {"version",
-    "command"}})."""
-    src = HERE / "ref_loop.c"
+def build_c(workdir, have, source="ref_loop.c", cflags=None):
+    """Compile ``source`` (beside this file) with every compiler of COMPILERS found, with the same
+    flags (``cflags``, default CFLAGS: so the same ``-march`` as Numba's pinned target). Returns
+    ({name: exe path}, notes, {name: {"version", "command"}})."""
+    cflags = CFLAGS if cflags is None else cflags
+    src = HERE / source
     exes, notes, builds = {}, [], {}
     for cc in COMPILERS:
         path = shutil.which(cc)
         if not path:
             notes.append(f"{cc} not found: its C column is skipped (apt-get install -y {cc})")
             continue
-        exe = Path(workdir) / f"ref_loop_{cc}"
-        cmd = [path, *CFLAGS, "-DSTATE_BITS=16", str(src), "-o", str(exe), "-lm"]
+        exe = Path(workdir) / f"{src.stem}_{cc}"
+        cmd = [path, *cflags, "-DSTATE_BITS=16", str(src), "-o", str(exe), "-lm"]
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode:
-            notes.append(f"{cc} failed to build ref_loop.c with {' '.join(CFLAGS)}: {r.stderr.strip()[:300]}")
+            notes.append(f"{cc} failed to build {source} with {' '.join(cflags)}: {r.stderr.strip()[:300]}")
             continue
         ver = subprocess.run([path, "--version"], capture_output=True, text=True).stdout.splitlines()[0]
         have[cc] = ver
         exes[cc] = str(exe)
-        builds[cc] = {"version": ver, "command": " ".join([cc, *CFLAGS, "-DSTATE_BITS=16", "ref_loop.c", "-lm"])}
+        builds[cc] = {"version": ver, "command": " ".join([cc, *cflags, "-DSTATE_BITS=16", source, "-lm"])}
     return exes, notes, builds
 
 
-def c_engines(exes, qmodel, xs, workdir, tag):
-    """Dump the parameters, run every C build once to check that its outputs are
-    bit-identical to edgebrain's int session, and return the timing commands."""
-    cmds, checks = {}, {}
-    params = Path(workdir) / f"{tag}.params.bin"
-    neurons = dump_c_params(qmodel, xs, params)
-    # edgebrain's int session: every neuron's output, as integers
+def int_outputs(qmodel, xs, neurons):
+    """edgebrain's int session over xs: every listed neuron's output at every step, as integers
+    (spikes, or the membrane of non-spiking layers), (T, sum of sizes); and the session."""
     s = qmodel.session("int")
     _, rec = s.run(xs, record=neurons)
     prog = qmodel.program("int")
     cols = []
     for n in neurons:
         key = f"spikes/{n}" if f"spikes/{n}" in rec else f"out/{n}"
-        a = rec[key] if key.startswith("spikes") else rec[key] / prog.scales[n]
-        cols.append(np.rint(a).astype(np.int64))
-    eb = np.concatenate(cols, axis=1)
+        a = np.asarray(rec[key]) if key.startswith("spikes") else np.asarray(rec[key]) / prog.scales[n]
+        cols.append(np.rint(a).reshape(len(xs), -1).astype(np.int64))
+    return np.concatenate(cols, axis=1), s
+
+
+def c_engines(exes, qmodel, xs, workdir, tag, dump=dump_c_params):
+    """Dump the parameters (``dump(qmodel, xs, path)`` returns the neurons the C loop records),
+    run every C build once to check that its outputs are bit-identical to edgebrain's int
+    session, and return the timing commands and the checks."""
+    cmds, checks = {}, {}
+    params = Path(workdir) / f"{tag}.params.bin"
+    eb, s = int_outputs(qmodel, xs, dump(qmodel, xs, params))
     eb_sat = int(s.saturations.sum())
     for cc, exe in exes.items():
         out = Path(workdir) / f"{tag}.{cc}.out.bin"
         r = subprocess.run([exe, str(params), str(out), "1"], capture_output=True, text=True)
         if r.returncode:
-            raise SystemExit(f"ref_loop ({cc}) failed: {r.stderr}")
+            raise SystemExit(f"{Path(exe).name} failed: {r.stderr}")
         info = json.loads(r.stdout.strip().splitlines()[-1])
-        c = np.fromfile(out, dtype="<i4").reshape(xs.shape[0], -1).astype(np.int64)
+        c = np.fromfile(out, dtype="<i4").reshape(len(xs), -1).astype(np.int64)
         same = bool(c.shape == eb.shape and np.array_equal(c, eb))
-        detail = {"equal": same, "saturations_c": info["saturations"], "saturations_edgebrain": eb_sat}
+        detail = {"equal": same, "saturations_c": info["saturations"], "saturations_edgebrain": eb_sat,
+                  "values_compared": int(eb.size)}
         if not same and c.shape == eb.shape:
             bad = np.argwhere(c != eb)
             detail["first_mismatch"] = [int(v) for v in bad[0]]
@@ -127,3 +135,12 @@ def c_engines(exes, qmodel, xs, workdir, tag):
         cmds[f"C {cc} -O3 (int)"] = [exe, str(params), "-", "1"]
     return cmds, checks
 
+
+def time_once(body, setup=None):
+    """(CPU ns, wall ns) of one call of ``body``, after ``setup``."""
+    if setup:
+        setup()
+    c0, t0 = time.process_time_ns(), time.perf_counter_ns()
+    body()
+    t1, c1 = time.perf_counter_ns(), time.process_time_ns()
+    return c1 - c0, t1 - t0

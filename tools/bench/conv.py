@@ -53,7 +53,6 @@ import statistics
 import struct
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -62,6 +61,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import numpy as np
+
+sys.path.insert(0, str(HERE))
+from _c_ref import build_c, c_engines, time_once  # noqa: E402  (the C columns and timing, shared with kernels.py)
 
 CFLAGS = ["-std=c99", "-O3", "-march=native", "-ffp-contract=off"]
 TARGETS = {"vs_snntorch": 15.0, "int_vs_float": 1.0, "vs_c": 1.5}
@@ -280,69 +282,6 @@ def dump_c_params(qmodel, xs, path) -> list[str]:
     return neurons
 
 
-def build_c(workdir, have) -> tuple[dict, list]:
-    exes, notes = {}, []
-    for cc in ("gcc", "clang"):
-        path = shutil.which(cc)
-        if not path:
-            notes.append(f"{cc} not found: its C column is skipped")
-            continue
-        exe = Path(workdir) / f"ref_conv_{cc}"
-        r = subprocess.run([path, *CFLAGS, "-DSTATE_BITS=16", str(HERE / "ref_conv.c"), "-o", str(exe), "-lm"],
-                           capture_output=True, text=True, check=False)
-        if r.returncode:
-            notes.append(f"{cc} failed to build ref_conv.c: {r.stderr.strip()[:300]}")
-            continue
-        have[cc] = subprocess.run([path, "--version"], capture_output=True, text=True, check=False).stdout.splitlines()[0]
-        exes[cc] = str(exe)
-    return exes, notes
-
-
-def c_engines(exes, qmodel, xs, workdir, tag):
-    """Run every C build once against edgebrain's int session (bit-identity of every neuron
-    layer's output at every step); return its timing commands and the checks."""
-    params = Path(workdir) / f"{tag}.params.bin"
-    neurons = dump_c_params(qmodel, xs, params)
-    s = qmodel.session("int")
-    _, rec = s.run(xs, record=neurons)
-    prog = qmodel.program("int")
-    cols = []
-    for n in neurons:
-        key = f"spikes/{n}" if f"spikes/{n}" in rec else f"out/{n}"
-        a = np.asarray(rec[key]) if key.startswith("spikes") else np.asarray(rec[key]) / prog.scales[n]
-        cols.append(np.rint(a).reshape(len(xs), -1).astype(np.int64))
-    eb = np.concatenate(cols, axis=1)
-    cmds, checks = {}, {}
-    for cc, exe in exes.items():
-        out = Path(workdir) / f"{tag}.{cc}.out.bin"
-        r = subprocess.run([exe, str(params), str(out), "1"], capture_output=True, text=True, check=False)
-        if r.returncode:
-            raise SystemExit(f"ref_conv ({cc}) failed: {r.stderr}")
-        info = json.loads(r.stdout.strip().splitlines()[-1])
-        c = np.fromfile(out, dtype="<i4").reshape(len(xs), -1).astype(np.int64)
-        same = bool(c.shape == eb.shape and np.array_equal(c, eb))
-        d = {"equal": same, "saturations_c": info["saturations"], "saturations_edgebrain": int(s.saturations.sum()),
-             "values_compared": int(eb.size)}
-        if not same and c.shape == eb.shape:
-            bad = np.argwhere(c != eb)
-            d["first_mismatch"], d["mismatches"] = [int(v) for v in bad[0]], len(bad)
-        checks[cc] = d
-        cmds[f"C {cc} -O3 (int)"] = [exe, str(params), "-", "1"]
-    return cmds, checks
-
-
-# ============================================================================ timing
-
-
-def _time_once(body, setup=None):
-    if setup:
-        setup()
-    c0, t0 = time.process_time_ns(), time.perf_counter_ns()
-    body()
-    t1, c1 = time.perf_counter_ns(), time.process_time_ns()
-    return c1 - c0, t1 - t0
-
-
 def engines(fmodel, qmodel, net, xs):
     """{name: (setup, body, is_slow)} for one network."""
     res = {}
@@ -375,7 +314,7 @@ def bench(py, c_cmds, rounds, slow_rounds, T):
     spread over the run; every C sample a fresh process). name -> {"cpu": [...], "wall": [...]} in
     s per step."""
     for setup, body, _ in py.values():  # warm-up: compilation, caches
-        _time_once(body, setup)
+        time_once(body, setup)
     slow_at = {round(i * (rounds - 1) / max(slow_rounds - 1, 1)) for i in range(min(slow_rounds, rounds))}
     samples = {n: {"cpu": [], "wall": []} for n in list(py) + list(c_cmds)}
     for rnd in range(rounds):
@@ -384,7 +323,7 @@ def bench(py, c_cmds, rounds, slow_rounds, T):
             for name, (setup, body, slow) in py.items():
                 if slow and rnd not in slow_at:
                     continue
-                c, w = _time_once(body, setup)
+                c, w = time_once(body, setup)
                 samples[name]["cpu"].append(c * 1e-9 / T)
                 samples[name]["wall"].append(w * 1e-9 / T)
         finally:
@@ -456,7 +395,7 @@ def main(argv=None):
     zoo_shape = tuple(Model.load("zoo:nmnist").input_shape)
     xs, files = frames(root, T, zoo_shape)
     work = Path(tempfile.mkdtemp(prefix="eb_bench_conv_"))
-    exes, n = build_c(work, have)
+    exes, n, _ = build_c(work, have, source="ref_conv.c", cflags=CFLAGS)
     notes += n
     calib, _ = frames(root, min(T, 200), zoo_shape)
     models = build_models(calib[:, None], work) if "torch" in have else {}
@@ -471,7 +410,7 @@ def main(argv=None):
         print(f"== {key}: {title}", flush=True)
         acts[key] = activity(qm, xs)
         print("  activity (fraction nonzero): " + ", ".join(f"{k} {v:.3f}" for k, v in acts[key].items()), flush=True)
-        c_cmds, checks[key] = c_engines(exes, qm, xs, work, key)
+        c_cmds, checks[key] = c_engines(exes, qm, xs, work, key, dump=dump_c_params)
         for cc, d in checks[key].items():
             print(f"  C ({cc}) == edgebrain int, every neuron layer, every step: {d['equal']} "
                   f"({d['values_compared']} values; saturations C {d['saturations_c']}, edgebrain "

@@ -63,7 +63,6 @@ import shutil  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
-import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -73,7 +72,7 @@ for _p in (ROOT, HERE):  # edgebrain, and this script's helper modules (_c_ref.p
         sys.path.insert(0, str(_p))
 
 import numpy as np  # noqa: E402
-from _c_ref import CFLAGS, ISA, build_c, c_engines  # noqa: E402
+from _c_ref import CFLAGS, ISA, build_c, c_engines, time_once  # noqa: E402
 from _coldstart import cold_start  # noqa: E402
 from _report import fmt_us, machine_info, steal_seconds, table  # noqa: E402
 from _torch_engines import ORT_NAME, onnx_export_main, ort_check_line, ort_engine, torch_engines  # noqa: E402
@@ -167,15 +166,6 @@ def _stats(cpu, wall):
             "wall": (statistics.median(wall) * 1e-9, min(wall) * 1e-9)}
 
 
-def _time_once(body, setup=None):
-    if setup:
-        setup()
-    c0, t0 = time.process_time_ns(), time.perf_counter_ns()
-    body()
-    t1, c1 = time.perf_counter_ns(), time.process_time_ns()
-    return c1 - c0, t1 - t0
-
-
 def bench_interleaved(py, c_cmds, repeats, slow=None, slow_repeats=5):
     """Round-robin timing: in each of ``repeats`` rounds every Python engine (name ->
     (setup, body)) runs once, then every C command (name -> argv printing one JSON line
@@ -186,7 +176,7 @@ def bench_interleaved(py, c_cmds, repeats, slow=None, slow_repeats=5):
     slow = slow or {}
     slow_rounds = {round(i * (repeats - 1) / max(slow_repeats - 1, 1)) for i in range(min(slow_repeats, repeats))}
     for setup, body in list(py.values()) + list(slow.values()):  # warm-up (compilation, caches)
-        _time_once(body, setup)
+        time_once(body, setup)
     samples = {name: ([], []) for name in list(py) + list(c_cmds) + list(slow)}
     gc_on = gc.isenabled()
     try:
@@ -194,7 +184,7 @@ def bench_interleaved(py, c_cmds, repeats, slow=None, slow_repeats=5):
             gc.disable()
             engines = list(py.items()) + (list(slow.items()) if rnd in slow_rounds else [])
             for name, (setup, body) in engines:
-                c, w = _time_once(body, setup)
+                c, w = time_once(body, setup)
                 samples[name][0].append(c)
                 samples[name][1].append(w)
             if gc_on:
