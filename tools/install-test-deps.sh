@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # system packages the tests use, root only: a real MQTT broker, socat (pseudo-terminals), make
-# (make -C firmware test), and qemu-user-static and debootstrap for the emulated arm64 board
+# (make -C firmware test), qemu-user-static and debootstrap for the emulated arm64 board, qemu-system
+# for the emulated microcontrollers, clang and libFuzzer
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   need=()
   for pair in mosquitto:mosquitto socat:socat make:make qemu-aarch64-static:qemu-user-static debootstrap:debootstrap; do
@@ -16,6 +17,12 @@ if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   [ -e /usr/lib/arm-none-eabi/newlib/libc_nano.a ] || need+=(libnewlib-arm-none-eabi)
   command -v riscv64-unknown-elf-gcc >/dev/null 2>&1 || need+=(gcc-riscv64-unknown-elf)
   [ -e /usr/lib/picolibc/riscv64-unknown-elf/picolibc.specs ] || need+=(picolibc-riscv64-unknown-elf)
+  # the emulated microcontroller boards (Cortex-M4 mps2-an386, RISC-V virt: tests/firmware/test_qemu_boards.py)
+  command -v qemu-system-arm >/dev/null 2>&1 || need+=(qemu-system-arm)
+  command -v qemu-system-riscv32 >/dev/null 2>&1 || need+=(qemu-system-misc)
+  # clang 14 with libFuzzer and the sanitizers, for fuzzing the board's frame parser (tests/firmware/test_fuzz.py)
+  command -v clang >/dev/null 2>&1 || need+=(clang)
+  [ -n "$(ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a 2>/dev/null)" ] || need+=(libclang-rt-14-dev)
   if [ "${#need[@]}" -gt 0 ]; then
     echo "install-test-deps: running as root, so installing system packages with apt-get: ${need[*]} (an MQTT broker for the mqtt sink tests, pseudo-terminals for the serial tests, make and cross compilers for the firmware tests, an emulated arm64 board)" >&2
     apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
