@@ -133,9 +133,10 @@ def firmware_export(
     import json
 
     from . import devices as D
-    from .apps.firmware import check_out_dir, export, format_export
+    from .apps.firmware import export, format_export
+    from .safeio import check_output_folder
 
-    check_out_dir(out, force)
+    check_output_folder(out, force)
     dev = D.load(target)
     res = export(load_model(model), dev, out, name=model, force=force)
     typer.echo(json.dumps(res, indent=1) if json_out else format_export(res))

@@ -287,9 +287,9 @@ def _tmp_prefix(base: str) -> str:
 
 
 def _remove_orphans(folder: str, base: str) -> None:
-    """Remove temporary files of ``base`` left in ``folder`` by a process of this host that died
-    before it could clean up (SIGKILL, a power cut): regular files of this user whose process no
-    longer exists. Best effort: anything unclear is left alone."""
+    """Remove temporary files (and folders: :func:`write_folder`) of ``base`` left in ``folder`` by
+    a process of this host that died before it could clean up (SIGKILL, a power cut): those of this
+    user whose process no longer exists. Best effort: anything unclear is left alone."""
     prefix = _tmp_prefix(base)
     try:
         names = [n for n in os.listdir(folder) if n.startswith(prefix) and n.endswith(".tmp")]
@@ -302,8 +302,71 @@ def _remove_orphans(folder: str, base: str) -> None:
         p = os.path.join(folder, n)
         with contextlib.suppress(OSError):
             st = os.lstat(p)
-            if stat.S_ISREG(st.st_mode) and st.st_uid == os.getuid():
+            if st.st_uid != os.getuid():
+                continue
+            if stat.S_ISREG(st.st_mode):
                 os.unlink(p)
+            elif stat.S_ISDIR(st.st_mode):
+                shutil.rmtree(p, ignore_errors=True)
+
+
+def check_output_folder(path: str, force: bool) -> None:
+    """Refuse (OutputError) a folder output that is a file or link, or a non-empty folder without
+    ``force`` (cheap: call it before the work that fills the folder)."""
+    if not path:
+        raise OutputError("no output folder given (-o DIR)")
+    if os.path.islink(path):
+        raise OutputError("is a symbolic link; give the real path", file=path)
+    if os.path.exists(path):
+        if not os.path.isdir(path):
+            raise OutputError("exists and is not a folder; refusing to replace it", file=path)
+        if os.listdir(path) and not force:
+            raise OutputError("is a folder that is not empty; pass --force to replace it (its files are removed)",
+                              file=path)
+
+
+def write_folder(path: str, files: dict, force: bool, what: str = "export") -> None:
+    """Write ``files`` (name -> str or bytes) as the folder ``path``, whole or not at all: they go
+    to a temporary folder beside it (named like :func:`atomic_write`'s temporary files, so one left
+    by a killed process is removed by the next write), which is renamed onto ``path`` in one step.
+    With ``force`` an existing folder is replaced, and put back if the replacement fails. Ctrl-C and
+    SIGTERM leave ``path`` as it was."""
+    check_output_folder(path, force)
+    parent = os.path.dirname(os.path.abspath(path))
+    base = os.path.basename(os.path.abspath(path))[:100]
+    with sigterm_exits():
+        try:
+            os.makedirs(parent, exist_ok=True)
+            tmp = tempfile.mkdtemp(prefix=_tmp_prefix(base) + f"{os.getpid()}-", suffix=".tmp", dir=parent)
+        except OSError as e:
+            raise _oserror(e, path, f"cannot write the {what} (in {parent})") from None
+        _remove_orphans(parent, base)
+        old = None
+        try:
+            for name, content in files.items():
+                data = content.encode("utf-8") if isinstance(content, str) else bytes(content)
+                with open(os.path.join(tmp, name), "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+            os.chmod(tmp, 0o777 & ~_umask())
+            if os.path.isdir(path) and os.listdir(path):  # --force: move the old folder aside first
+                old = tempfile.mkdtemp(prefix=_tmp_prefix(base) + f"{os.getpid()}-old-", suffix=".tmp", dir=parent)
+                os.rename(path, os.path.join(old, base))
+            os.replace(tmp, path)  # onto a missing or empty folder: atomic
+        except BaseException as e:
+            if old is not None and not os.path.exists(path):
+                with contextlib.suppress(OSError):
+                    os.rename(os.path.join(old, base), path)
+            shutil.rmtree(tmp, ignore_errors=True)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+            if isinstance(e, OSError):
+                raise _oserror(e, path, f"cannot write the {what}") from None
+            raise
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        _fsync_dir(parent)
 
 
 def _alive(pid: int) -> bool:

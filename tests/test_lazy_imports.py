@@ -72,3 +72,5 @@ def test_run_on_the_c_backend_imports_no_compiler_once_the_blob_is_cached(tmp_pa
         mods = set(json.loads(line[len("MODULES "):]))
     assert "edgebrain" in mods and (tmp_path / "y.npz").is_file()
     assert not mods & {"numba", "llvmlite"}, f"run --backend c imported {sorted(mods & {'numba', 'llvmlite'})}"
+    # nor pydantic (typer 0.29 brought it, 70 ms of every command's start-up: pyproject.toml pins typer < 0.29)
+    assert "pydantic" not in mods, "the command line imported pydantic (typer >= 0.29?)"

@@ -14,19 +14,16 @@ written whole or not at all: a temporary folder beside it, renamed into place.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
 from .. import blob as B
 from ..cbuild import SOURCE_DIR
 from ..devices import fmt_bytes
-from ..errors import InputError, ModelError, OutputError
+from ..errors import InputError, ModelError
 from ..kernels import layout as L
-from ..safeio import sigterm_exits
+from ..safeio import check_output_folder, write_folder
 from ..version import __version__
 from . import footprint as F
 
@@ -269,69 +266,12 @@ See docs/firmware.md of edgebrain for STM32CubeIDE, pico-sdk and nRF Connect pro
 # ---------------------------------------------------------------------- writing the folder
 
 
-def check_out_dir(out_dir: str, force: bool) -> None:
-    """Refuse (OutputError) a path that is a file or link, or a non-empty folder without ``force``."""
-    if not out_dir:
-        raise OutputError("no output folder given (-o DIR)")
-    if os.path.islink(out_dir):
-        raise OutputError("is a symbolic link; give the real path", file=out_dir)
-    if os.path.exists(out_dir):
-        if not os.path.isdir(out_dir):
-            raise OutputError("exists and is not a folder; refusing to replace it", file=out_dir)
-        if os.listdir(out_dir) and not force:
-            raise OutputError("is a folder that is not empty; pass --force to replace it (its files are removed)",
-                              file=out_dir)
-
-
-def write_dir(out_dir: str, files: dict[str, str], force: bool) -> None:
-    """Write ``files`` (name -> text) as the folder ``out_dir``, whole or not at all."""
-    check_out_dir(out_dir, force)
-    parent = os.path.dirname(os.path.abspath(out_dir))
-    base = os.path.basename(os.path.abspath(out_dir))
-    with sigterm_exits():
-        try:
-            os.makedirs(parent, exist_ok=True)
-            tmp = tempfile.mkdtemp(prefix=f".{base}.eb-", suffix=".tmp", dir=parent)
-        except OSError as e:
-            raise OutputError(f"cannot write the export (in {parent}): {e.strerror or e}", file=out_dir) from None
-        old = None
-        try:
-            for name, text in files.items():
-                with open(os.path.join(tmp, name), "w", encoding="utf-8", newline="\n") as f:
-                    f.write(text)
-                    f.flush()
-                    os.fsync(f.fileno())
-            os.chmod(tmp, 0o777 & ~_umask())
-            if os.path.isdir(out_dir) and os.listdir(out_dir):  # --force: move the old folder aside first
-                old = tempfile.mkdtemp(prefix=f".{base}.eb-old-", suffix=".tmp", dir=parent)
-                os.rename(out_dir, os.path.join(old, base))
-            os.replace(tmp, out_dir)  # onto a missing or empty folder: atomic
-        except BaseException as e:
-            if old is not None and not os.path.exists(out_dir):
-                with contextlib.suppress(OSError):
-                    os.rename(os.path.join(old, base), out_dir)
-            shutil.rmtree(tmp, ignore_errors=True)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
-            if isinstance(e, OSError):
-                raise OutputError(f"cannot write the export: {e.strerror or e}", file=out_dir) from None
-            raise
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-
-
-def _umask() -> int:
-    old = os.umask(0o022)
-    os.umask(old)
-    return old
-
-
 def export(model, device, out_dir: str, name: str | None = None, force: bool = False,
            runtime_dir=SOURCE_DIR) -> dict:
     """Check ``model`` (a :class:`~edgebrain.model.Model`) against ``device`` (a profile) and write
     the folder; returns the sizes, the fit and the files (plain data, for --json)."""
     name = name or model.path or "model"
-    check_out_dir(out_dir, force)  # before the work: a refusal costs nothing
+    check_output_folder(out_dir, force)  # before the work: a refusal costs nothing
     p = plan(model, device, runtime_dir)
     if not p["fits"]:
         raise ModelError(misfit_message(name, device, p))
@@ -339,7 +279,7 @@ def export(model, device, out_dir: str, name: str | None = None, force: bool = F
     labels = class_names(model, main_out[1]) if len(p["outputs"]) == 1 else []
     files = {"model_blob.c": model_blob_c(name, device, p["blob"]), "model.h": model_h(name, device, p, labels),
              "README.md": readme(name, device, p)}
-    write_dir(out_dir, files, force)
+    write_folder(out_dir, files, force)
     h = p["header"]
     return {"model": name, "target": device.name, "out": os.path.abspath(out_dir), "files": list(FILES),
             "edgebrain_version": __version__, "format_version": B.FORMAT_VERSION,

@@ -261,3 +261,54 @@ def test_a_tiny_target_overflows_flash_only_and_says_the_runtime_is_an_estimate(
     assert "zoo:kws does not fit tiny-m0: flash needs" in r.stderr and f"({over} B) too much" in r.stderr
     assert "RAM needs" not in r.stderr and "[runtime estimate]" in r.stderr
     assert not out.exists()
+
+
+def _folder(path) -> dict:
+    return {n: (path / n).read_bytes() for n in sorted(os.listdir(path))}
+
+
+def _export_proc(out, model, *extra):
+    return subprocess.Popen([sys.executable, "-m", "edgebrain", "firmware", "export", model, "-o", str(out),
+                             "--target", "stm32h743", *extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            cwd=REPO)
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGKILL"])
+def test_an_export_killed_at_any_moment_leaves_the_old_folder_or_the_new_one_never_half(tmp_path, sig):
+    """Replacing an export (--force) and killing the process at 12 moments spread over its run:
+    each time the folder is wholly the old export or wholly the new one. SIGTERM removes the
+    temporary folder on the way out; one left by SIGKILL is removed by the next export."""
+    import signal
+    import time
+
+    old_ref, new_ref = tmp_path / "old_ref", tmp_path / "new_ref"
+    assert cli("zoo:kws", "-o", str(old_ref), "--target", "stm32h743").returncode == 0
+    assert cli("zoo:har-lif", "-o", str(new_ref), "--target", "stm32h743").returncode == 0
+    old, new = _folder(old_ref), _folder(new_ref)
+    assert old != new
+    t0 = time.perf_counter()
+    r = _export_proc(tmp_path / "probe", "zoo:har-lif")
+    r.wait(60)
+    span = time.perf_counter() - t0  # how long one export takes here, start-up included
+    work = tmp_path / "work"
+    seen = set()
+    for k in range(12):
+        if work.exists():
+            shutil.rmtree(work)
+        shutil.copytree(old_ref, work)
+        p = _export_proc(work, "zoo:har-lif", "--force")
+        time.sleep(span * k / 11)
+        p.send_signal(getattr(signal, sig))
+        _, err = p.communicate(timeout=60)
+        got = _folder(work)
+        assert got in (old, new), f"kill after {span * k / 11:.3f} s left a mixed folder: {sorted(got)}"
+        seen.add("new" if got == new else "old")
+        if sig == "SIGTERM":
+            assert b"Traceback" not in err
+            assert sorted(os.listdir(tmp_path)) == sorted(["old_ref", "new_ref", "probe", "work"]), \
+                f"kill after {span * k / 11:.3f} s left {sorted(os.listdir(tmp_path))}"
+    assert "old" in seen  # the earliest kill lands before the swap
+    # whatever SIGKILL left beside the folder, the next export removes (its process is gone)
+    assert cli("zoo:har-lif", "-o", str(work), "--target", "stm32h743", "--force").returncode == 0
+    assert _folder(work) == new
+    assert sorted(os.listdir(tmp_path)) == sorted(["old_ref", "new_ref", "probe", "work"])

@@ -18,7 +18,9 @@ a live stream drives a session) are timed the same way, as a second figure.
 
 **Start-up and memory.** ``edgebrain run zoo:NAME -i X.npy -o OUT`` in fresh processes, with
 ``--backend c`` and with ``--precision int`` (Numba), interleaved, after one unmeasured run of
-each (so the Numba cache, the C runtime's build and the model's blob cache are warm): the
+each (so the Numba cache, the C runtime's build, the model's blob cache and Python's bytecode
+are warm: PYTHONDONTWRITEBYTECODE is unset for the children, as a pip-installed wheel has its
+bytecode compiled): the
 process's wall time (median) and its peak resident memory (VmHWM, read by the process itself
 at exit). Also the same run through the library rather than the command line (no typer), the
 first ``--backend c`` run of a model (an empty blob cache: it lowers the model, which imports
@@ -169,7 +171,10 @@ def start_up(name, model, xs, procs, tmp):
     x = Path(tmp) / f"{name}.npy"
     np.save(x, xs)
     out = str(Path(tmp) / f"{name}.npz")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # bytecode written, as an installed wheel has it (pip compiles it); a sandbox that sets
+    # PYTHONDONTWRITEBYTECODE would otherwise time Python compiling edgebrain's sources each run
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPATH"] = str(ROOT)
     variants = {
         "c_cli": ("cli", ["run", f"zoo:{name}", "-i", str(x), "-o", out, "--backend", "c"]),
         "numba_cli": ("cli", ["run", f"zoo:{name}", "-i", str(x), "-o", out, "--precision", "int"]),
