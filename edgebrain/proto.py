@@ -32,8 +32,14 @@ from .errors import FormatError
 
 #: protocol version (the header's first byte); a frame of another version is refused
 VERSION = 1
-#: firmware (device loop) version reported in INFO: major << 16 | minor << 8 | patch
-FIRMWARE_VERSION = (0 << 16) | (1 << 8) | 0
+#: firmware (device loop) version reported in INFO: major << 16 | minor << 8 | patch. 0.2.0 added the
+#: on-board codec (CODEC, SAMPLES, DECISIONS): a host checks for it before sending them; 0.3.0 added
+#: its audio front end (CODEC with encoder = audio)
+FIRMWARE_VERSION = (0 << 16) | (3 << 8) | 0
+#: the first firmware version with the on-board codec
+CODEC_FIRMWARE = (0 << 16) | (2 << 8) | 0
+#: the first firmware version with the on-board audio front end
+AUDIO_FIRMWARE = (0 << 16) | (3 << 8) | 0
 HEADER = struct.Struct("<BBHH")
 HEADER_SIZE = HEADER.size
 CRC_SIZE = 2
@@ -64,6 +70,14 @@ MESSAGES = {
     "STEP_PART": (0x09, "host", [("offset", "I")], "float32 input values from element offset (a step too large "
                   "for one STEPS frame, staged in parts)"),
     "STEP_STAGED": (0x0A, "host", [], "runs one step on the staged input: OUTPUTS with n = 1"),
+    "CODEC": (0x0B, "host", [
+        ("encoder", "B"), ("layout", "B"), ("init", "B"), ("flags", "B"), ("decoder", "B"), ("reserved", "B"),
+        ("channels", "H"), ("classes", "H"), ("reserved2", "H"), ("max_spikes", "I"), ("window", "I"), ("hop", "I"),
+        ("min_spikes", "I"), ("hold", "I"), ("alpha", "d"), ("min_confidence", "d"), ("hysteresis", "d")],
+        "channels x (unit, offset, scale, threshold) float64: the on-board encoder and decoder (ACK value = n_in); "
+        "with encoder = audio, then the AUDIO part and bands x (b0, b1, b2, a1, a2, mean, scale) float64"),
+    "SAMPLES": (0x0C, "host", [("n", "H"), ("flags", "H")],
+                "n x channels int16 raw sensor counts, sample-major (flags bit 0: flush the partial window after)"),
     "INFO": (0x81, "board", [
         ("proto", "B"), ("boot", "B"), ("loaded", "B"), ("has_cycles", "B"),
         ("max_payload", "H"), ("reserved", "H"),
@@ -79,6 +93,12 @@ MESSAGES = {
         ("steps", "Q"), ("saturations", "Q"), ("cycles", "Q"),
         ("frames_rx", "I"), ("frames_tx", "I"), ("crc_errors", "I"), ("frame_errors", "I"),
         ("seq_gaps", "I"), ("duplicates", "I"), ("errors", "I"), ("reserved", "I")], ""),
+    "DECISIONS": (0x8C, "board", [("n", "H"), ("reserved", "H"), ("clock", "I"), ("saturations", "I")],
+                  "n x (first u32, last u32, index i32, reserved u32, confidence float64)"),
+    "SENSOR": (0x8D, "board", [("channels", "B"), ("reserved", "B"), ("n", "H"), ("index", "I"), ("rate", "f")],
+               "channels x unit float32 (physical units per count), then n x channels int16 raw sensor counts, "
+               "sample-major: sent unsolicited by a board that streams its sensor (edgebrain record "
+               "--source serial://...?format=eb)"),
     "ERROR": (0xFF, "board", [("code", "H"), ("about", "B"), ("reserved", "B"), ("detail", "I")], ""),
 }
 MSG = {name: code for name, (code, _, _, _) in MESSAGES.items()}
@@ -93,8 +113,35 @@ ERRORS = {
     "TOO_LARGE": (35, "the blob does not fit the board's model buffer, or its buffers the work buffer"),
     "LOAD_ORDER": (36, "LOAD_CHUNK or LOAD_END without LOAD_BEGIN, or a chunk out of order"),
     "BAD_CRC": (37, "the loaded blob's CRC-32 differs from LOAD_BEGIN's"),
+    "BAD_CODEC": (38, "the codec configuration is invalid or does not match the loaded model's inputs and outputs"),
+    "CODEC_LIMIT": (39, ("the codec configuration exceeds the board's limits (detail: the limit: channels, "
+                         "classes, window x classes values kept, or audio bands)")),
+    "NO_CODEC": (40, "SAMPLES before a CODEC configuration (or after a model load, which clears it)"),
 }
 ERROR_CODE = {k: v[0] for k, v in ERRORS.items()}
+
+#: the on-board codec's encoders and decoders (CODEC's ``encoder``, ``decoder``, ``layout``,
+#: ``init``, ``flags``); eb_codec.h says the same
+CODEC_ENCODERS = {"direct": 1, "delta": 2, "sigma_delta": 3}
+#: CODEC's ``encoder`` for the audio front end (firmware 0.3.0; its configuration follows the channel's)
+CODEC_AUDIO = 4
+CODEC_DECODERS = {"count": 1}
+CODEC_LAYOUTS = {"signed": 0, "split": 1}
+CODEC_INITS = {"first": 0, "zero": 1}
+CODEC_HAS_HYSTERESIS, CODEC_HAS_HOLD = 1, 2
+#: SAMPLES flags: decide the partial window after these samples (the end of a stream)
+SAMPLES_FLUSH = 1
+#: one decision in DECISIONS' tail: first step, last step, class index (-1: none), confidence
+DECISION = struct.Struct("<IIiId")
+#: CODEC with encoder = audio (one raw channel: the audio samples): after the channel's 32 bytes, this
+#: fixed part (the front end of eb_codec_audio.h), then AUDIO_BAND per band
+AUDIO_FIELDS = [("bands", "H"), ("flags", "B"), ("log", "B"), ("hop", "I"), ("leak", "d"), ("k", "d"),
+                ("agc_decay", "d"), ("agc_floor", "d")]
+AUDIO = struct.Struct("<" + "".join(c for _, c in AUDIO_FIELDS))
+#: per band: the biquad's b0, b1, b2, a1, a2 (a0 = 1), the normalisation's mean and scale
+AUDIO_BAND = struct.Struct("<7d")
+AUDIO_AGC, AUDIO_SQUARE, AUDIO_FIXED = 1, 2, 4
+AUDIO_LOGS = {"none": 0, "log1p": 1}
 
 
 def error_text(code: int) -> str:
@@ -137,13 +184,17 @@ def cobs_encode(data: bytes) -> bytes:
 
 
 def cobs_decode(data: bytes) -> bytes:
-    """Decode one COBS block (without its delimiter); ValueError when it is malformed."""
+    """Decode one COBS block (without its delimiter); ValueError when it is malformed or not
+    canonical (an empty last block after a block of 254 non-zero bytes: a damaged frame's tail)."""
     out = bytearray()
-    i, n = 0, len(data)
+    i, n, last = 0, len(data), 0
     while i < n:
         code = data[i]
         if code == 0:
             raise ValueError("zero byte inside a COBS block")
+        if code == 1 and i + 1 == n and last == 0xFF:  # canonical COBS only, as the board's receiver
+            raise ValueError("non-canonical COBS: an empty last block after a full one")
+        last = code
         end = i + code
         if end > n:
             raise ValueError("COBS block truncated")
@@ -186,6 +237,8 @@ def decode_frame(block: bytes) -> Frame:
     if len(block) > MAX_ENCODED:
         raise ValueError("frame too long")
     raw = cobs_decode(block)
+    if len(raw) > MAX_RAW:
+        raise ValueError("frame too long")
     if len(raw) < HEADER_SIZE + CRC_SIZE:
         raise ValueError("frame too short")
     version, type_, seq, length = HEADER.unpack_from(raw)
@@ -302,6 +355,19 @@ def c_header() -> str:
         for f, off, size in _offsets(name):
             L.append(f"#define EB_{name}_{f.upper()} {off}u")
         L.append(f"#define EB_{name}_SIZE {STRUCTS[name].size}u")
+    L += ["", "/* the on-board codec: SAMPLES flags, one DECISIONS entry (first u32, last u32, index i32, reserved u32,",
+          " * confidence f64) and the CODEC tail per channel (unit, offset, scale, threshold: f64) */",
+          f"#define EB_PROTO_SAMPLES_FLUSH {SAMPLES_FLUSH}u", f"#define EB_DECISION_SIZE {DECISION.size}u",
+          "#define EB_CODEC_CHANNEL_SIZE 32u"]
+    L += ["", "/* CODEC with encoder = audio: the front end's fixed part after the raw channel, then per band",
+          " * (b0, b1, b2, a1, a2, mean, scale: f64) */", f"#define EB_PROTO_CODEC_AUDIO {CODEC_AUDIO}u"]
+    off = 0
+    for f, c in AUDIO_FIELDS:
+        L.append(f"#define EB_AUDIO_{f.upper()} {off}u")
+        off += struct.calcsize("<" + c)
+    L += [f"#define EB_AUDIO_SIZE {AUDIO.size}u", f"#define EB_AUDIO_BAND_SIZE {AUDIO_BAND.size}u",
+          f"#define EB_PROTO_AUDIO_AGC {AUDIO_AGC}u", f"#define EB_PROTO_AUDIO_SQUARE {AUDIO_SQUARE}u",
+          f"#define EB_PROTO_AUDIO_FIXED {AUDIO_FIXED}u"]
     L += ["", "/* ERROR codes of the link (1-11: eb_status of the runtime) */"]
     for name, (code, text) in ERRORS.items():
         L.append(f"#define EB_PERR_{name} {code}u  /* {text} */")

@@ -10,6 +10,7 @@ from ..energy.estimate import counts_for, estimate, latency
 from ..errors import InputError, ModelError
 from .footprint import blob_buffers
 from .footprint import runtime as runtime_footprint
+from .icount import latency as icount_latency
 
 #: what the operation counts of a fit (no input given) assume
 WORST_CASE = ("operation counts for one timestep, worst case: every input taken as non-zero, so every synapse "
@@ -134,6 +135,9 @@ def fit(model, device: Device, precision: str = "auto") -> dict:
     per_step_dev = active * t_step
     energy = {"per_step_j": per_step_dyn, "device_per_step_j": per_step_dev, "estimate": est.as_dict()}
     assumptions += lat_text
+    lat_i = icount_latency(model, device) if precision == "int" else None
+    if lat_i:
+        assumptions.append(lat_i["text"])
     assumptions.append(f"device-level energy per step = active power {active:g} W × estimated latency"
                        + (" (active power estimated)" if device.estimated("power.active_w") else ""))
     win = decision_window(model)
@@ -165,7 +169,7 @@ def fit(model, device: Device, precision: str = "auto") -> dict:
             "ram": ram, "flash": flash, "footprint": {**fp, "buffers": buf},
             "runtime": {k: v for k, v in rtf.items() if k != "description"},
             "model_sizes": "exact (blob)" if exact is not None else "estimate",
-            "latency_s": t_step, "realtime": realtime, "energy": energy,
+            "latency_s": t_step, "latency_from_instructions": lat_i, "realtime": realtime, "energy": energy,
             "counts": {k: counts[k] for k in ("dense", "eff_macs", "eff_acs", "membrane_updates", "weight_bytes_read",
                                               "state_bytes_rw", "steps")},
             "warnings": warnings, "assumptions": assumptions + est.assumptions}

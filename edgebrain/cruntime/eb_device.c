@@ -27,6 +27,30 @@ static void send_ack(eb_device *d, uint8_t about, uint32_t value) {
     send(d, EB_MSG_ACK, EB_ACK_SIZE);
 }
 
+static uint32_t f32_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+int eb_device_send_sensor(eb_device *d, const int16_t *counts, uint16_t n, uint8_t channels, uint32_t index,
+                          float rate_hz, const float *units) {
+    uint8_t *p = d->payload;
+    size_t k, total = (size_t)n * channels;
+    size_t len = EB_SENSOR_SIZE + 4u * channels + 2u * total;
+    if (channels == 0 || len > EB_PROTO_MAX_PAYLOAD) return -1;
+    memset(p, 0, EB_SENSOR_SIZE);
+    p[EB_SENSOR_CHANNELS] = channels;
+    eb_wr16(p + EB_SENSOR_N, n);
+    eb_wr32(p + EB_SENSOR_INDEX, index);
+    eb_wr32(p + EB_SENSOR_RATE, f32_bits(rate_hz));
+    p += EB_SENSOR_SIZE;
+    for (k = 0; k < channels; k++, p += 4) eb_wr32(p, f32_bits(units[k]));
+    for (k = 0; k < total; k++, p += 2) eb_wr16(p, (uint16_t)counts[k]);
+    send(d, EB_MSG_SENSOR, len);
+    return 0;
+}
+
 static void send_info(eb_device *d, uint8_t boot) {
     uint8_t *p = d->payload;
     const char *v = EB_EDGEBRAIN_VERSION;
@@ -114,11 +138,27 @@ static void finish_load(eb_device *d, uint8_t about) {
     send_info(d, 0);
 }
 
+/* one step of the session on d->x into d->y, counting steps, cycles and saturations (*sat) */
+static eb_status step_once(eb_device *d, uint32_t *sat) {
+    int64_t s0 = 0, s1 = 0;
+    uint64_t before = 0;
+    uint32_t r;
+    eb_status st;
+    for (r = 0; r < d->model.n_rows; r++) s0 += d->sess.sat[r];
+    if (d->cycles) before = d->cycles(d->ctx);
+    st = eb_step(&d->sess, d->x, d->y);
+    if (d->cycles) d->cycles_total += d->cycles(d->ctx) - before;
+    if (st != EB_OK) return st;
+    for (r = 0; r < d->model.n_rows; r++) s1 += d->sess.sat[r];
+    *sat += (uint32_t)(s1 - s0);
+    d->steps++;
+    return EB_OK;
+}
+
 /* STEPS (p: its payload) or, with p NULL, STEP_STAGED: one step on the input staged by STEP_PART */
 static void run_steps(eb_device *d, const uint8_t *p, uint32_t len, uint8_t about) {
     const uint32_t n = p ? eb_rd16(p + EB_STEPS_N) : 1u, n_in = d->model.n_in, n_out = d->model.n_out;
-    uint32_t t, r, sat = 0;
-    uint64_t before = 0;
+    uint32_t t, sat = 0;
     uint8_t *o = d->payload + EB_OUTPUTS_SIZE;
     const uint32_t clock = (uint32_t)d->sess.clock;
     if (!d->loaded) {
@@ -131,20 +171,13 @@ static void run_steps(eb_device *d, const uint8_t *p, uint32_t len, uint8_t abou
         return;
     }
     for (t = 0; t < n; t++) {
-        int64_t s0 = 0, s1 = 0;
         eb_status st;
         if (p) memcpy(d->x, p + EB_STEPS_SIZE + (size_t)t * n_in * 4u, (size_t)n_in * 4u);
-        for (r = 0; r < d->model.n_rows; r++) s0 += d->sess.sat[r];
-        if (d->cycles) before = d->cycles(d->ctx);
-        st = eb_step(&d->sess, d->x, d->y);
-        if (d->cycles) d->cycles_total += d->cycles(d->ctx) - before;
+        st = step_once(d, &sat);
         if (st != EB_OK) {
             send_error(d, (uint32_t)st, about, t);
             return;
         }
-        for (r = 0; r < d->model.n_rows; r++) s1 += d->sess.sat[r];
-        sat += (uint32_t)(s1 - s0);
-        d->steps++;
         memcpy(o + (size_t)t * n_out * 4u, d->y, (size_t)n_out * 4u);
     }
     d->saturations += sat;
@@ -169,6 +202,105 @@ static void send_stats(eb_device *d) {
     eb_wr32(p + EB_STATS_DUPLICATES, d->duplicates);
     eb_wr32(p + EB_STATS_ERRORS, d->errors);
     send(d, EB_MSG_STATS, EB_STATS_SIZE);
+}
+
+eb_codec_status eb_device_codec(eb_device *d, const eb_codec_config *cfg, uint32_t *detail) {
+    return eb_device_codec_audio(d, cfg, NULL, detail);
+}
+
+eb_codec_status eb_device_codec_audio(eb_device *d, const eb_codec_config *cfg, const eb_audio_config *a,
+                                      uint32_t *detail) {
+    eb_codec_status st;
+    d->has_codec = 0;
+    if (!d->loaded) return EB_CODEC_MISMATCH;
+    st = eb_codec_check_audio(cfg, a, d->model.n_in, d->model.n_out, detail);
+    if (st != EB_CODEC_OK) return st;
+    eb_codec_init_audio(&d->codec, cfg, a);
+    d->has_codec = 1;
+    return EB_CODEC_OK;
+}
+
+/* CODEC: the on-board encoder and decoder for the loaded model */
+static void set_codec(eb_device *d, const uint8_t *p, uint32_t len, uint8_t about) {
+    static eb_codec_config cfg; /* static: no large stack frame on a board */
+    uint32_t detail = 0;
+    eb_codec_status st;
+    if (!d->loaded) {
+        send_error(d, EB_PERR_NO_MODEL, about, 0);
+        return;
+    }
+    d->has_codec = 0;
+    st = eb_codec_parse(&cfg, p, len, &detail);
+    if (st == EB_CODEC_OK && cfg.encoder == EB_CODEC_ENC_AUDIO) { /* parsed in place: no second copy */
+        st = eb_codec_parse_audio(&d->codec.audio_cfg, p, len);
+        if (st == EB_CODEC_OK) st = eb_device_codec_audio(d, &cfg, &d->codec.audio_cfg, &detail);
+    } else if (st == EB_CODEC_OK) {
+        st = eb_device_codec(d, &cfg, &detail);
+    }
+    if (st == EB_CODEC_BAD_LENGTH) send_error(d, EB_PERR_BAD_LENGTH, about, len);
+    else if (st == EB_CODEC_LIMIT) send_error(d, EB_PERR_CODEC_LIMIT, about, detail);
+    else if (st != EB_CODEC_OK) send_error(d, EB_PERR_BAD_CODEC, about, detail);
+    else send_ack(d, about, d->model.n_in);
+}
+
+static void put_decision(uint8_t *o, const eb_decision *e) {
+    uint64_t u;
+    memcpy(&u, &e->confidence, sizeof u);
+    eb_wr32(o, e->first);
+    eb_wr32(o + 4, e->last);
+    eb_wr32(o + 8, (uint32_t)e->index);
+    eb_wr32(o + 12, 0);
+    eb_wr64(o + 16, u);
+}
+
+/* SAMPLES: raw sensor samples through encoder, model and decoder; DECISIONS back */
+static void run_samples(eb_device *d, const uint8_t *p, uint32_t len, uint8_t about) {
+    const uint32_t cap = (EB_PROTO_MAX_PAYLOAD - EB_DECISIONS_SIZE) / EB_DECISION_SIZE;
+    const uint32_t clock = (uint32_t)d->sess.clock;
+    uint32_t n, C, t, k, nd = 0, sat = 0;
+    int16_t raw[EB_CODEC_MAX_CHANNELS];
+    eb_decision e;
+    if (!d->loaded) {
+        send_error(d, EB_PERR_NO_MODEL, about, 0);
+        return;
+    }
+    if (!d->has_codec) {
+        send_error(d, EB_PERR_NO_CODEC, about, 0);
+        return;
+    }
+    if (len < EB_SAMPLES_SIZE) {
+        send_error(d, EB_PERR_BAD_LENGTH, about, len);
+        return;
+    }
+    n = eb_rd16(p + EB_SAMPLES_N);
+    C = d->codec.cfg.channels;
+    if ((uint64_t)len != EB_SAMPLES_SIZE + (uint64_t)n * C * 2u ||
+        eb_codec_max_steps(&d->codec, n) / d->codec.cfg.hop + 2u > cap) {
+        send_error(d, EB_PERR_BAD_LENGTH, about, n);
+        return;
+    }
+    for (t = 0; t < n; t++) {
+        const uint8_t *s = p + EB_SAMPLES_SIZE + (size_t)t * C * 2u;
+        eb_status st;
+        for (k = 0; k < C; k++) raw[k] = (int16_t)eb_rd16(s + 2u * k);
+        if (!eb_codec_push(&d->codec, raw, d->x)) continue; /* audio: not the end of a frame */
+        st = step_once(d, &sat);
+        if (st != EB_OK) {
+            d->saturations += sat;
+            send_error(d, (uint32_t)st, about, t);
+            return;
+        }
+        if (eb_codec_decode(&d->codec, d->y, &e))
+            put_decision(d->payload + EB_DECISIONS_SIZE + (size_t)nd++ * EB_DECISION_SIZE, &e);
+    }
+    if ((eb_rd16(p + EB_SAMPLES_FLAGS) & EB_PROTO_SAMPLES_FLUSH) && eb_codec_flush(&d->codec, &e))
+        put_decision(d->payload + EB_DECISIONS_SIZE + (size_t)nd++ * EB_DECISION_SIZE, &e);
+    d->saturations += sat;
+    eb_wr16(d->payload + EB_DECISIONS_N, (uint16_t)nd);
+    eb_wr16(d->payload + EB_DECISIONS_RESERVED, 0);
+    eb_wr32(d->payload + EB_DECISIONS_CLOCK, clock);
+    eb_wr32(d->payload + EB_DECISIONS_SATURATIONS, sat);
+    send(d, EB_MSG_DECISIONS, EB_DECISIONS_SIZE + (size_t)nd * EB_DECISION_SIZE);
 }
 
 static void handle(eb_device *d) {
@@ -205,6 +337,7 @@ static void handle(eb_device *d) {
         total = eb_rd32le(p + EB_LOAD_BEGIN_TOTAL);
         d->loaded = 0;
         d->loading = 0;
+        d->has_codec = 0;
         if (total > d->model_cap || !d->model_buf) {
             send_error(d, EB_PERR_TOO_LARGE, type, d->model_cap);
             break;
@@ -262,6 +395,8 @@ static void handle(eb_device *d) {
         if (len) send_error(d, EB_PERR_BAD_LENGTH, type, len);
         else run_steps(d, NULL, 0, type);
         break;
+    case EB_MSG_CODEC: set_codec(d, p, len, type); break;
+    case EB_MSG_SAMPLES: run_samples(d, p, len, type); break;
     case EB_MSG_STATS_REQ: send_stats(d); break;
     case EB_MSG_RESET:
         if (!d->loaded) {
@@ -269,6 +404,7 @@ static void handle(eb_device *d) {
             break;
         }
         eb_session_reset(&d->sess);
+        if (d->has_codec) eb_codec_reset(&d->codec);
         send_ack(d, type, 0);
         break;
     default: send_error(d, EB_PERR_BAD_TYPE, type, type); break;

@@ -8,6 +8,11 @@
  *     eb_device_boot(&dev);                       // announces itself: INFO with boot = 1
  *     on bytes from the UART: eb_device_feed(&dev, bytes, n);
  *
+ * With a codec configuration (CODEC), the board also takes raw int16 sensor samples (SAMPLES),
+ * encodes them, runs the model and decodes its outputs itself, answering with the decisions made
+ * (DECISIONS): eb_codec.h. A board without a host uses eb_codec.h directly, with the configuration
+ * `edgebrain firmware export` writes (MODEL_CODEC_CONFIG in model.h).
+ *
  * The work buffer holds the session's state, activations and scratch and one step's input and
  * output (eb_state_bytes + eb_act_bytes + eb_scratch_bytes + 4 (n_in + n_out), each 8-aligned). */
 #ifndef EB_DEVICE_H
@@ -16,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "eb_codec.h"
 #include "eb_proto.h"
 #include "eb_runtime.h"
 
@@ -44,6 +50,8 @@ typedef struct {
     eb_model model;
     eb_session sess;
     uint8_t loaded, loading;
+    uint8_t has_codec;       /* CODEC received for the loaded model: SAMPLES are encoded and decoded here */
+    eb_codec codec;          /* the on-board encoder and decoder (eb_codec.h) */
     uint16_t tx_seq;
     int32_t last_rx_seq;     /* -1 before the first frame */
     uint8_t last_rx_type;
@@ -59,6 +67,18 @@ void eb_device_set_cycles(eb_device *d, eb_cycles_fn cycles);
 void eb_device_boot(eb_device *d);
 /* bytes from the link: every complete frame is answered before this returns */
 void eb_device_feed(eb_device *d, const uint8_t *p, size_t n);
+/* stream raw sensor samples to the host, unsolicited (SENSOR: what `edgebrain record --source
+ * serial://...?format=eb` reads): n samples of `channels` int16 counts, sample-major; `index` is the
+ * first sample's number since the sensor started (a gap tells the host samples were lost), `rate_hz`
+ * the sample rate and units[c] the physical units per count of channel c. Returns 0, or -1 when the
+ * samples do not fit one frame (send fewer per call). */
+int eb_device_send_sensor(eb_device *d, const int16_t *counts, uint16_t n, uint8_t channels, uint32_t index,
+                          float rate_hz, const float *units);
+/* configure the on-board codec for the loaded model (what CODEC does): EB_CODEC_OK or why not */
+eb_codec_status eb_device_codec(eb_device *d, const eb_codec_config *cfg, uint32_t *detail);
+/* the same with the audio front end's configuration (a: NULL for the other encoders) */
+eb_codec_status eb_device_codec_audio(eb_device *d, const eb_codec_config *cfg, const eb_audio_config *a,
+                                      uint32_t *detail);
 
 #ifdef __cplusplus
 }

@@ -33,21 +33,34 @@ size_t eb_cobs_encode(const uint8_t *in, size_t n, uint8_t *out) {
     return o;
 }
 
-long eb_cobs_decode(const uint8_t *in, size_t n, uint8_t *out) {
+/* decode into out, writing at most cap bytes: -1 when malformed or when the frame would not fit
+ * (a receiver's buffer holds EB_PROTO_MAX_RAW decoded bytes, fewer than the EB_PROTO_MAX_ENCODED
+ * encoded ones it accepts: an encoding with many zeros decodes to up to n - 1 bytes). Canonical
+ * COBS only: an empty last block after a full one (0xFF) decodes to nothing, so accepting it would
+ * let one inserted byte pass undetected; eb_cobs_encode never writes it. */
+static long cobs_decode(const uint8_t *in, size_t n, uint8_t *out, size_t cap) {
     size_t i = 0, o = 0;
+    uint8_t last = 0;
     while (i < n) {
         const uint8_t code = in[i];
         size_t k;
-        if (code == 0 || i + code > n) return -1;
+        if (code == 0 || i + code > n || o + code - 1u > cap) return -1;
+        if (code == 1 && i + 1 == n && last == 0xFF) return -1;
+        last = code;
         for (k = 1; k < code; k++) {
             if (in[i + k] == 0) return -1;
             out[o++] = in[i + k];
         }
         i += code;
-        if (code != 0xFF && i < n) out[o++] = 0;
+        if (code != 0xFF && i < n) {
+            if (o >= cap) return -1;
+            out[o++] = 0;
+        }
     }
     return (long)o;
 }
+
+long eb_cobs_decode(const uint8_t *in, size_t n, uint8_t *out) { return cobs_decode(in, n, out, n); }
 
 uint16_t eb_rd16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
 uint32_t eb_rd32le(const uint8_t *p) {
@@ -88,7 +101,7 @@ static eb_rx_status rx_end(eb_rx *rx) {
         return EB_RX_OVERLONG;
     }
     if (rx->n == 0) return EB_RX_EMPTY;
-    m = eb_cobs_decode(rx->enc, rx->n, rx->raw);
+    m = cobs_decode(rx->enc, rx->n, rx->raw, EB_PROTO_MAX_RAW);
     rx->n = 0;
     if (m < 0 || m > (long)EB_PROTO_MAX_RAW) return EB_RX_BAD_COBS;
     if (m < (long)(EB_PROTO_HEADER_SIZE + EB_PROTO_CRC_SIZE)) return EB_RX_BAD_LENGTH;

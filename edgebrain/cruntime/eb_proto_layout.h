@@ -4,7 +4,7 @@
 #define EB_PROTO_LAYOUT_H
 
 #define EB_PROTO_VERSION 1u
-#define EB_PROTO_FIRMWARE_VERSION 0x000100u
+#define EB_PROTO_FIRMWARE_VERSION 0x000300u
 #define EB_PROTO_HEADER_SIZE 6u
 #define EB_PROTO_CRC_SIZE 2u
 #define EB_PROTO_MAX_PAYLOAD 4096u
@@ -30,11 +30,15 @@
 #define EB_MSG_RESET 0x08u  /* host */
 #define EB_MSG_STEP_PART 0x09u  /* host */
 #define EB_MSG_STEP_STAGED 0x0Au  /* host */
+#define EB_MSG_CODEC 0x0Bu  /* host */
+#define EB_MSG_SAMPLES 0x0Cu  /* host */
 #define EB_MSG_INFO 0x81u  /* board */
 #define EB_MSG_PONG 0x82u  /* board */
 #define EB_MSG_ACK 0x83u  /* board */
 #define EB_MSG_OUTPUTS 0x86u  /* board */
 #define EB_MSG_STATS 0x87u  /* board */
+#define EB_MSG_DECISIONS 0x8Cu  /* board */
+#define EB_MSG_SENSOR 0x8Du  /* board */
 #define EB_MSG_ERROR 0xFFu  /* board */
 
 /* fixed parts: byte offsets of each field and the part's size */
@@ -54,6 +58,27 @@
 #define EB_STEP_PART_OFFSET 0u
 #define EB_STEP_PART_SIZE 4u
 #define EB_STEP_STAGED_SIZE 0u
+#define EB_CODEC_ENCODER 0u
+#define EB_CODEC_LAYOUT 1u
+#define EB_CODEC_INIT 2u
+#define EB_CODEC_FLAGS 3u
+#define EB_CODEC_DECODER 4u
+#define EB_CODEC_RESERVED 5u
+#define EB_CODEC_CHANNELS 6u
+#define EB_CODEC_CLASSES 8u
+#define EB_CODEC_RESERVED2 10u
+#define EB_CODEC_MAX_SPIKES 12u
+#define EB_CODEC_WINDOW 16u
+#define EB_CODEC_HOP 20u
+#define EB_CODEC_MIN_SPIKES 24u
+#define EB_CODEC_HOLD 28u
+#define EB_CODEC_ALPHA 32u
+#define EB_CODEC_MIN_CONFIDENCE 40u
+#define EB_CODEC_HYSTERESIS 48u
+#define EB_CODEC_SIZE 56u
+#define EB_SAMPLES_N 0u
+#define EB_SAMPLES_FLAGS 2u
+#define EB_SAMPLES_SIZE 4u
 #define EB_INFO_PROTO 0u
 #define EB_INFO_BOOT 1u
 #define EB_INFO_LOADED 2u
@@ -97,11 +122,45 @@
 #define EB_STATS_ERRORS 48u
 #define EB_STATS_RESERVED 52u
 #define EB_STATS_SIZE 56u
+#define EB_DECISIONS_N 0u
+#define EB_DECISIONS_RESERVED 2u
+#define EB_DECISIONS_CLOCK 4u
+#define EB_DECISIONS_SATURATIONS 8u
+#define EB_DECISIONS_SIZE 12u
+#define EB_SENSOR_CHANNELS 0u
+#define EB_SENSOR_RESERVED 1u
+#define EB_SENSOR_N 2u
+#define EB_SENSOR_INDEX 4u
+#define EB_SENSOR_RATE 8u
+#define EB_SENSOR_SIZE 12u
 #define EB_ERROR_CODE 0u
 #define EB_ERROR_ABOUT 2u
 #define EB_ERROR_RESERVED 3u
 #define EB_ERROR_DETAIL 4u
 #define EB_ERROR_SIZE 8u
+
+/* the on-board codec: SAMPLES flags, one DECISIONS entry (first u32, last u32, index i32, reserved u32,
+ * confidence f64) and the CODEC tail per channel (unit, offset, scale, threshold: f64) */
+#define EB_PROTO_SAMPLES_FLUSH 1u
+#define EB_DECISION_SIZE 24u
+#define EB_CODEC_CHANNEL_SIZE 32u
+
+/* CODEC with encoder = audio: the front end's fixed part after the raw channel, then per band
+ * (b0, b1, b2, a1, a2, mean, scale: f64) */
+#define EB_PROTO_CODEC_AUDIO 4u
+#define EB_AUDIO_BANDS 0u
+#define EB_AUDIO_FLAGS 2u
+#define EB_AUDIO_LOG 3u
+#define EB_AUDIO_HOP 4u
+#define EB_AUDIO_LEAK 8u
+#define EB_AUDIO_K 16u
+#define EB_AUDIO_AGC_DECAY 24u
+#define EB_AUDIO_AGC_FLOOR 32u
+#define EB_AUDIO_SIZE 40u
+#define EB_AUDIO_BAND_SIZE 56u
+#define EB_PROTO_AUDIO_AGC 1u
+#define EB_PROTO_AUDIO_SQUARE 2u
+#define EB_PROTO_AUDIO_FIXED 4u
 
 /* ERROR codes of the link (1-11: eb_status of the runtime) */
 #define EB_PERR_BAD_TYPE 32u  /* unknown message type */
@@ -110,5 +169,8 @@
 #define EB_PERR_TOO_LARGE 35u  /* the blob does not fit the board's model buffer, or its buffers the work buffer */
 #define EB_PERR_LOAD_ORDER 36u  /* LOAD_CHUNK or LOAD_END without LOAD_BEGIN, or a chunk out of order */
 #define EB_PERR_BAD_CRC 37u  /* the loaded blob's CRC-32 differs from LOAD_BEGIN's */
+#define EB_PERR_BAD_CODEC 38u  /* the codec configuration is invalid or does not match the loaded model's inputs and outputs */
+#define EB_PERR_CODEC_LIMIT 39u  /* the codec configuration exceeds the board's limits (detail: the limit: channels, classes, window x classes values kept, or audio bands) */
+#define EB_PERR_NO_CODEC 40u  /* SAMPLES before a CODEC configuration (or after a model load, which clears it) */
 
 #endif /* EB_PROTO_LAYOUT_H */

@@ -86,6 +86,8 @@ static int inside(int64_t off, int64_t n, int64_t size) {
 
 static int between(int64_t v, int64_t lo, int64_t hi) { return v >= lo && v <= hi; }
 
+static int finite(float v);
+
 /* -1 when row p is valid for model m, else the column at fault */
 static int32_t check_row(const eb_model *m, const int64_t *p) {
     const int64_t op = p[EB_COL_OP], i0 = p[EB_COL_IN_OFF], ni = p[EB_COL_IN_N];
@@ -98,6 +100,8 @@ static int32_t check_row(const eb_model *m, const int64_t *p) {
     case EB_OP_INPUT:
         if (ni != no) return EB_COL_IN_N;
         if (!inside(p[EB_INPUT_INV_SCALE_OFF], 1, F)) return EB_INPUT_INV_SCALE_OFF;
+        /* a NaN or infinite scale would make eb_input convert NaN to an integer (undefined) */
+        if (!finite(m->fpar[p[EB_INPUT_INV_SCALE_OFF]])) return EB_INPUT_INV_SCALE_OFF;
         if (!between(p[EB_INPUT_LO], EB_INT32_MIN, p[EB_INPUT_HI])) return EB_INPUT_LO;
         if (!between(p[EB_INPUT_HI], p[EB_INPUT_LO], EB_INT32_MAX)) return EB_INPUT_HI;
         return -1;
@@ -299,8 +303,10 @@ static void exec_row(eb_session *s, int64_t r, const float *x, float *y) {
     const eb_model *m = s->model;
     const int64_t *p = m->prog + r * EB_ROW_WIDTH;
     const int64_t ni = p[EB_COL_IN_N], no = p[EB_COL_OUT_N];
-    const int32_t *in = s->act + p[EB_COL_IN_OFF];
-    int32_t *out = s->act + p[EB_COL_OUT_OFF];
+    /* an input row's in_off indexes x, an output row's out_off nothing: neither is an offset into
+     * act there (eb_model_load does not bound them by act_size), so no pointer is formed from them */
+    const int32_t *in = p[EB_COL_OP] == EB_OP_INPUT ? NULL : s->act + p[EB_COL_IN_OFF];
+    int32_t *out = p[EB_COL_OP] == EB_OP_OUTPUT ? NULL : s->act + p[EB_COL_OUT_OFF];
     const int32_t *ip = m->ipar;
     const int wb = (int)m->weight_bits;
     switch (p[EB_COL_OP]) {

@@ -42,8 +42,8 @@ from .links import CLOCK, Clock
 
 log = logging.getLogger("edgebrain.stream.board")
 
-#: the targets ``edgebrain stream --target`` knows
-TARGETS = ("host", "host-firmware")
+#: the targets ``edgebrain stream --target`` knows (serial://: a real board; qemu-*: stream/emulated.py)
+TARGETS = ("host", "host-firmware", "qemu-m4", "qemu-rv32", "serial://PORT?baud=N")
 #: the host board's main program (a checkout's firmware/host/)
 BOARD_SOURCE = Path(__file__).resolve().parents[2] / "firmware" / "host" / "eb_host_board.c"
 BOARD_FLAGS = ("-std=c99", "-O2", "-ffp-contract=off")
@@ -499,17 +499,41 @@ def _finite_f32(x: np.ndarray) -> np.ndarray:
 
 def board_session(model, target: str = "host-firmware", timeout: float = 2.0, board_args=(),
                   on_reset: str = "resume") -> BoardSession:
-    """A :class:`BoardSession` running ``model``'s integer program on ``target`` (``host-firmware``:
-    the host board program on a new pseudo-terminal). The model must be quantized. ``on_reset``:
-    "resume" (a board that restarts gets the model again and the stream goes on from the initial
-    state, with a warning) or "error" (:class:`BoardReset`)."""
+    """A :class:`BoardSession` running ``model``'s integer program on ``target``: ``host-firmware``
+    (the host board program on a new pseudo-terminal), ``qemu-m4`` or ``qemu-rv32`` (an emulated
+    board, :mod:`edgebrain.stream.emulated`), or ``serial://PORT?baud=N`` (a real board running the
+    device loop; nothing is started). The model must be quantized. ``on_reset``: "resume" (a board
+    that restarts gets the model again and the stream goes on from the initial state, with a
+    warning) or "error" (:class:`BoardReset`)."""
     from ..csession import model_blob
+    from . import emulated as E
 
-    if target != "host-firmware":
+    serial = isinstance(target, str) and target.startswith("serial://")
+    if target != "host-firmware" and target not in E.BOARDS and not serial:
         raise InputError(f"unknown target '{target}'; expected one of: {', '.join(TARGETS)}")
     if not model.quant:
         raise InputError("a board runs integer programs only, and this model has no fixed-point parameters: quantize "
                          "it (edgebrain convert --quantize int8)", file=getattr(model, "path", None))
-    data, _, _ = model_blob(model)
-    board = HostBoard(board_args)
-    return BoardSession(data, board.link, board=board, timeout=timeout, on_reset=on_reset)
+    if serial:
+        port, baud = E.parse_serial(target)  # checked before the model is lowered
+        data, _, _ = model_blob(model)
+        return BoardSession(data, SerialLink(port, baud), timeout=timeout, on_reset=on_reset)
+    if target == "host-firmware":
+        data, _, _ = model_blob(model)
+        board = HostBoard(board_args)
+        return BoardSession(data, board.link, board=board, timeout=timeout, on_reset=on_reset)
+    try:  # first: a missing QEMU or cross compiler is said before the model is lowered
+        qemu = E.QemuBoard(target)
+    except E.EmulatorError as e:
+        raise BoardError(e.detail) from None
+    try:
+        data, _, _ = model_blob(model)
+        qemu.link = SerialLink(qemu.url)
+        return BoardSession(data, qemu.link, board=qemu, timeout=timeout, on_reset=on_reset)
+    except BoardError as e:
+        why = "" if qemu.alive() else qemu.why()
+        qemu.close()
+        raise BoardError(f"{e}" + (f" ({why})" if why else "")) from None
+    except BaseException:
+        qemu.close()
+        raise

@@ -16,8 +16,8 @@ Per window, in this order:
 1. **smoothing** (``alpha``, default 1 = none): ``S_k = alpha·s_k + (1 − alpha)·S_{k−1}`` with
    ``S_0 = s_0``; an exponential moving average of the raw scores over successive windows.
 2. **confidence** per class, from the smoothed scores: for ``count`` the class's share of all
-   (smoothed) spikes, ``p_i = S_i / Σ S`` (all 0 when ``Σ S = 0``); for ``vmax`` a softmax,
-   ``p = softmax(S / temperature)``.
+   (smoothed) spikes, ``p_i = S_i / Σ S`` (all 0 when ``Σ S = 0``; the sum taken in float64 from
+   class 0 up, as the board's C decoder does); for ``vmax`` a softmax, ``p = softmax(S / temperature)``.
 3. **evidence**: a ``count`` window with fewer than ``min_spikes`` raw spikes (default 1), or with
    no smoothed spikes at all, carries no evidence: it is a no decision and leaves the hysteresis
    state alone (it only breaks a ``hold`` streak). ``vmax`` windows always carry evidence.
@@ -365,13 +365,13 @@ class CountDecoder(WindowDecoder):
         return sums, sums.sum(axis=1)
 
     def _confidences(self, S):
-        tot = S.sum()
+        tot = _total(S)
         if tot <= 0:
             return np.zeros_like(S)
         return S / tot
 
     def _evidence(self, S, total):
-        return S.sum() > 0 and total >= self.min_spikes
+        return _total(S) > 0 and total >= self.min_spikes
 
 
 class VmaxDecoder(WindowDecoder):
@@ -402,6 +402,15 @@ class VmaxDecoder(WindowDecoder):
         z = S / self.temperature
         z = np.exp(z - z.max())
         return z / z.sum()
+
+
+def _total(S: np.ndarray) -> float:
+    """The sum of a window's (smoothed) scores, added from class 0 up: one defined order (NumPy's
+    reductions leave it open), which the board's C decoder (cruntime/eb_codec.c) follows bit for bit."""
+    tot = 0.0
+    for v in S.tolist():
+        tot += v
+    return tot
 
 
 def _int(v, what: str, lo: int) -> int:

@@ -496,7 +496,7 @@ def build_pipeline(model, source: str, *, format: str | None = None, encoder=Non
                    precision: str | None = None, realtime: bool = False, source_options: dict | None = None,
                    labels=None, max_seconds: float | None = None, activity: bool = True,
                    max_gap: float | None = None, observers=(), setup_start: float | None = None,
-                   backend: str = "numba", target: str | None = None) -> Pipeline:
+                   backend: str = "numba", target: str | None = None, board_encodes: bool = False) -> Pipeline:
     """Open ``source`` and assemble source → encoder → session → decoder → sinks for ``model``.
     Encoder/decoder/labels given here override those in the model's metadata. ``precision``: None
     for the one the model was deployed at (:func:`deployed_precision`). ``max_gap`` (seconds; also
@@ -506,7 +506,9 @@ def build_pipeline(model, source: str, *, format: str | None = None, encoder=Non
     or "c" for the C runtime (integer precision; the encoders and decoders are unchanged). ``target``:
     where the model runs: None or "host" in this process, "host-firmware" on a board over the link
     of :mod:`edgebrain.stream.board` (the host encodes and decodes; the session is closed by
-    :func:`run_stream`)."""
+    :func:`run_stream`). ``board_encodes``: the board encodes and decodes too (sample encoders and the
+    count decoder): the host forwards raw int16 counts and the sinks get the board's decisions
+    (:mod:`edgebrain.stream.board_codec`)."""
     from .registry import build_encoder, open_source
 
     setup_start = now() if setup_start is None else setup_start
@@ -531,7 +533,17 @@ def build_pipeline(model, source: str, *, format: str | None = None, encoder=Non
         from .registry import decoders
 
         dec = _build(decoders(), {"type": name, **kw}, "decoder")
-        sess = model.session(precision, backend=backend) if target in (None, "host") else _board(model, precision, target)
+        if board_encodes:
+            if target in (None, "host"):
+                raise InputError("--board-encodes needs a board to encode on: --target host-firmware (or another "
+                                 "board target)")
+            from .board_codec import on_board
+
+            enc, sess, dec = on_board(enc, dec, lambda: _board(model, precision, target))
+        elif target in (None, "host"):
+            sess = model.session(precision, backend=backend)
+        else:
+            sess = _board(model, precision, target)
         name = os.path.splitext(os.path.basename(model.path or "model"))[0]
         for k in sinks:
             if hasattr(k, "set_context"):

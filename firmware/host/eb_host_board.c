@@ -3,6 +3,11 @@
  * master end by default (stdin and stdout), like a microcontroller's UART.
  *
  *     eb_host_board [--fd N] [--model-bytes N] [--work-bytes N]
+ *                   [--replay COUNTS --channels C --rate HZ --units U0,U1,... [--per-frame N]]
+ *
+ * With --replay it plays a board that streams its sensor: after its announcement it sends the
+ * int16 little-endian counts of the file COUNTS (C per sample, sample-major) as SENSOR frames of
+ * --per-frame samples (default 10), as fast as the link takes them, then answers frames as usual.
  *
  * It announces itself (INFO, boot = 1), then answers frames until the link closes (end of file,
  * or EIO when the other end of the pty is gone). Static memory only, as on a board: the model and
@@ -42,6 +47,54 @@ static void write_all(void *ctx, const uint8_t *p, size_t n) {
     }
 }
 
+static const char *option_text(int argc, char **argv, const char *name) {
+    int i;
+    for (i = 1; i + 1 < argc; i++)
+        if (strcmp(argv[i], name) == 0) return argv[i + 1];
+    return NULL;
+}
+
+/* the --replay file's counts as SENSOR frames; 0, or 2 on a bad option or file (said on stderr) */
+static int replay(const char *path, int argc, char **argv) {
+    static int16_t counts[EB_PROTO_MAX_PAYLOAD / 2];
+    float units[255], rate;
+    const char *u = option_text(argc, argv, "--units"), *r = option_text(argc, argv, "--rate");
+    const char *c = option_text(argc, argv, "--channels"), *pf = option_text(argc, argv, "--per-frame");
+    unsigned long channels = c ? strtoul(c, NULL, 10) : 0, per_frame = pf ? strtoul(pf, NULL, 10) : 10, k;
+    uint32_t index = 0;
+    FILE *f;
+    if (channels < 1 || channels > 255 || !r || !u || per_frame < 1 ||
+        per_frame * channels > sizeof counts / sizeof counts[0]) {
+        fprintf(stderr, "eb_host_board: --replay needs --channels 1..255, --rate and --units (one per channel)\n");
+        return 2;
+    }
+    rate = strtof(r, NULL);
+    for (k = 0; k < channels; k++) {
+        char *end;
+        units[k] = strtof(u, &end);
+        if (end == u || (k + 1 < channels && *end != ',')) {
+            fprintf(stderr, "eb_host_board: --units: expected %lu numbers separated by commas\n", channels);
+            return 2;
+        }
+        u = end + 1;
+    }
+    f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "eb_host_board: cannot open %s\n", path);
+        return 2;
+    }
+    for (;;) {
+        uint8_t raw[sizeof counts];
+        size_t got = fread(raw, 2 * channels, per_frame, f), i;
+        if (got == 0) break;
+        for (i = 0; i < got * channels; i++) counts[i] = (int16_t)(uint16_t)(raw[2 * i] | (raw[2 * i + 1] << 8));
+        if (eb_device_send_sensor(&dev, counts, (uint16_t)got, (uint8_t)channels, index, rate, units) != 0) break;
+        index += (uint32_t)got;
+    }
+    fclose(f);
+    return 0;
+}
+
 static size_t option(int argc, char **argv, const char *name, size_t dflt) {
     int i;
     for (i = 1; i + 1 < argc; i++)
@@ -59,6 +112,7 @@ int main(int argc, char **argv) {
     if (work_bytes > sizeof work_ram) work_bytes = sizeof work_ram;
     eb_device_init(&dev, model_ram, model_bytes, work_ram, work_bytes, write_all, NULL);
     eb_device_boot(&dev);
+    if (option_text(argc, argv, "--replay") && replay(option_text(argc, argv, "--replay"), argc, argv) != 0) return 2;
     for (;;) {
         ssize_t k = read(in_fd, buf, sizeof buf);
         if (k > 0) {

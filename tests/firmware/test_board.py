@@ -3,17 +3,19 @@ runtime, built with the system compiler) as a separate process on a real pseudo-
 :class:`edgebrain.stream.board.BoardSession` talking to it through pyserial.
 
 * outputs bit-identical to the Numba integer session on zoo models with real recordings;
-* frames damaged on the way (bit flips, dropped and duplicated bytes), in both directions, by a
-  relay between two real ptys: every damaged frame detected and counted on the side that received
+* frames damaged on the way (bit flips, dropped, duplicated and reordered bytes), in both
+  directions, by a relay between two real ptys: every damaged frame detected and counted on the side that received
   it, every intact frame delivered, the outputs still bit-identical (a lost answer is asked for
   again and the board resends it rather than stepping twice);
-* the host's deframer over a real pty with a writer injecting damage: counters exact;
+* the host's deframer over a real pty with a writer injecting damage of every kind and reordering
+  whole frames: counters exact;
 * a board killed mid-stream, a board that restarts (announces itself again), a model larger than
   the board's buffer: one clear error each, within a bounded time, no hang.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import select
 import signal
@@ -30,7 +32,7 @@ from edgebrain.csession import model_blob
 from edgebrain.model import Model
 from edgebrain.stream import board as BD
 from tests.firmware import cases
-from tests.firmware.test_proto import corrupt
+from tests.firmware.test_proto import KINDS, corrupt
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +105,7 @@ def test_hello_reports_the_board_and_its_model(exe, har):
 class Relay:
     """Forwards bytes between a session (the slave end of a new pty, ``path``) and a board's link,
     frame by frame (split at zero bytes). ``damage_up(k)`` / ``damage_down(k)`` name the damage
-    ("flip", "drop", "dup") for the k-th frame host → board / board → host, or None."""
+    (one of test_proto.KINDS: "flip", "drop", "dup", "reorder") for the k-th frame host → board / board → host, or None."""
 
     def __init__(self, board_link, damage_up=lambda k: None, damage_down=lambda k: None):
         self.board_link, self.damage_up, self.damage_down = board_link, damage_up, damage_down
@@ -168,17 +170,17 @@ class Relay:
         assert self.error is None, self.error
 
 
-KINDS = ("flip", "drop", "dup")
-
-
 def test_damaged_frames_both_ways_are_detected_counted_and_recovered(exe, har, datasets):
     m, data = har
     xs = har_inputs(datasets, 200)
     want = np.asarray(m.session("int").run(xs)[0])
     board = BD.HostBoard(exe=exe)
     # every 9th frame up (after the load), every 7th down (not the boot announcement) is damaged
-    relay = Relay(board.link, damage_up=lambda k: KINDS[k % 3] if k > 6 and k % 9 == 4 else None,
-                  damage_down=lambda k: KINDS[k % 3] if k > 0 and k % 7 == 3 else None)
+    relay = Relay(board.link, damage_up=lambda k: KINDS[k % 4] if k > 6 and k % 9 == 4 else None,
+                  damage_down=lambda k: KINDS[k % 4] if k > 0 and k % 7 == 3 else None)
+    kinds_up = {KINDS[k % 4] for k in range(7, 400) if k % 9 == 4}
+    kinds_down = {KINDS[k % 4] for k in range(1, 400) if k % 7 == 3}
+    assert kinds_up == kinds_down == set(KINDS)  # every kind, both ways
     link = BD.SerialLink(relay.path)
     s = BD.BoardSession(data, link, timeout=0.15, retries=10)
     try:
@@ -192,7 +194,7 @@ def test_damaged_frames_both_ways_are_detected_counted_and_recovered(exe, har, d
         relay.close()
         board.close()
     np.testing.assert_array_equal(np.concatenate([np.stack(got), np.asarray(rest)]), want)
-    assert relay.damaged_up >= 6 and relay.damaged_down >= 8
+    assert relay.damaged_up >= 8 and relay.damaged_down >= 8
     # every damaged frame was detected where it arrived, and nothing else was dropped
     assert stats["crc_errors"] + stats["frame_errors"] == relay.damaged_up
     assert host["crc_errors"] + host["frame_errors"] + host["overlong"] == relay.damaged_down
@@ -204,22 +206,30 @@ def test_damaged_frames_both_ways_are_detected_counted_and_recovered(exe, har, d
 
 
 def test_the_host_deframer_over_a_real_pty_counts_exactly(tmp_path):
-    """A writer on the master end sends 300 frames, every 4th damaged, plus line noise; the host
-    reads the slave end through pyserial: intact frames in order, damaged ones counted."""
+    """A writer on the master end sends 400 frames, every 4th damaged (each kind in turn), some
+    pairs of intact frames swapped, plus line noise; the host reads the slave end through pyserial:
+    every intact frame delivered, in the order sent, every damaged one counted, nothing else."""
     master, slave = os.openpty()
     tty.setraw(slave)
     link = BD.SerialLink(os.ttyname(slave))
     rng = np.random.default_rng(6)
     wire, intact, damaged = bytearray(b"noise before the first frame\0"), [], 1
-    for k in range(300):
-        p = rng.integers(0, 256, int(rng.integers(0, 200)), np.uint8).tobytes()
+    held = None
+    for k in range(400):
+        p = rng.integers(0, 256, int(rng.choice([0, 5, 200, 252, 600])), np.uint8).tobytes()
         f = P.encode_frame(P.MSG["OUTPUTS"], k, p)
         if k % 4 == 2:
-            wire += corrupt(f, KINDS[k % 3], rng)
+            wire += corrupt(f, KINDS[k // 4 % 4], rng)
             damaged += 1
+        elif k % 16 == 0:  # held back, sent after the next intact one: two whole frames reordered
+            held = (f, (k, p))
         else:
             wire += f
             intact.append((k, p))
+            if held is not None:
+                wire += held[0]
+                intact.append(held[1])
+                held = None
 
     def write():
         for a in range(0, len(wire), 333):
@@ -237,7 +247,9 @@ def test_the_host_deframer_over_a_real_pty_counts_exactly(tmp_path):
         os.close(master)
         os.close(slave)
     assert [(f.seq, f.payload) for f in got] == intact
-    assert d.dropped == damaged and d.frames == len(intact)
+    assert d.dropped == damaged and d.frames == len(intact) == 300
+    assert d.crc_errors + d.frame_errors == damaged  # noise and damage: none overlong
+    assert sum(a > b for (a, _), (b, _) in itertools.pairwise(intact)) == 25  # the swapped pairs, as sent
 
 
 # ---------------------------------------------------------------------- failures: clear, bounded
@@ -385,7 +397,9 @@ def test_the_device_loop_under_asan_and_ubsan_with_bad_frames_and_messages(san_e
             rng = np.random.default_rng(7)
             noise = [bytes([5]) * (P.MAX_ENCODED + 10) + b"\0", b"\0\0\0", b"\x02\x01\x01\0",
                      corrupt(P.encode_frame(P.MSG["STEPS"], 999, bytes(200)), "flip", rng),
-                     P.cobs_encode(P.HEADER.pack(1, 6, 0, 9)) + b"\0"]  # too short for its length field
+                     P.cobs_encode(P.HEADER.pack(1, 6, 0, 9)) + b"\0",  # too short for its length field
+                     # decodes to 4120 bytes: once written past the frame buffer (a fuzzer finding)
+                     b"\x01" * (P.MAX_ENCODED - 6) + b"\x06" + b"\x07" * 5 + b"\0"]
             for junk in noise:
                 board.link.write(junk)
             for name_, payload in (("STEPS", P.pack("STEPS", bytes(8), n=5)), ("STEP_PART", P.pack("STEP_PART", bytes(8), offset=1 << 30)),

@@ -176,9 +176,15 @@ def test_a_payload_over_the_maximum_is_refused(lib):
     assert lib.eb_proto_encode(1, 0, bytes(P.MAX_PAYLOAD + 1), P.MAX_PAYLOAD + 1, out) == 0
 
 
+#: the damage corrupt() does: a bit flipped, a byte dropped, a byte duplicated, bytes reordered
+KINDS = ("flip", "drop", "dup", "reorder")
+
+
 def corrupt(frame: bytes, kind: str, rng) -> bytes:
-    """``frame`` (with its delimiter) damaged by one bit flip, a dropped or a duplicated byte, never
-    touching the delimiter nor making a new zero (one damaged frame stays one zero-delimited block)."""
+    """``frame`` (with its delimiter) damaged by one bit flip, a dropped or a duplicated byte, or a
+    reordering (two adjacent bytes swapped, or two adjacent runs of 2-16 bytes), never touching the
+    delimiter nor making a new zero (one damaged frame stays one zero-delimited block) and never
+    leaving it as it was."""
     body = bytearray(frame[:-1])
     i = int(rng.integers(0, len(body)))
     if kind == "flip":
@@ -186,8 +192,25 @@ def corrupt(frame: bytes, kind: str, rng) -> bytes:
         body[i] ^= 1 << int(rng.choice(bits))
     elif kind == "drop":
         del body[i]
-    else:
+    elif kind == "dup":
         body.insert(i, body[i])
+    elif kind == "reorder":
+        if len(set(body)) < 2:
+            raise ValueError("a frame of one repeated byte cannot be reordered")
+        while True:
+            if len(body) >= 4 and rng.random() < 0.5:  # two adjacent runs exchanged
+                a = int(rng.integers(2, min(16, len(body) // 2) + 1))
+                b = int(rng.integers(2, min(16, len(body) - a) + 1))
+                j = int(rng.integers(0, len(body) - a - b + 1))
+                new = body[:j] + body[j + a:j + a + b] + body[j:j + a] + body[j + a + b:]
+            else:  # two adjacent bytes swapped
+                j = int(rng.integers(0, len(body) - 1))
+                new = body[:j] + body[j + 1:j + 2] + body[j:j + 1] + body[j + 2:]
+            if new != body:
+                body = new
+                break
+    else:
+        raise ValueError(f"unknown damage {kind!r}")
     return bytes(body) + b"\0"
 
 
@@ -198,7 +221,7 @@ def test_corrupted_frames_are_dropped_and_intact_ones_delivered_python_and_c(lib
     for k, (t, s, p) in enumerate(sample):
         f = P.encode_frame(t, s, p)
         if k % 3 == 1:
-            wire += corrupt(f, ("flip", "drop", "dup")[k % 9 // 3], rng)
+            wire += corrupt(f, KINDS[k % 12 // 3], rng)
             damaged += 1
         else:
             wire += f
@@ -214,6 +237,116 @@ def test_corrupted_frames_are_dropped_and_intact_ones_delivered_python_and_c(lib
     c = CParser(lib)
     c.feed(bytes(wire))
     assert c.frames == intact and len(c.errors) == damaged
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_damaged_frame_of_each_kind_is_detected_python_and_c(lib, kind):
+    """600 frames of every size class (empty, short, around COBS's 254-byte blocks, maximal), each
+    sent intact and damaged: every damaged copy dropped and counted by both parsers, every intact
+    one delivered, the counters exact (dropped = damaged, frames = intact)."""
+    rng = np.random.default_rng(["flip", "drop", "dup", "reorder"].index(kind) + 40)
+    wire, intact = bytearray(), []
+    for k in range(600):
+        n = int(rng.choice([0, 1, 3, 40, 246, 247, 248, 252, 253, 500, 1000, P.MAX_PAYLOAD]))
+        lo = 1 if k % 2 else 0  # half without zero bytes: long COBS blocks
+        t, s, p = int(rng.choice(list(P.MSG.values()))), k, rng.integers(lo, 256, n, np.uint8).tobytes()
+        f = P.encode_frame(t, s, p)
+        wire += corrupt(f, kind, rng) + f
+        intact.append((t, s, p))
+    d = P.Deframer()
+    got = d.feed(bytes(wire))
+    assert [(f.type, f.seq, f.payload) for f in got] == intact
+    assert d.dropped == 600 and d.frames == 600
+    c = CParser(lib)
+    c.feed(bytes(wire))
+    assert c.frames == intact and len(c.errors) == 600
+
+
+def test_reorder_damage_swaps_bytes_or_runs_and_keeps_one_block():
+    rng = np.random.default_rng(8)
+    f = P.encode_frame(P.MSG["STEPS"], 3, bytes(range(1, 200)))
+    seen = set()
+    for _ in range(200):
+        g = corrupt(f, "reorder", rng)
+        assert len(g) == len(f) and g != f and g.count(0) == 1 and g[-1] == 0
+        assert sorted(g) == sorted(f)  # the same bytes, another order
+        diff = [i for i in range(len(f)) if f[i] != g[i]]
+        seen.add(diff[-1] - diff[0] + 1 == 2)
+    assert seen == {True, False}  # both adjacent bytes and longer runs
+
+
+def _frame_ending_in_a_full_cobs_block_and_0x01(rng):
+    """A PING whose COBS encoding ends with a full (0xFF) block whose last byte is 0x01."""
+    while True:
+        p = rng.integers(1, 256, 252, np.uint8).tobytes()
+        f = P.encode_frame(P.MSG["PING"], 0x0101, p)
+        if len(f) == 262 and f[-256] == 0xFF and f[-2] == 1:
+            return f, p
+
+
+def test_a_non_canonical_cobs_tail_is_refused_by_the_c_parser(lib):
+    """A fuzzer finding (firmware/fuzz/regressions/rx/cobs-non-canonical-tail): an empty last COBS
+    block after a full one decodes to nothing, so a frame with one byte 0x01 inserted before its
+    delimiter — what a duplicated last byte makes of a frame that ends so — decoded to the intact
+    frame and was delivered. Canonical COBS only, now: dropped as BAD_COBS."""
+    f, p = _frame_ending_in_a_full_cobs_block_and_0x01(np.random.default_rng(9))
+    damaged = f[:-1] + f[-2:]  # the last byte (0x01) duplicated
+    assert damaged != f and c_cobs_decode(lib, damaged[:-1]) is None
+    c = CParser(lib)
+    c.feed(damaged + f)
+    assert c.errors == [3] and c.frames == [(P.MSG["PING"], 0x0101, p)]
+    reg = (REPO / "firmware" / "fuzz" / "regressions" / "rx" / "cobs-non-canonical-tail").read_bytes()
+    c = CParser(lib)
+    c.feed(reg)
+    assert c.frames == [] and c.errors == [3]
+
+
+def test_a_non_canonical_cobs_tail_is_refused_by_the_python_deframer():
+    f, p = _frame_ending_in_a_full_cobs_block_and_0x01(np.random.default_rng(9))
+    damaged = f[:-1] + f[-2:]
+    d = P.Deframer()
+    assert [x.payload for x in d.feed(damaged + f)] == [p] and d.frame_errors == 1
+
+
+def _frame_over_the_maximum(n=4100):
+    """A well-formed frame (length field and CRC right) with a payload over MAX_PAYLOAD: mostly zero
+    bytes, so that its encoding is still within MAX_ENCODED."""
+    raw = P.HEADER.pack(P.VERSION, P.MSG["PING"], 7, n) + bytes(n)
+    block = P.cobs_encode(raw + struct.pack("<H", P.crc16(raw)))
+    assert len(block) <= P.MAX_ENCODED
+    return block + b"\0"
+
+
+def test_a_payload_over_the_maximum_is_dropped_by_the_c_parser(lib):
+    c = CParser(lib)
+    c.feed(_frame_over_the_maximum() + P.encode_frame(P.MSG["PING"], 8, b"ok"))
+    assert c.errors == [3] and c.frames == [(P.MSG["PING"], 8, b"ok")]
+
+
+def test_a_payload_over_the_maximum_is_dropped_by_the_python_deframer():
+    d = P.Deframer()
+    assert [f.payload for f in d.feed(_frame_over_the_maximum() + P.encode_frame(P.MSG["PING"], 8, b"ok"))] == [b"ok"]
+    assert d.frame_errors == 1
+
+
+def test_a_block_that_decodes_past_the_frame_buffer_is_refused_c(lib):
+    """A fuzzer finding (firmware/fuzz/regressions/rx/cobs-decode-past-raw): a block of
+    EB_PROTO_MAX_ENCODED bytes made of many short COBS blocks decodes to up to 4120 bytes, and
+    eb_rx decoded it into its 4104-byte frame buffer before checking the length, writing past it
+    (into the parser's own counters, or the next object). Now refused while decoding, and the
+    parser's state is intact: the frame after it is delivered."""
+    block = b"\x01" * (P.MAX_ENCODED - 6) + b"\x06" + b"\x07" * 5
+    assert len(block) == P.MAX_ENCODED
+    good = P.encode_frame(P.MSG["PING"], 5, b"after")
+    c = CParser(lib)
+    c.feed(block + b"\0" + good)
+    assert c.errors == [3] and c.frames == [(P.MSG["PING"], 5, b"after")]
+    with pytest.raises(ValueError):  # the Python side: too long once decoded, so no frame either
+        P.decode_frame(block)
+    reg = (REPO / "firmware" / "fuzz" / "regressions" / "rx" / "cobs-decode-past-raw").read_bytes()
+    c = CParser(lib)
+    c.feed(reg)
+    assert c.errors[0] == 3
 
 
 def test_overlong_input_is_skipped_to_the_next_zero(lib):

@@ -2,7 +2,11 @@
 
 Every encoder first selects channels (``channels=0|1|2``, also a reorder), brings the samples to
 the model's step rate and applies ``x = (value - offset) · scale`` per channel (``scale`` and
-``offset`` are scalars or one value per selected channel), then encodes:
+``offset`` are scalars or one value per selected channel), then encodes. With ``unit=`` (physical
+units per count, a scalar or one per selected channel) the samples are first taken as a sensor's
+int16 counts: ``value = clip(rint(value / unit), -32768, 32767) · unit`` (after resampling), which
+is what a board that encodes on its own sees (``edgebrain stream --board-encodes``: the host sends
+those counts, the board's C encoder of ``eb_codec.c`` does the rest, bit for bit). Then:
 
 * ``direct`` (encoding-free): x itself is the input current of the first layer;
 * ``delta`` (send-on-delta): per channel a reference that follows the signal in steps of
@@ -167,7 +171,7 @@ class SampleEncoder(Encoder):
     name = "samples"
     layouts = ("signed",)
 
-    def __init__(self, channels=None, scale=1.0, offset=0.0, rate=None, layout=None):
+    def __init__(self, channels=None, scale=1.0, offset=0.0, rate=None, layout=None, unit=None):
         if channels is None:
             self.channels = None
         else:
@@ -180,6 +184,9 @@ class SampleEncoder(Encoder):
             if any(c < 0 for c in self.channels):
                 raise InputError(f"encoder '{self.name}': channels={channels!r}; expected numbers ≥ 0")
         self._scale, self._offset = _list(scale, "scale"), _list(offset, "offset")
+        self._unit = _list(unit, "unit")
+        if self._unit is not None and not all(math.isfinite(u) and u > 0 for u in self._unit):
+            raise InputError(f"encoder '{self.name}': unit={unit!r}; expected physical units per count > 0")
         self.rate = None if rate is None else positive_number(rate, f"encoder '{self.name}': rate", "steps per second")
         self.layout = layout or self.layouts[0]
         if self.layout not in self.layouts:
@@ -212,6 +219,7 @@ class SampleEncoder(Encoder):
         self.sel = np.array(sel, np.int64)
         self.scale = self._per_channel(self._scale, n, "scale")
         self.offset = self._per_channel(self._offset, n, "offset")
+        self.unit = self._per_channel(self._unit, n, "unit")
         n_out = self.n_outputs(n)
         shape = tuple(int(s) for s in input_shape) if input_shape else None
         if shape:
@@ -256,6 +264,19 @@ class SampleEncoder(Encoder):
 
     # -------------------------------------------------------------- encoding
     def encode(self, chunk) -> Steps:
+        t, v, arrival, labels = self.samples(chunk)
+        x = v if self.unit is None else v * self.unit
+        if self.offset is not None:
+            x = x - self.offset
+        if self.scale is not None:
+            x = x * self.scale
+        y = self._encode(np.ascontiguousarray(x, np.float64))
+        return Steps(y.reshape((len(t),) + self.input_shape), t, arrival, labels)
+
+    def samples(self, chunk):
+        """``(t, v, arrival, labels)``: a chunk's samples of the selected channels at the step rate
+        (resampled if need be), before offset and scale; with ``unit=`` set, ``v`` holds the int16
+        counts (as float64 integers) that ``encode`` multiplies by the unit."""
         if isinstance(chunk, Events):
             raise InputError(f"encoder '{self.name}' takes samples; got camera events")
         if not self._configured:
@@ -274,13 +295,12 @@ class SampleEncoder(Encoder):
             t = np.asarray(chunk.t, np.float64)
             arrival = np.full(len(t), chunk.arrival, np.float64)
             labels = chunk.labels
-        x = v
-        if self.offset is not None:
-            x = x - self.offset
-        if self.scale is not None:
-            x = x * self.scale
-        y = self._encode(np.ascontiguousarray(x, np.float64))
-        return Steps(y.reshape((len(t),) + self.input_shape), t, arrival, labels)
+        if self.unit is not None:
+            with np.errstate(invalid="ignore"):
+                if not np.isfinite(v).all():
+                    raise InputError(f"encoder '{self.name}': a sample is NaN or infinite; unit= takes finite values")
+                v = np.clip(np.rint(v / self.unit), -32768, 32767)
+        return t, v, arrival, labels
 
     def _encode(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -293,9 +313,9 @@ class SampleEncoder(Encoder):
         kw = dict(self._kw)
         if self.channels is not None:
             kw["channels"] = "|".join(map(str, self.channels))
-        for k, v, d in (("scale", self._scale, [1.0]), ("offset", self._offset, [0.0])):
-            if v is not None and v != d:
-                kw[k] = "|".join(f"{x:g}" for x in v)
+        for k, v, d in (("scale", self._scale, [1.0]), ("offset", self._offset, [0.0]), ("unit", self._unit, None)):
+            if v is not None and v != d:  # the unit exactly: the counts depend on every bit of it
+                kw[k] = "|".join(repr(float(x)) if k == "unit" else f"{x:g}" for x in v)
         if self.rate is not None:
             kw["rate"] = f"{self.rate:g}"
         if self.layout != self.layouts[0]:
@@ -356,7 +376,9 @@ class DeltaEncoder(_Spiking):
 
     def _encode(self, x):
         if self.ref is None:
-            self.ref = x[0].copy() if (self.init == "first" and len(x)) else np.zeros(x.shape[1])
+            if self.init == "first" and not len(x):  # no sample yet: the reference waits for the first
+                return self._out(np.zeros(x.shape, np.int64))
+            self.ref = x[0].copy() if self.init == "first" else np.zeros(x.shape[1])
         k = np.zeros(x.shape, np.int64)
         _delta_kernel(x, self.ref, self.threshold, self.max_spikes, k)
         return self._out(k)

@@ -41,7 +41,11 @@ Stages (all stateful across chunks, so that any chunking of the input gives the 
    ``e ← e / m_t``. A gain g on the input scales all energies and, once the peak is above the floor,
    ``m`` by g², so the quotient does not change. Cost per frame: one mean, one multiply, one
    compare and one division per channel.
-5. **Log compression** (``log=``): ``log1p`` ``f = ln(1 + k·e)`` (``k`` default 1e4), ``log2``
+   The mean is summed channel by channel from channel 0 up, then divided by the channel count (a fixed
+   order, which the board's C twin follows; numpy's pairwise mean would round differently).
+5. **Log compression** (``log=``): ``log1p`` ``f = ln(1 + k·e)`` (``k`` default 1e4; computed by
+   :func:`log1p` in plain double operations, not the maths library's, so that the board's C twin,
+   ``cruntime/eb_codec_audio.c``, gives the same bits), ``log2``
    ``f = log2(max(e, floor) / floor)`` (``floor`` default 1e-6; a count-leading-zeros on a
    microcontroller), or ``none``.
 6. **Normalisation**: ``f = (f − mean) · scale`` with fixed per-channel (or scalar) ``mean`` and
@@ -245,6 +249,86 @@ def _if_spikes(f, v, theta, max_spikes, out):
             out[t, c] = n
 
 
+# portable ln(1 + x): the same double operations in the same order as eb_log1p in cruntime/eb_codec_audio.c
+LN2_HI = 6.93147180369123816490e-01     # fdlibm's split of ln 2: LN2_HI has 32 significant bits,
+LN2_LO = 1.90821492927058770002e-10     # so k · LN2_HI is exact for |k| < 2^20
+SQRT2 = 1.4142135623730951
+SQRT1_2 = 0.7071067811865476
+
+
+@njit(cache=True)
+def log1p(x):
+    """ln(1 + x) for a double x, in plain IEEE double operations (no maths library, so that any
+    platform computes the same bits; within 3 ulp of numpy.log1p, measured): u = 1 + x, rounded, with
+    c = (x − (u − 1)) / u the correction ln(1 + x) − ln(u) ≈ c; u = 2^k · f with f in [√½, √2)
+    by exact halvings/doublings; ln f = 2·atanh(s), s = (f − 1)/(f + 1), |s| < 0.1716, by the
+    series 2s·(1 + z/3 + z²/5 + … + z^10/21), z = s², in Horner form."""
+    if not (x > -1.0):
+        if x == -1.0:
+            return -np.inf
+        return np.nan
+    if x == 0.0 or x > 1.7976931348623157e308:    # ±0 kept; +inf stays +inf
+        return x
+    u = 1.0 + x
+    if u == 1.0:                                  # |x| below half an ulp of 1: ln(1 + x) = x to 1 ulp
+        return x
+    c = (x - (u - 1.0)) / u
+    k = 0
+    f = u
+    while f >= SQRT2:
+        f *= 0.5
+        k += 1
+    while f < SQRT1_2:
+        f *= 2.0
+        k -= 1
+    s = (f - 1.0) / (f + 1.0)
+    z = s * s
+    p = 1.0 / 21.0
+    p = p * z + 1.0 / 19.0
+    p = p * z + 1.0 / 17.0
+    p = p * z + 1.0 / 15.0
+    p = p * z + 1.0 / 13.0
+    p = p * z + 1.0 / 11.0
+    p = p * z + 1.0 / 9.0
+    p = p * z + 1.0 / 7.0
+    p = p * z + 1.0 / 5.0
+    p = p * z + 1.0 / 3.0
+    p = p * z + 1.0
+    r = 2.0 * s * p
+    dk = np.float64(k)
+    return dk * LN2_HI + (r + (c + dk * LN2_LO))
+
+
+@njit(cache=True)
+def _log1p_scaled(e, k, out):
+    """out = log1p(k · e), elementwise (e, out: 2-D float64)."""
+    for t in range(e.shape[0]):
+        for c in range(e.shape[1]):
+            out[t, c] = log1p(k * e[t, c])
+
+
+@njit(cache=True)
+def _agc(e, m, d, fl, out):
+    """The gain control of the module docstring over frames e (frames, channels): the mean summed
+    from channel 0 up and divided by the channel count, m = max(mean, d·m, floor), out = e / m.
+    Returns the last m."""
+    n = e.shape[1]
+    for t in range(e.shape[0]):
+        s = 0.0
+        for c in range(n):
+            s += e[t, c]
+        mean = s / n
+        dm = d * m
+        m = mean
+        if dm > m:
+            m = dm
+        if fl > m:
+            m = fl
+        for c in range(n):
+            out[t, c] = e[t, c] / m
+    return m
+
+
 # ---------------------------------------------------------------------------------------- encoder
 
 
@@ -446,13 +530,9 @@ class AudioFrontEnd(Encoder):
     def gain_control(self, e: np.ndarray) -> np.ndarray:
         """Band energies (frames, channels) divided by the running peak of the per-frame mean energy
         (``agc=true``, see the module docstring); updates the peak tracker."""
-        e = np.asarray(e, np.float64)
+        e = np.ascontiguousarray(e, np.float64).reshape(-1, self.n)
         out = np.empty_like(e)
-        m, d, fl = self.agc_peak, self.agc_decay, float(self.o["agc_floor"])
-        for t in range(e.shape[0]):
-            m = max(float(e[t].mean()), d * m, fl)
-            out[t] = e[t] / m
-        self.agc_peak = m
+        self.agc_peak = float(_agc(e, float(self.agc_peak), float(self.agc_decay), float(self.o["agc_floor"]), out))
         return out
 
     def features(self, e: np.ndarray) -> np.ndarray:
@@ -461,7 +541,9 @@ class AudioFrontEnd(Encoder):
         if o["agc"]:
             e = self.gain_control(e)
         if o["log"] == "log1p":
-            f = np.log1p(o["k"] * e)
+            e = np.ascontiguousarray(e, np.float64).reshape(-1, self.n)
+            f = np.empty_like(e)
+            _log1p_scaled(e, float(o["k"]), f)
         elif o["log"] == "log2":
             f = np.log2(np.maximum(e, o["floor"]) / o["floor"])
         else:
@@ -530,4 +612,4 @@ class AudioFrontEnd(Encoder):
 
 ENCODERS = {"audio": AudioFrontEnd}
 
-__all__ = ["AudioFrontEnd", "ENCODERS", "bandpass_sos", "hz_to_mel", "mel_filters", "mel_to_hz"]
+__all__ = ["AudioFrontEnd", "ENCODERS", "bandpass_sos", "hz_to_mel", "log1p", "mel_filters", "mel_to_hz"]

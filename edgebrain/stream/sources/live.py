@@ -32,6 +32,7 @@ from .livebin import AUDIO_FORMATS, check_options
 from .livebin import FORMATS as BINARY
 from .livebin_audio import LinkAudioSource
 from .livebin_events import LinkAedat4Source, LinkRawSource
+from .livebin_frames import LinkFrameSource
 from .livelines import LineSource
 
 
@@ -82,6 +83,8 @@ def open_binary(link: Link, url: str, fmt: str, opts: dict) -> Source:
     check_options(url, fmt, opts)
     if fmt in AUDIO_FORMATS:
         return LinkAudioSource(link, url, fmt, **opts)
+    if fmt == "eb":
+        return LinkFrameSource(link, url, **opts)
     if fmt == "aedat4":
         if link.datagram:
             raise InputError(f"{url}: AEDAT 4 packets do not fit in datagrams; use tcp:// or serial://")

@@ -10,6 +10,7 @@ source):
     tcp://camera:5000?format=evt3&width=1280&height=720               Prophesee EVT 3.0 words
     tcp://:5000?format=evt2                                           EVT 2.0 (size from header lines)
     tcp://dv-host:7777?format=aedat4                                  AEDAT 4 packets (iniVation DV)
+    serial:///dev/ttyACM0?baud=921600&format=eb                       a board's sensor, framed (docs/protocol.md)
 
 ========  ==========================================================================================
 format    what the link carries
@@ -27,6 +28,9 @@ aedat4    AEDAT 4.0 (DV): the IOHeader (with or without the ``#!AER-DAT4.0`` lin
           output sends it), then size-prefixed packets (stream id, size, LZ4/zstd body); events of
           the first (or ``stream=``) event stream, other packets skipped and counted; a file's data
           table at the end (a recording sent with ``cat``) is recognised and skipped
+eb        SENSOR frames of edgebrain's board protocol (docs/protocol.md): int16 counts with each
+          channel's units and the rate in every frame, CRC-checked (:mod:`.livebin_frames`);
+          ``names=`` names the channels
 ========  ==========================================================================================
 
 The decoding is that of the file readers: :class:`~.wav.PcmDecoder` (WAV files),
@@ -46,8 +50,8 @@ dropped and counted. Garbage in AEDAT 4 is skipped to the next packet (found by 
 magic) and counted; words of unknown type in EVT streams are skipped and counted by the decoder.
 
 This module holds what the binary sources share (:class:`LiveBinary`, the format and option
-names); the sources are in :mod:`.livebin_audio` (pcm, wav) and :mod:`.livebin_events` (evt*, raw,
-aedat4).
+names); the sources are in :mod:`.livebin_audio` (pcm, wav), :mod:`.livebin_events` (evt*, raw,
+aedat4) and :mod:`.livebin_frames` (eb).
 """
 
 from __future__ import annotations
@@ -57,19 +61,21 @@ from ..links import Link, LinkReader
 
 AUDIO_FORMATS = ("pcm", "wav")
 EVENT_FORMATS = ("evt3", "evt2", "evt21", "raw", "aedat4")
-FORMATS = AUDIO_FORMATS + EVENT_FORMATS
+FRAME_FORMATS = ("eb",)
+FORMATS = AUDIO_FORMATS + EVENT_FORMATS + FRAME_FORMATS
 
 LINK_OPTIONS = ("timeout", "reconnect", "backoff", "backoff_max", "give_up", "connect_timeout", "poll")
 AUDIO_OPTIONS = ("rate", "channels", "sample", "resample", "mono", "clip", "chunk_ms")
 EVENT_OPTIONS = ("sensor_size", "width", "height", "chunk_events", "chunk_us", "max_jump_us")
-FORMAT_OPTIONS = {"raw": ("evt21_order",), "evt21": ("evt21_order",), "aedat4": ("stream",)}
+FORMAT_OPTIONS = {"raw": ("evt21_order",), "evt21": ("evt21_order",), "aedat4": ("stream",), "eb": ("names",)}
 
 MAX_HEADER = 16 << 20     # bytes a header may take before the data (RAW text lines, AEDAT 4 IOHeader)
 
 
 def check_options(url: str, fmt: str, opts: dict) -> None:
     """An InputError unless every option in ``opts`` is one that ``format=fmt`` takes."""
-    allowed = LINK_OPTIONS + (AUDIO_OPTIONS if fmt in AUDIO_FORMATS else EVENT_OPTIONS) + FORMAT_OPTIONS.get(fmt, ())
+    kind = AUDIO_OPTIONS if fmt in AUDIO_FORMATS else EVENT_OPTIONS if fmt in EVENT_FORMATS else ()
+    allowed = LINK_OPTIONS + kind + FORMAT_OPTIONS.get(fmt, ())
     unknown = [k for k in opts if k not in allowed]
     if unknown:
         raise InputError(f"{url}: unknown option{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} for "
