@@ -15,7 +15,7 @@ from tests.conftest import REPO, need
 
 #: extra → (the modules it provides, as imported by edgebrain)
 EXTRAS = {"audio": ["soundfile"], "mic": ["sounddevice"], "mqtt": ["paho"], "plot": ["matplotlib"],
-          "train": ["torch", "snntorch"]}
+          "train": ["torch", "snntorch"], "tflite": ["ai_edge_litert", "tflite_runtime"]}
 
 
 def without(modules, *args):
@@ -40,6 +40,7 @@ def test_the_extras_are_the_documented_ones():
     names = {e: {d.split(">")[0].split("=")[0].split("<")[0].strip().lower() for d in deps} for e, deps in extras.items()}
     assert names["plot"] == {"matplotlib"} and names["audio"] == {"soundfile"} and names["mqtt"] == {"paho-mqtt"}
     assert names["mic"] == {"sounddevice"} and names["bench"] == {"onnxruntime", "onnx"}
+    assert names["tflite"] == {"ai-edge-litert"}  # (tests/tflite/test_tflite.py runs without it)
     readme = (REPO / "README.md").read_text()
     for extra in extras:
         assert f"edgebrain[{extra}]" in readme or f".[{extra}]" in readme, extra

@@ -109,12 +109,19 @@ def cold_start(path: str, precision: str, timeout: float = 900.0) -> dict:
 
 
 def run(path: str, steps: int = 1000, batch: int = 8, precision: str | None = None, cold: bool = False,
-        warmup: int = WARMUP_STEPS, progress: bool = False, say=None) -> dict:
+        warmup: int = WARMUP_STEPS, progress: bool = False, say=None, threads: int = 1) -> dict:
     """Benchmark the model at ``path``; returns plain data (see the module docstring). ``say(text)``, if
-    given, is told up front that the cold-start measurement will take a while."""
+    given, is told up front that the cold-start measurement will take a while. A TFLite model is timed
+    through its interpreter with ``threads`` threads (:func:`bench_tflite`: the same keys); ``threads``
+    applies to TFLite models only."""
     from .. import metrics
     from ..model import Model
-    from ..progress import bar as progress_bar
+    from ..tflite_io import is_tflite_file
+
+    if is_tflite_file(path):
+        return bench_tflite(path, steps=steps, threads=threads, warmup=warmup, precision=precision, cold=cold)
+    if threads != 1:
+        raise InputError(f"--threads {threads}: sets the TFLite interpreter's threads; a spiking model runs on one")
 
     steps, batch = int(steps), int(batch)
     if steps < 1:
@@ -137,26 +144,8 @@ def run(path: str, steps: int = 1000, batch: int = 8, precision: str | None = No
     rng = np.random.default_rng(0)
     xs = rng.random((steps + warmup + 1,) + shape).astype(np.float32)
 
-    clock = time.perf_counter_ns
-    t = clock()
-    sess.step(xs[0])
-    first_us = (clock() - t) / 1e3
-    warm = np.empty(warmup)
-    for k in range(warmup):
-        t = clock()
-        sess.step(xs[1 + k])
-        warm[k] = (clock() - t) / 1e3
-    lat = np.empty(steps)
-    bar = progress_bar(steps, label="bench", enabled=progress)
-    step = sess.step
+    first_us, warm, lat = time_calls(sess.step, xs, warmup, steps, progress)
     base = 1 + warmup
-    for k in range(steps):
-        t = clock()
-        step(xs[base + k])
-        lat[k] = (clock() - t) / 1e3
-        if (k & 1023) == 1023:
-            bar.update(1024)
-    bar.close()
 
     # throughput: compiled loops (batch 1, then batch B)
     sess.reset()
@@ -192,6 +181,77 @@ def run(path: str, steps: int = 1000, batch: int = 8, precision: str | None = No
     return res
 
 
+def time_calls(call, xs, warmup: int, steps: int, progress: bool):
+    """(first call µs, ``warmup`` warm-up call µs, ``steps`` timed call µs) of ``call`` on ``xs[0]``,
+    ``xs[1:1 + warmup]`` and the ``steps`` items after those, one call each on the wall clock."""
+    from ..progress import bar as progress_bar
+
+    clock = time.perf_counter_ns
+    t = clock()
+    call(xs[0])
+    first_us = (clock() - t) / 1e3
+    warm = np.empty(warmup)
+    for k in range(warmup):
+        t = clock()
+        call(xs[1 + k])
+        warm[k] = (clock() - t) / 1e3
+    lat = np.empty(steps)
+    bar = progress_bar(steps, label="bench", enabled=progress)
+    base = 1 + warmup
+    for k in range(steps):
+        t = clock()
+        call(xs[base + k])
+        lat[k] = (clock() - t) / 1e3
+        if (k & 1023) == 1023:
+            bar.update(1024)
+    bar.close()
+    return first_us, warm, lat
+
+
+def bench_tflite(path: str, steps: int = 1000, threads: int = 1, warmup: int = 20, precision=None,
+                 cold: bool = False) -> dict:
+    """``edgebrain bench MODEL.tflite``: the dict of :func:`edgebrain.apps.bench.run` for a TFLite
+    model. One step is one ``invoke`` at batch 1 with the interpreter's thread count set to
+    ``threads``; throughput is that loop's (every throughput field), ``batch`` is 1; the footprint
+    is the file's constant bytes (parameters) and the activation peak (state, an arena's lower bound)."""
+    from ..tflite_session import TFLiteModel
+
+    if precision is not None:
+        raise InputError(f"--precision {precision}: a TFLite model runs at the precision it was converted to",
+                         file=path)
+    if cold:
+        raise InputError("--cold measures start-up with an empty Numba cache; a TFLite model does not use Numba",
+                         file=path)
+    steps = int(steps)
+    if steps < 1:
+        raise InputError(f"--steps {steps}; expected >= 1")
+    rss0 = current_rss_bytes()
+    t0 = time.perf_counter()
+    m = TFLiteModel.load(path, threads=threads)
+    init_us = 1e6 * (time.perf_counter() - t0)
+    rss_init = current_rss_bytes()
+    rng = np.random.default_rng(0)
+    xs = m.quantize_input(rng.random((steps + warmup + 1,) + m.input_shape).astype(np.float32))
+    first_us, warm, lat = time_calls(m.invoke, xs, warmup, steps, progress=False)
+    rate = steps / (lat.sum() / 1e6)
+    tot = m.summary()["totals"]
+    return {
+        "model": path, "precision": m.precision, "input_shape": list(m.input_shape), "steps": steps, "batch": 1,
+        "warmup_steps": warmup, "input": "uniform random in [0, 1) (quantized with the input's scale for an "
+        "integer input)", "model_file_bytes": os.path.getsize(path), "runtime": m.runtime, "threads": m.threads,
+        "init_us": init_us, "first_step_us": first_us, "warmup": stats(warm) if warmup else None,
+        "latency_us": stats(lat),
+        "throughput": {"steps_per_s_step_loop": rate, "steps_per_s_batch1": rate, "steps_per_s_batch": rate,
+                       "samples_per_s_batch": rate},
+        "memory": {"peak_rss_bytes": peak_rss_bytes(), "rss_init_delta_bytes": rss_init - rss0,
+                   "rss_overall_delta_bytes": current_rss_bytes() - rss0},
+        "footprint": {"param_bytes": tot["constant_bytes"], "state_bytes": tot["activation_peak_bytes"],
+                      "total_bytes": tot["constant_bytes"] + tot["activation_peak_bytes"],
+                      "neurobench_bytes": 4 * tot["parameters"], "estimated": True},
+        "cold_start": None,
+    }
+
+
 def _mb(b) -> str:
     return f"{b / 2 ** 20:.4g}"
 
@@ -209,6 +269,8 @@ def format_report(r: dict) -> str:
     a(f"Graph: [{r['model']}]")
     a(f"Precision: [{r['precision']}]  Input shape: {tuple(r['input_shape'])}  Input: {r['input']}")
     a(f"Num runs: [{r['steps']}]  Warmup runs: [{r['warmup_steps']}]  Batch (throughput): [{r['batch']}]")
+    if "threads" in r:
+        a(f"Runtime: [{r['runtime']}]  Num threads: [{r['threads']}]")
     a(f"The input model file size (MB): {_mb(r['model_file_bytes'])}")
     a(f"Initialized session in {r['init_us'] / 1e3:.3f}ms.")
     if r["warmup"]:
@@ -217,7 +279,8 @@ def format_report(r: dict) -> str:
         a(_stats_line(w))
     s = r["latency_us"]
     a("")
-    a(f"Running benchmark for {r['steps']} steps (one Session.step each, batch 1).")
+    a(f"Running benchmark for {r['steps']} steps (one {'interpreter invoke' if 'threads' in r else 'Session.step'} "
+      "each, batch 1).")
     a(_stats_line(s))
     a(f"Percentiles (us): p50={s['p50']:.4g} p90={s['p90']:.4g} p99={s['p99']:.4g}")
     a("")

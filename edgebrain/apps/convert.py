@@ -17,6 +17,11 @@ def convert(model: str, output: str, *, dt=None, dialect=None, reset=None, weigh
     ``weight_bits``, quantizing it on the calibration input in the .npy file ``calib`` (class
     ``labels`` from a .npy file, optional). Returns (result, the written model's summary, the
     :class:`edgebrain.quant.QuantReport` or None); ``result`` is what ``--json`` prints."""
+    from ..tflite_io import is_tflite_file
+
+    if is_tflite_file(model):  # a TFLite ANN converts with --to-snn (apps/convert_snn.py)
+        raise InputError("a TensorFlow Lite model converts to a spiking model with --to-snn --calib SAMPLES.npy "
+                         "(docs/conversion.md)", file=model)
     with reading(model, calib, labels):
         check_output(output, "model file")  # before any work: not a link, not a directory, not an input
         return _convert(model, output, dt=dt, dialect=dialect, reset=reset, weight_bits=weight_bits, calib=calib,

@@ -25,6 +25,10 @@ def run_file(model, input: str, output: str, precision: str | None = None, recor
     ``backend="c"`` runs the integer program on the C runtime (:func:`edgebrain.csession.for_model`:
     no Numba in the process once the model's blob is cached; a batched input runs its sequences one
     after the other); the outputs are those of the Numba integer path, bit for bit."""
+    if getattr(model, "format", None) == "tflite":  # a TFLite model: through its interpreter (docs/tflite.md)
+        from .tflite import run_tflite_file
+
+        return run_tflite_file(model, input, output, precision, record, backend, model_name)
     with reading(input, getattr(model, "path", None)):
         check_output(output)
         return _run_file(model, input, output, precision, record, progress, model_name, backend)
@@ -95,6 +99,10 @@ def _run_file(model, input, output, precision, record, progress, model_name, bac
 
 def format_run(s: dict) -> str:
     """The line ``edgebrain run`` prints for the summary ``s`` of :func:`run_file`."""
+    if s.get("format") == "tflite":
+        from .tflite import format_run as format_tflite_run
+
+        return format_tflite_run(s)
     as_deployed = " (as deployed)" if s.get("deployed_precision") == s["precision"] else ""
     on_c = s.get("backend") == "c"
     return (f"ran {s['steps']} steps × batch {s['batch']} in {s['precision']} precision{as_deployed}"

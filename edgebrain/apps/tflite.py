@@ -1,0 +1,94 @@
+"""``edgebrain run | inspect MODEL.tflite``: TensorFlow Lite models through the TFLite interpreter
+(:mod:`edgebrain.tflite_session`), with the same outputs and JSON shapes as for spiking models
+(``bench``: :func:`edgebrain.apps.bench.bench_tflite`). docs/tflite.md says what is supported."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ..errors import InputError
+from ..safeio import atomic_write, check_output, reading
+from ..tflite_session import TFLiteModel
+
+
+def run_tflite_file(model: TFLiteModel, input: str, output: str, precision=None, record=(), backend: str = "numba",
+                    model_name: str | None = None) -> dict:
+    """``edgebrain run MODEL.tflite -i X.npy -o OUT.npz``: one inference per sample of ``X``
+    (``(N, *sample)``, or one sample), outputs dequantized to float, saved as ``output`` (one output)
+    or ``output/NAME`` (several) with shape ``(N, *output sample)``. Returns the summary ``--json``
+    prints (the keys of a spiking model's run, ``steps`` being the samples)."""
+    from ..arrays import load_array
+
+    name = model_name if model_name is not None else model.path
+    if precision is not None:
+        raise InputError(f"--precision {precision}: a TFLite model runs at the precision it was converted to "
+                         f"({model.precision} input)", file=name)
+    if record:
+        raise InputError("--record names nodes of spiking models; a TFLite model has none", file=name)
+    if backend != "numba":
+        raise InputError(f"--backend {backend}: a TFLite model runs on the TFLite interpreter", file=name)
+    with reading(input, model.path):
+        check_output(output)
+        xs = model.check_input(load_array(input, "input"), file=input)
+        t0 = time.perf_counter()
+        outs = model.run(xs, file=input)
+        elapsed = time.perf_counter() - t0
+        arrays = ({"output": next(iter(outs.values()))} if len(outs) == 1 else
+                  {f"output/{k}": v for k, v in outs.items()})
+        with atomic_write(output, "output") as f:
+            np.savez(f, **arrays)
+    return {"model": name, "format": "tflite", "input": input, "output": output, "precision": model.precision,
+            "deployed_precision": model.precision, "backend": model.runtime, "threads": model.threads,
+            "steps": int(xs.shape[0]), "batch": 1, "seconds": elapsed,
+            "us_per_step": 1e6 * elapsed / max(1, xs.shape[0]), "arrays": sorted(arrays), "spike_rate": {}}
+
+
+def format_run(s: dict) -> str:
+    """The line ``edgebrain run`` prints for a TFLite model."""
+    return (f"ran {s['steps']} inferences ({s['precision']} input) on {s['backend']} with {s['threads']} "
+            f"thread{'s' if s['threads'] != 1 else ''} in {s['seconds']:.3f} s ({s['us_per_step']:.1f} µs each); "
+            f"wrote {s['output']}: " + ", ".join(s["arrays"]))
+
+
+def print_inspect(c, s: dict) -> None:
+    """``edgebrain inspect MODEL.tflite`` for people: inputs and outputs, one row per operator, the
+    tensors with their quantization, then the totals."""
+    from rich.table import Table
+
+    def io(rows):
+        return ", ".join(f"{r['name']} {tuple(r['shape'])} {r['dtype']}" + _q(r["quantization"]) for r in rows)
+
+    c.print(f"[bold]{s['file']}[/]  TFLite schema v{s['schema_version']}, {s['file_bytes']} bytes, "
+            f"{s['subgraphs']} subgraph(s); read with {s['runtime']}")
+    c.print(f"inputs: {io(s['inputs'])}")
+    c.print(f"outputs: {io(s['outputs'])}")
+    t = Table()
+    for col in ("#", "operator", "inputs", "outputs", "output shape", "MACs"):
+        t.add_column(col, justify="right" if col in ("#", "MACs") else "left")
+    for op in s["operators"]:
+        t.add_row(str(op["index"]), op["op"], str(op["inputs"]), str(op["outputs"]), str(tuple(op["output_shape"])),
+                  str(op["macs"]))
+    c.print(t)
+    t = Table()
+    for col in ("#", "tensor", "shape", "dtype", "bytes", "kind", "quantization"):
+        t.add_column(col, justify="right" if col in ("#", "bytes") else "left")
+    for r in s["tensors"]:
+        name = r["name"] if len(r["name"]) <= 60 else r["name"][:28] + "…" + r["name"][-31:]  # --json: in full
+        t.add_row(str(r["index"]), name, str(tuple(r["shape"])), r["dtype"], str(r["bytes"]),
+                  "constant" if r["constant"] else "activation", _q(r["quantization"]).strip())
+    c.print(t)
+    tot = s["totals"]
+    c.print(f"{tot['operators']} operators, {tot['macs']} MACs per inference; {tot['parameters']} parameters, "
+            f"{tot['constant_bytes']} B of constants; activations {tot['activation_bytes']} B in all, at most "
+            f"{tot['activation_peak_bytes']} B alive at once (the tensor arena's lower bound)")
+
+
+def _q(q) -> str:
+    if not q:
+        return ""
+    sc, zp = q["scale"], q["zero_point"]
+    if len(sc) == 1:
+        return f" scale {sc[0]:.6g} zero point {zp[0]}"
+    return f" per-channel (axis {q['quantized_dimension']}, {len(sc)} scales {min(sc):.3g}…{max(sc):.3g})"
