@@ -1,0 +1,107 @@
+"""The ``edgebrain deploy`` command: parses arguments and calls :mod:`edgebrain.deploy` (docs/deploy.md)."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from typing import List, Optional
+
+import typer
+
+from .errors import InputError
+
+
+class CopyTool(str, Enum):
+    auto = "auto"
+    rsync = "rsync"
+    scp = "scp"
+
+
+def deploy(
+    model: Optional[str] = typer.Argument(None, help=".ebm model or zoo:NAME (not with --rollback)"),
+    to: str = typer.Option(..., "--to", help="ssh://USER@HOST:PORT/PATH, user and port optional (a folder under the "
+                           "home folder: ssh://HOST/~/edgebrain)"),
+    device: Optional[str] = typer.Option(None, "--device", "-d", help="device profile (rpi4b, rpi5, "
+                                         "jetson-orin-nano, ...): checks the architecture and that the model fits; "
+                                         "default: detected from the board's device-tree model, if any"),
+    ssh_option: List[str] = typer.Option([], "--ssh-option", "-o", help="ssh option KEY=VALUE (repeatable), e.g. "
+                                         "IdentityFile=~/.ssh/id_pi or ProxyJump=gateway"),
+    offline: bool = typer.Option(False, "--offline", help="ship every dependency as a wheel for the target's "
+                                 "platform: the target installs without an index"),
+    recording: Optional[str] = typer.Option(None, "--recording", help="real recording for the smoke test "
+                                            "(default: a seeded input of the model's shape)"),
+    remote_python: str = typer.Option("python3", "--remote-python", help="the target's Python 3.10+"),
+    wheel: Optional[str] = typer.Option(None, "--wheel", help="the edgebrain wheel to ship (default: built from "
+                                        "this checkout)"),
+    copy: CopyTool = typer.Option(CopyTool.auto, "--copy", help="copy tool (auto: rsync when both ends have it, "
+                                  "else scp)"),
+    rollback: bool = typer.Option(False, "--rollback", help="make the previous release current again (and, with "
+                                  "--service, the unit before the last one)"),
+    service: bool = typer.Option(False, "--service", help="also write and enable a systemd unit that runs edgebrain "
+                                 "stream on the target (restart on failure, journal, a warmed NUMBA_CACHE_DIR)"),
+    source: Optional[str] = typer.Option(None, "--source", "-s", help="with --service: the source the service "
+                                         "streams from, as the target sees it (serial:///dev/ttyUSB0?baud=115200, "
+                                         "udp://:9000, a file)"),
+    sink: List[str] = typer.Option([], "--sink", help="with --service: a sink of edgebrain stream (repeatable), "
+                                   "e.g. mqtt:host=broker or csv:path=decisions.csv"),
+    user_service: bool = typer.Option(False, "--user-service", help="with --service: a user unit "
+                                      "(~/.config/systemd/user) instead of a system unit (/etc/systemd/system, root)"),
+    service_name: Optional[str] = typer.Option(None, "--service-name", help="with --service: the unit's name "
+                                               "(default: edgebrain-FOLDER, or edgebrain)"),
+    json_out: bool = typer.Option(False, "--json", help="print the report as JSON"),
+):
+    """Install a model, edgebrain and its pinned dependencies on a Linux board over SSH, warm the Numba cache
+    there and run a smoke test whose integer outputs must be bit-identical to this machine's."""
+    from .deploy import deploy as D
+    from .deploy.service import format_lines
+    from .deploy.text import format_report
+
+    if rollback:
+        if model is not None:
+            raise InputError("--rollback takes no MODEL: it makes the target's previous release current")
+        res = D.rollback(to, ssh_options=ssh_option, python=remote_python)
+    else:
+        if model is None:
+            raise InputError("give a MODEL to deploy (an .ebm file or zoo:NAME), or --rollback")
+        if not service and (source or sink or user_service or service_name):
+            raise InputError("--source, --sink, --user-service and --service-name go with --service")
+        spec = {"source": source, "sinks": list(sink), "user": user_service, "name": service_name} if service else None
+        say = (lambda text: None) if json_out else (lambda text: typer.echo(text, err=True))
+        res = D.deploy(model, to, device=device, ssh_options=ssh_option, offline=offline, recording=recording,
+                       python=remote_python, wheel=wheel, copy=copy.value, service=spec, say=say)
+    typer.echo(json.dumps(res, indent=1) if json_out else format_report(res) + format_lines(res))
+
+
+def remote(
+    ctx: typer.Context,
+    to: str = typer.Argument(..., help="ssh://USER@HOST:PORT/PATH of a deploy (edgebrain deploy --to)"),
+    command: str = typer.Argument(..., help="bench, stream or devices-show, then its own arguments (run on the "
+                                  "target in the active release's folder: model.ebm is the deployed model)"),
+    ssh_option: List[str] = typer.Option([], "--ssh-option", help="ssh option KEY=VALUE (repeatable)"),
+    timeout: float = typer.Option(600.0, "--timeout", help="seconds the remote command may run"),
+):
+    """Run edgebrain bench, stream or devices show on a deployed target with its venv, and print its output here.
+    A MODEL, --source or --input naming a file here is copied there first; a --plot figure comes back."""
+    from .deploy.remote import run
+
+    rc = run(to, command, list(ctx.args), ssh_options=ssh_option, timeout=timeout,
+             say=lambda text: typer.echo(text, err=True))
+    if rc:
+        raise typer.Exit(rc)
+
+
+#: the context ``remote`` needs: the remote command's own options pass through untouched
+REMOTE_CONTEXT = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+def bench_remote(to: str, ssh_options, model: str, *, steps: int, batch: int, precision, cold: bool, threads: int,
+                 json_out: bool) -> None:
+    """``edgebrain bench MODEL --remote URL``: the same as ``edgebrain remote URL bench MODEL ...``."""
+    from .deploy.remote import run
+
+    args = [model, "--steps", str(steps), "--batch", str(batch), "--cold" if cold else "--no-cold",
+            "--threads", str(threads), *(["--precision", precision] if precision else []),
+            *(["--json"] if json_out else [])]
+    rc = run(to, "bench", args, ssh_options=ssh_options, say=lambda text: typer.echo(text, err=True))
+    if rc:
+        raise typer.Exit(rc)
