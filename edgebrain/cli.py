@@ -31,14 +31,20 @@ BACKEND_HELP = ("numba, or c: the C runtime through ctypes (integer models; no N
 
 
 class Target(str, Enum):
+    """The named targets; --target also takes serial://PORT?baud=N (checked by edgebrain.stream.board)."""
+
     host = "host"
     host_firmware = "host-firmware"
+    qemu_m4 = "qemu-m4"
+    qemu_rv32 = "qemu-rv32"
 
 
-TARGET_HELP = ("where the model runs: host (this process, on --backend), or host-firmware (the C runtime built as a "
-               "board program, a separate process on a pseudo-terminal, fed over the framed serial protocol of "
-               "docs/protocol.md; integer models). The host encodes and decodes either way. --target is where the "
-               "model runs now; --device (profile, devices fit) names a device profile to estimate for")
+TARGET_HELP = ("where the model runs: host (this process, on --backend); host-firmware (the C runtime built as a "
+               "board program, a separate process on a pseudo-terminal); qemu-m4 or qemu-rv32 (the firmware on an "
+               "emulated Cortex-M4F or RV32 board, under QEMU); or serial://PORT?baud=N (a real board running the "
+               "firmware, e.g. serial:///dev/ttyACM0?baud=115200). Boards speak the framed protocol of "
+               "docs/protocol.md and run integer models. --target is where the model runs now; --device (profile, "
+               "devices fit) names a device profile to estimate for")
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, epilog=EXIT_CODES_HELP,
                   help="Run spiking models trained elsewhere, fast and frugally, on hardware you can buy.")
@@ -62,10 +68,25 @@ def convert(
     class_names: Optional[str] = typer.Option(None, "--class-names", help="comma-separated class names, in output order"),
     rate: Optional[float] = typer.Option(None, help="model steps per second of sensor time (for streaming)"),
     json_out: bool = typer.Option(False, "--json", help="print the result as JSON"),
+    to_snn: bool = typer.Option(False, "--to-snn", help="a .tflite ANN (ReLU MLP or CNN) to integrate-and-fire "
+                                "neurons, thresholds balanced on --calib samples (N, *sample); docs/conversion.md"),
+    timesteps: str = typer.Option("8,16,32,64", help="--to-snn: timestep counts to measure (comma-separated)"),
+    coding: str = typer.Option("direct", help="--to-snn input: direct (analog, every step) or rate (IF-encoded)"),
+    percentile: float = typer.Option(99.9, help="--to-snn: threshold = this percentile of each ReLU's activations"),
+    device: str = typer.Option("host", help="--to-snn: device profile for the energy estimate"),
 ):
-    """Convert a NIR file to an edgebrain model (optionally quantized), or a model back to NIR."""
+    """Convert a NIR file to an edgebrain model (optionally quantized), or a model back to NIR; with --to-snn,
+    a TFLite ANN to a spiking model, with a report of accuracy against timesteps, operations and energy."""
     from .apps.convert import convert as do_convert
 
+    if to_snn:
+        from .apps.convert_snn import convert_snn, print_convert_snn
+
+        r = convert_snn(model, output, calib=calib, labels=labels, timesteps=timesteps, coding=coding,
+                        percentile=percentile, device=device, state_bits=state_bits, per_channel=not per_layer,
+                        weight_bits={"int4": 4, "int8": 8, "int16": 16}[quantize.value] if quantize else None,
+                        progress=not json_out)
+        return show(r, json_out, print_convert_snn, r)
     result, summary, report = do_convert(
         model, output, dt=dt, dialect=dialect, reset=reset, calib=calib, labels=labels, state_bits=state_bits,
         weight_bits={"int4": 4, "int8": 8, "int16": 16}[quantize.value] if quantize else None,
@@ -76,22 +97,28 @@ def convert(
 
 @app.command()
 def inspect(
-    model: str = typer.Argument(..., help=".ebm or .nir file"),
+    model: str = typer.Argument(..., help=".ebm, .nir or .tflite file"),
     dt: Optional[float] = typer.Option(None, help="timestep (NIR files)"),
     dialect: Optional[str] = typer.Option(None, help="exporter convention (NIR files)"),
     reset: Optional[str] = typer.Option(None, help="zero or subtract (NIR files)"),
     json_out: bool = typer.Option(False, "--json", help="print as JSON"),
 ):
-    """Show nodes, shapes, parameters, memory footprint and the detected NIR dialect."""
-    m = load_model(model, dt, dialect, reset)
+    """Show nodes, shapes, parameters, memory footprint and the detected NIR dialect (a .tflite model: its
+    operators, tensors, quantization, MACs and tensor bytes)."""
+    m = load_model(model, dt, dialect, reset, tflite=True)
     s = m.summary()
+    if s.get("format") == "tflite":
+        from .apps.tflite import print_inspect
+
+        return show(s, json_out, print_inspect, s)
     show(s, json_out, R.print_inspect, model, s, m.graph.meta, default=str)
 
 
 @app.command()
 def run(
-    model: str = typer.Argument(..., help=".ebm or .nir file"),
-    input: str = typer.Option(..., "--input", "-i", help=".npy input, time-major: (T, *input) or (T, B, *input)"),
+    model: str = typer.Argument(..., help=".ebm, .nir or .tflite file"),
+    input: str = typer.Option(..., "--input", "-i", help=".npy input, time-major: (T, *input) or (T, B, *input); "
+                              "a .tflite model: (N, *sample), one inference per sample"),
     output: str = typer.Option(..., "-o", "--output", help="output .npz"),
     precision: Optional[Precision] = typer.Option(None, help="float or int (default: the model's deployed "
                                                   "precision: int when it is quantized)"),
@@ -105,7 +132,7 @@ def run(
     """Run a model over a whole input sequence and save outputs (and recorded nodes) to .npz."""
     from .apps.run import format_run, run_file
 
-    m = load_model(model, dt, dialect, reset)
+    m = load_model(model, dt, dialect, reset, tflite=True)
     summary = run_file(m, input, output, precision.value if precision else None, record, progress=not json_out,
                        model_name=model, backend=backend.value)
     typer.echo(json.dumps(summary, indent=1) if json_out else format_run(summary))
@@ -147,7 +174,11 @@ def stream(
     precision: Optional[Precision] = typer.Option(None, help="float or int (default: the model's deployed "
                                                   "precision: int when it is quantized)"),
     backend: Backend = typer.Option(Backend.numba, "--backend", help=BACKEND_HELP),
-    target: Target = typer.Option(Target.host, "--target", help=TARGET_HELP),
+    target: str = typer.Option(Target.host.value, "--target", help=TARGET_HELP),
+    board_encodes: bool = typer.Option(False, "--board-encodes", help="with a board --target: the board encodes "
+                                       "and decodes too (direct/delta encoders, count decoder): the host forwards raw "
+                                       "int16 sensor counts (the encoder's unit=, else a default said in the log) and "
+                                       "prints the board's decisions"),
     realtime: bool = typer.Option(False, help="play files back at their recorded rate"),
     duration: Optional[float] = typer.Option(None, help="stop at exactly this many seconds of stream time"),
     json_out: bool = typer.Option(False, "--json", help="one JSON object per decision, then {'summary': ...}"),
@@ -171,7 +202,7 @@ def stream(
                          format=format, encoder=encoder, decoder=decoder, precision=precision.value if precision else None,
                          realtime=realtime, source_options=opts, max_seconds=duration,
                          setup_start=t0, observers=fig.observers if fig else (), backend=backend.value,
-                         target=target.value)
+                         target=target, board_encodes=board_encodes)
     if not json_out:  # after the sinks closed, as ever
         print_stream_summary(c, summary)
     if fig:  # on stderr with --json: stdout stays JSON lines
@@ -202,24 +233,37 @@ app.add_typer(data_app, name="data")
 app.add_typer(zoo_app, name="zoo")
 app.add_typer(devices_app, name="devices")
 app.add_typer(firmware_app, name="firmware")
+from .cli_deploy import REMOTE_CONTEXT, bench_remote  # noqa: E402 - edgebrain remote, bench --remote
+from .cli_deploy import deploy as deploy_command  # noqa: E402 - edgebrain deploy (edgebrain/cli_deploy.py)
+from .cli_deploy import remote as remote_command  # noqa: E402
+
+app.command("deploy", epilog=EXIT_CODES_HELP)(deploy_command)
+app.command("remote", epilog=EXIT_CODES_HELP, context_settings=REMOTE_CONTEXT)(remote_command)
 
 
 @app.command()
 def bench(
-    model: str = typer.Argument(..., help=".ebm or .nir file (or zoo:NAME)"),
+    model: str = typer.Argument(..., help=".ebm, .nir or .tflite file (or zoo:NAME)"),
     steps: int = typer.Option(1000, "--steps", "-n", help="timed steps (batch 1), also the length of the throughput runs"),
     batch: int = typer.Option(8, "--batch", "-b", help="batch size for the throughput run"),
     precision: Optional[Precision] = typer.Option(None, help="float or int (default: int for a quantized model)"),
     cold: bool = typer.Option(False, "--cold/--no-cold", help="also measure start-up in fresh processes (empty "
                               "and warm Numba cache; adds 10-60 s)"),
+    threads: int = typer.Option(1, "--threads", help="a .tflite model: the TFLite interpreter's thread count"),
     json_out: bool = typer.Option(False, "--json", help="print as JSON"),
+    remote: Optional[str] = typer.Option(None, "--remote", help="ssh://USER@HOST:PORT/PATH of a deploy: bench "
+                                         "there (edgebrain remote URL bench ...)"),
+    ssh_option: List[str] = typer.Option([], "--ssh-option", help="with --remote: ssh option KEY=VALUE"),
 ):
     """Per-step latency p50/p90/p99, throughput, peak memory and footprint, and with --cold the start-up time
     (empty and warm Numba cache), printed like TFLite's benchmark_model."""
+    if remote is not None:
+        return bench_remote(remote, ssh_option, model, steps=steps, batch=batch, cold=cold, threads=threads,
+                            precision=precision.value if precision else None, json_out=json_out)
     from .apps import bench as B
 
     res = B.run(model, steps=steps, batch=batch, precision=precision.value if precision else None, cold=cold,
-                progress=not json_out and steps >= 20000, say=lambda text: typer.echo(text, err=True))
+                progress=not json_out and steps >= 20000, say=lambda text: typer.echo(text, err=True), threads=threads)
     typer.echo(json.dumps(res, indent=1) if json_out else B.format_report(res))
 
 

@@ -70,7 +70,22 @@ def show(res, json_out: bool, printer, *args, default=None) -> None:
         printer(console(), *args)
 
 
-def load_model(path: str, dt=None, dialect=None, reset=None):
+def load_model(path: str, dt=None, dialect=None, reset=None, tflite: bool = False):
+    """The model at ``path``: a spiking model (:class:`edgebrain.model.Model`: .ebm, .nir, zoo:NAME),
+    or, for a command that runs one (``tflite=True``), a TensorFlow Lite model
+    (:class:`edgebrain.tflite_session.TFLiteModel`, docs/tflite.md); the other commands refuse it in one line."""
+    from .tflite_io import is_tflite_file
+
+    if is_tflite_file(path):
+        from .errors import ModelError
+        from .tflite_session import TFLiteModel
+
+        if not tflite:
+            raise ModelError("a TensorFlow Lite model; edgebrain runs those with run, inspect and bench for now "
+                             "(docs/tflite.md), not with this command", file=path)
+        if any(v is not None for v in (dt, dialect, reset)):
+            raise ModelError("--dt, --dialect and --reset apply to NIR files; this is a TFLite model", file=path)
+        return TFLiteModel.load(path)
     from .model import Model
 
     return Model.load(path, dt=dt, dialect=dialect, reset=reset)

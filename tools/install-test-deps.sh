@@ -33,7 +33,10 @@ if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   fi
 fi
 PIP="python -m pip install -q --disable-pip-version-check"
-$PIP -e ".[dev]"
+$PIP -e ".[dev,tflite]"
+# tflite-runtime 2.14 beside LiteRT, without its deps: the test that it is refused under NumPy 2 with a clear
+# line runs (edgebrain always prefers LiteRT, so its presence changes nothing else)
+$PIP --no-deps "tflite-runtime==2.14.0" || echo "install-test-deps: tflite-runtime 2.14 has no wheel here; its test skips" >&2
 $PIP "torch==2.13.0"
 $PIP snntorch scipy pbr matplotlib tqdm
 # norse declares torchvision (a multi-GB CUDA torch); it imports and runs without it.
@@ -42,14 +45,16 @@ $PIP snntorch scipy pbr matplotlib tqdm
 $PIP --no-deps norse nirtorch sinabs rockpool "neurobench>=2.3,<3"
 python - <<'PY'
 import importlib
-for m in ("edgebrain", "numba", "nir", "torch", "snntorch", "norse", "sinabs", "rockpool", "hypothesis",
+for m in ("edgebrain", "numba", "nir", "torch", "snntorch", "norse", "sinabs", "rockpool", "hypothesis", "ai_edge_litert.interpreter",
           "neurobench.benchmarks"):
     importlib.import_module(m)
 print("test dependencies importable")
 PY
 # the emulated arm64 board (tests/test_arm64_qemu.py): a Debian root filesystem with Numba's aarch64
 # wheels, built once per machine under ~/.cache/edgebrain/arm64 (root only: debootstrap); without
-# it those tests skip and say how to build it
+# it those tests skip and say how to build it. Its SSH-capable variant (an sshd, python3-venv, CA
+# certificates, rsync), so that the same board is the emulated Raspberry Pi of tests/deploy/test_arm64_board.py
 if [ "$(id -u)" = 0 ] && command -v debootstrap >/dev/null 2>&1 && command -v qemu-aarch64-static >/dev/null 2>&1; then
-  PYTHON="$(command -v python)" bash tools/arm64/rootfs.sh
+  EDGEBRAIN_ARM64_EXTRA_PACKAGES=python3,python3-venv,openssh-server,ca-certificates,rsync \
+    PYTHON="$(command -v python)" bash tools/arm64/rootfs.sh
 fi
