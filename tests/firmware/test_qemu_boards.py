@@ -282,3 +282,23 @@ def test_fit_estimates_latency_from_the_counted_instructions():
     # a core of another instruction set: no such estimate, and fit says why
     r = fit(model, D.load("rp2040"))
     assert r["latency_from_instructions"] is None
+
+
+def test_a_port_in_use_by_another_program_is_one_line_and_exit_2(recording):
+    """A board's port already opened by another program (here a pyserial with the port locked, as
+    edgebrain itself opens one) is refused, not shared: two readers would each get half the bytes."""
+    import serial
+
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    path = os.ttyname(slave)
+    other = serial.Serial(path, exclusive=True)
+    try:
+        r = cli("stream", "zoo:har-lif", "--source", str(recording), "--target", f"serial://{path}?baud=115200",
+                timeout=120)
+    finally:
+        other.close()
+        os.close(slave)
+        os.close(master)
+    assert r.returncode == 2, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "is in use by another program" in r.stderr, r.stderr
