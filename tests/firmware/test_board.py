@@ -441,3 +441,43 @@ def test_make_firmware_host_board_builds_the_same_program(exe, har, tmp_path):
         assert s.info["loaded"] == 1 and s.ping(b"make") == b"make"
     finally:
         s.close()
+
+
+# ---------------------------------------------------------------------- a board of another version
+
+
+def _board_of_version(tmp_path, replace: tuple[str, str]) -> "os.PathLike":
+    """The host board program built from a copy of the C runtime with one generated constant changed,
+    as a board flashed by another edgebrain would have it."""
+    import shutil
+    import subprocess
+
+    from edgebrain import cbuild
+
+    src = tmp_path / "cruntime"
+    shutil.copytree(cbuild.SOURCE_DIR, src, ignore=shutil.ignore_patterns("__pycache__"))
+    for h in src.glob("*.h"):
+        text = h.read_text()
+        if replace[0] in text:
+            h.write_text(text.replace(replace[0], replace[1]))
+            break
+    else:
+        raise AssertionError(f"{replace[0]!r} is in no header")
+    exe = tmp_path / "eb_host_board_other"
+    subprocess.run([*cbuild.compiler(), *BD.BOARD_FLAGS, "-I", str(src), "-o", str(exe), str(BD.BOARD_SOURCE),
+                    *map(str, sorted(src.glob("*.c")))], check=True, capture_output=True, timeout=300)
+    return exe
+
+
+@pytest.mark.parametrize("replace,words", [
+    (('#define EB_EDGEBRAIN_VERSION "', '#define EB_EDGEBRAIN_VERSION "9.'), ("runs the C runtime of edgebrain 9.",
+                                                                             "update the board's firmware")),
+    (("#define EB_FORMAT_VERSION ", "#define EB_FORMAT_VERSION 9"), ("blob format 9", "update the board's firmware")),
+])
+def test_a_board_of_another_version_is_refused_in_one_line(clib, tmp_path, har, replace, words):
+    exe = _board_of_version(tmp_path, replace)
+    with pytest.raises(BD.BoardError) as e:
+        s = open_session(exe, har[1])
+        s.close()
+    msg = str(e.value)
+    assert "\n" not in msg and all(w in msg for w in words), msg
