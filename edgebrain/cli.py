@@ -162,7 +162,7 @@ def demo(
 
 @app.command()
 def stream(
-    model: str = typer.Argument(..., help=".ebm or .nir model"),
+    model: str = typer.Argument(..., help=".ebm or .nir model, or .tflite with its sidecar JSON"),
     source: str = typer.Option(..., "--source", "-s", help="file, or serial://DEV?baud=N, tcp://host:port, udp://:port, mic://default"),
     format: Optional[str] = typer.Option(None, "--format", "-f", help="source format (default: detected)"),
     encoder: Optional[str] = typer.Option(None, help="NAME:key=value,... replaces the encoder (default: the model's, "
@@ -196,7 +196,7 @@ def stream(
 
     c = console()
     t0 = now()  # set-up starts with loading the model
-    m, opts = load_model(model, dt, dialect, None), parse_options(option)
+    m, opts = load_model(model, dt, dialect, None, tflite="stream"), parse_options(option)
     fig = stream_figure(plot, m, source, model_name=model, encoder=encoder, format=format, options=opts)  # checked now
     summary = run_stream(m, source, sinks=[build_sink("stdout") if json_out else ConsoleSink(c)], sink_specs=sink,
                          format=format, encoder=encoder, decoder=decoder, precision=precision.value if precision else None,

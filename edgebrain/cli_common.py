@@ -70,10 +70,11 @@ def show(res, json_out: bool, printer, *args, default=None) -> None:
         printer(console(), *args)
 
 
-def load_model(path: str, dt=None, dialect=None, reset=None, tflite: bool = False):
+def load_model(path: str, dt=None, dialect=None, reset=None, tflite: bool | str = False):
     """The model at ``path``: a spiking model (:class:`edgebrain.model.Model`: .ebm, .nir, zoo:NAME),
     or, for a command that runs one (``tflite=True``), a TensorFlow Lite model
-    (:class:`edgebrain.tflite_session.TFLiteModel`, docs/tflite.md); the other commands refuse it in one line."""
+    (:class:`edgebrain.tflite_session.TFLiteModel`, docs/tflite.md; ``tflite="stream"``: with its sidecar,
+    :class:`edgebrain.tflite_stream.WindowedTFLite`); the other commands refuse it in one line."""
     from .tflite_io import is_tflite_file
 
     if is_tflite_file(path):
@@ -81,10 +82,14 @@ def load_model(path: str, dt=None, dialect=None, reset=None, tflite: bool = Fals
         from .tflite_session import TFLiteModel
 
         if not tflite:
-            raise ModelError("a TensorFlow Lite model; edgebrain runs those with run, inspect and bench for now "
+            raise ModelError("a TensorFlow Lite model; edgebrain runs those with run, stream, inspect and bench "
                              "(docs/tflite.md), not with this command", file=path)
         if any(v is not None for v in (dt, dialect, reset)):
             raise ModelError("--dt, --dialect and --reset apply to NIR files; this is a TFLite model", file=path)
+        if tflite == "stream":  # over windows of the stream, with its sidecar JSON
+            from .tflite_stream import WindowedTFLite
+
+            return WindowedTFLite(path)
         return TFLiteModel.load(path)
     from .model import Model
 

@@ -527,12 +527,19 @@ def build_pipeline(model, source: str, *, format: str | None = None, encoder=Non
             "bin" if src.info.kind == "events" else "audio" if src.info.format in AUDIO_FORMATS else "direct"), encoder)
         enc = build_encoder(enc_spec)
         labels = list(labels) if labels else cfg.class_names(n_outputs(model))
-        dec_spec = decoder or cfg.decoder or "count"
-        name, kw = with_labels(dec_spec, labels)
-        from .base import build as _build
-        from .registry import decoders
+        own = getattr(model, "stream_decoder", None)  # a model deciding once per window brings its decoder
+        if own is not None:
+            if decoder or board_encodes or target not in (None, "host"):
+                raise InputError("--decoder, --target and --board-encodes do not apply to a model that decides once "
+                                 "per window (docs/tflite.md)", file=getattr(model, "path", None))
+            dec = own(labels)
+        else:
+            dec_spec = decoder or cfg.decoder or "count"
+            name, kw = with_labels(dec_spec, labels)
+            from .base import build as _build
+            from .registry import decoders
 
-        dec = _build(decoders(), {"type": name, **kw}, "decoder")
+            dec = _build(decoders(), {"type": name, **kw}, "decoder")
         if board_encodes:
             if target in (None, "host"):
                 raise InputError("--board-encodes needs a board to encode on: --target host-firmware (or another "
