@@ -31,7 +31,7 @@ _MEANING = {
     ExitCode.INTERNAL: "internal error (a bug: please report it)",
     ExitCode.BAD_INPUT: "bad input or usage (one 'error:' line says what)",
     ExitCode.NEGATIVE: "the verdict is negative: devices fit says DOES NOT FIT",
-    ExitCode.PARTIAL: "partial failure, e.g. a fleet with a failed host (reserved)",
+    ExitCode.PARTIAL: "partial failure: a fleet deploy where some hosts failed (`deploy --fleet`)",
     ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
     ExitCode.BROKEN_PIPE: "the reader of the output went away (e.g. '| head -1'); no message",
     ExitCode.TERMINATED: "terminated (SIGTERM)",

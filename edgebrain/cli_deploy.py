@@ -19,8 +19,12 @@ class CopyTool(str, Enum):
 
 def deploy(
     model: Optional[str] = typer.Argument(None, help=".ebm model or zoo:NAME (not with --rollback)"),
-    to: str = typer.Option(..., "--to", help="ssh://USER@HOST:PORT/PATH, user and port optional (a folder under the "
-                           "home folder: ssh://HOST/~/edgebrain)"),
+    to: Optional[str] = typer.Option(None, "--to", help="ssh://USER@HOST:PORT/PATH, user and port optional (a folder "
+                                     "under the home folder: ssh://HOST/~/edgebrain)"),
+    fleet: Optional[str] = typer.Option(None, "--fleet", help="an Ansible inventory: deploy to each of its hosts "
+                                        "through ansible-playbook (the deploy extra); exit code 4 if a host failed"),
+    emit_ansible: Optional[str] = typer.Option(None, "--emit-ansible", help="write the fleet's playbook and an "
+                                               "example inventory into this folder, and stop"),
     device: Optional[str] = typer.Option(None, "--device", "-d", help="device profile (rpi4b, rpi5, "
                                          "jetson-orin-nano, ...): checks the architecture and that the model fits; "
                                          "default: detected from the board's device-tree model, if any"),
@@ -56,6 +60,29 @@ def deploy(
     from .deploy.service import format_lines
     from .deploy.text import format_report
 
+    if sum(x is not None for x in (to, fleet, emit_ansible)) != 1:
+        raise InputError("give one of --to ssh://HOST/PATH, --fleet INVENTORY or --emit-ansible DIR")
+    if emit_ansible is not None or fleet is not None:
+        from .cli_common import ExitCode
+        from .deploy import fleet as F
+
+        if emit_ansible is not None:
+            if model is not None:
+                raise InputError("--emit-ansible takes no MODEL: the playbook reads it from edgebrain_model")
+            res = F.emit(emit_ansible)
+            typer.echo(json.dumps(res, indent=1) if json_out else "\n".join(res["emitted"]) + "\nrun: " + res["run"])
+            return
+        if model is None or rollback or service or recording or copy != CopyTool.auto or ssh_option \
+                or remote_python != "python3":
+            raise InputError("--fleet takes a MODEL, --device, --offline, --wheel and --json; per-host ssh options "
+                             "and edgebrain_remote_python "
+                             "go in the inventory (ansible_ssh_private_key_file, edgebrain_ssh_options)")
+        say = (lambda text: None) if json_out else (lambda text: typer.echo(text, err=True))
+        res = F.run(model, fleet, device=device, offline=offline, wheel=wheel, say=say)
+        typer.echo(json.dumps(res, indent=1) if json_out else F.format_fleet(res))
+        if res["failed"]:
+            raise typer.Exit(ExitCode.PARTIAL)
+        return
     if rollback:
         if model is not None:
             raise InputError("--rollback takes no MODEL: it makes the target's previous release current")

@@ -15,7 +15,8 @@ from tests.conftest import REPO, need
 
 #: extra → (the modules it provides, as imported by edgebrain)
 EXTRAS = {"audio": ["soundfile"], "mic": ["sounddevice"], "mqtt": ["paho"], "plot": ["matplotlib"],
-          "train": ["torch", "snntorch"], "tflite": ["ai_edge_litert", "tflite_runtime"]}
+          "train": ["torch", "snntorch"], "tflite": ["ai_edge_litert", "tflite_runtime"],
+          "deploy": ["ansible"]}  # deploy --fleet runs ansible-playbook (tests/deploy/test_fleet.py)
 
 
 def without(modules, *args):

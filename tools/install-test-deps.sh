@@ -33,7 +33,7 @@ if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   fi
 fi
 PIP="python -m pip install -q --disable-pip-version-check"
-$PIP -e ".[dev,tflite]"
+$PIP -e ".[dev,tflite,deploy]"
 # tflite-runtime 2.14 beside LiteRT, without its deps: the test that it is refused under NumPy 2 with a clear
 # line runs (edgebrain always prefers LiteRT, so its presence changes nothing else)
 $PIP --no-deps "tflite-runtime==2.14.0" || echo "install-test-deps: tflite-runtime 2.14 has no wheel here; its test skips" >&2
