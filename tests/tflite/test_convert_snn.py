@@ -43,6 +43,20 @@ def labelled(datasets):
     return np.stack(xs), np.array(ys)
 
 
+
+def _write_model(path, s, tensors, inputs, outputs, ops, codes, bufs):
+    """A one-subgraph TFLite model of these tensors and operators, written with LiteRT's schema module."""
+    import flatbuffers
+
+    g = s.SubGraphT()
+    g.tensors, g.inputs, g.outputs, g.operators, g.name = tensors, inputs, outputs, ops, "main"
+    m = s.ModelT()
+    m.version, m.operatorCodes, m.subgraphs, m.buffers, m.description = 3, codes, [g], bufs, "edgebrain test"
+    b = flatbuffers.Builder(0)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    path.write_bytes(bytes(b.Output()))
+    return path
+
 def preserved_activations(path, xs, tensors):
     """LiteRT's own values of ``tensors`` (dequantized) for every sample, with all intermediate tensors kept."""
     it = litert.Interpreter(model_path=str(path), experimental_preserve_all_tensors=True)
@@ -116,14 +130,7 @@ def write_tflite(path, ops_spec, n_in=3):
         cur = tensor(f"t{k}", (1, width))
         op.outputs = [cur]
         ops.append(op)
-    g = s.SubGraphT()
-    g.tensors, g.inputs, g.outputs, g.operators, g.name = tensors, [first], [cur], ops, "main"
-    m = s.ModelT()
-    m.version, m.operatorCodes, m.subgraphs, m.buffers, m.description = 3, codes, [g], bufs, "edgebrain test"
-    b = flatbuffers.Builder(0)
-    b.Finish(m.Pack(b), file_identifier=b"TFL3")
-    path.write_bytes(bytes(b.Output()))
-    return path
+    return _write_model(path, s, tensors, [first], [cur], ops, codes, bufs)
 
 
 def test_tiny_model_rates_are_relu_over_threshold_within_one_over_t(tmp_path):
@@ -215,14 +222,7 @@ def write_cnn(path, rng):
     h = op("RESHAPE", [h, tensor((2,), [1, 54], ttype=2)], (1, 54))
     y = op("FULLY_CONNECTED", [h, tensor(w3.shape, w3), tensor(b3.shape, b3)], (1, 4), "FullyConnectedOptions",
            fusedActivationFunction=0)
-    g = s.SubGraphT()
-    g.tensors, g.inputs, g.outputs, g.operators, g.name = tensors, [x], [y], ops, "main"
-    m = s.ModelT()
-    m.version, m.operatorCodes, m.subgraphs, m.buffers, m.description = 3, codes, [g], bufs, "edgebrain test"
-    b = flatbuffers.Builder(0)
-    b.Finish(m.Pack(b), file_identifier=b"TFL3")
-    path.write_bytes(bytes(b.Output()))
-    return path
+    return _write_model(path, s, tensors, [x], [y], ops, codes, bufs)
 
 
 def test_conv_depthwise_avgpool_flatten_layouts_match_the_interpreter(tmp_path):
