@@ -6,7 +6,9 @@
 * ``model.ebm``: the model (a ``zoo:NAME`` is the zoo's file);
 * ``device.toml``: the device profile, when there is one;
 * ``requirements.txt``: edgebrain's core dependencies (the wheel's own ``Requires-Dist``, for the
-  target's Python) pinned to the versions installed here, plus ``llvmlite`` (Numba's compiler);
+  target's Python) pinned to the versions installed here, plus ``llvmlite`` (Numba's compiler); where
+  the version installed here does not support the target's Python, the tested pin of
+  :data:`FALLBACK_PINS` for that Python instead (NumPy 2.2.6 on Python 3.10);
 * ``smoke_input.npy`` and ``expected.json``: the smoke test's input (the first steps of a real
   recording through the model's own encoder, or a seeded input when no recording is given) and
   its hashes computed here (:mod:`.smoke`);
@@ -42,6 +44,16 @@ _EPOCH = "315532800"
 _SOURCE_GLOBS = ("edgebrain/**/*", "devices/*.toml", "pyproject.toml", "setup.py", "README.md")
 #: pinned besides the wheel's own requirements: Numba's compiler, which must match Numba's version
 _EXTRA_PINS = ("llvmlite",)
+#: Tested pins for a target whose Python a version installed here does not support, per (major, minor):
+#: {name: (version, why)}. Only those names change; everything else stays at this machine's version.
+#: Each set is deployed in CI to a real interpreter of that Python (tests/deploy/test_python310.py: an
+#: Ubuntu 22.04 x86-64 userland, JetPack 6's, online and --offline), smoke test bit-identical.
+FALLBACK_PINS = {
+    (3, 10): {
+        "numpy": ("2.2.6", "the last NumPy with Python 3.10 wheels (2.3 needs 3.11); numba 0.68 takes numpy<2.6"),
+        "tomli": ("2.3.0", "tomllib for Python 3.10 (edgebrain needs it there only, so it is not installed on 3.11+)"),
+    },
+}
 
 
 def sha256_file(path) -> str:
@@ -139,31 +151,59 @@ def _packaging():
     return Requirement, SpecifierSet
 
 
-def pinned_requirements(wheel: Path, target_python: str) -> list[str]:
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def pinned_requirements(wheel: Path, target_python: str, fallbacks=None) -> list[str]:
     """``name==version`` for each core requirement of ``wheel`` that applies to ``target_python``
-    (X.Y.Z), at the version installed here; refused when that version does not support the target's Python."""
+    (X.Y.Z), at the version installed here, or at :data:`FALLBACK_PINS`' version for that Python when
+    the one here does not support it (or is not installed here). Refused, with one line, when neither
+    works. ``fallbacks``, a dict, receives ``{name: version}`` of the fallback pins used."""
     Requirement, SpecifierSet = _packaging()
-    env = {"python_version": ".".join(target_python.split(".")[:2]), "python_full_version": target_python,
-           "extra": ""}
-    names, lines = [], []
+    mm = tuple(int(p) for p in target_python.split(".")[:2])
+    table = {_norm(k): v for k, v in FALLBACK_PINS.get(mm, {}).items()}
+    env = {"python_version": f"{mm[0]}.{mm[1]}", "python_full_version": target_python, "extra": ""}
+    names, pins, used, installed = [], {}, {}, {}
     for spec in _wheel_requires(wheel):
         req = Requirement(spec)
         if req.marker is not None and not req.marker.evaluate(env):
             continue
-        names.append((req.name, str(req)))
-    names += [(n, n) for n in _EXTRA_PINS if n not in {a for a, _ in names}]
-    for name, spec in names:
+        names.append((_norm(req.name), req))
+    names += [(n, Requirement(n)) for n in _EXTRA_PINS if n not in {a for a, _ in names}]
+    for name, req in names:
         try:
             dist = metadata.distribution(name)
         except metadata.PackageNotFoundError:
-            lines.append(spec)  # not used here (e.g. tomli on Python 3.11+): the range, unpinned
-            continue
-        needs = dist.metadata.get("Requires-Python")
-        if needs and target_python not in SpecifierSet(needs):
-            raise DeployError(f"{name} {dist.version}, the version tested here, needs Python {needs}; the target "
-                              f"has Python {target_python} (use a newer Python there, e.g. --remote-python python3.11)")
-        lines.append(f"{re.sub(r'[-_.]+', '-', name).lower()}=={dist.version}")
-    return sorted(lines)
+            dist = None
+        needs = dist.metadata.get("Requires-Python") if dist is not None else None
+        if dist is not None and (not needs or target_python in SpecifierSet(needs)):
+            pins[name] = dist.version
+            installed[name] = dist
+        elif name in table:
+            version, _ = table[name]
+            if not req.specifier.contains(version, prereleases=True):
+                raise DeployError(f"the tested {name} {version} for Python {env['python_version']} does not meet "
+                                  f"edgebrain's {req}; update FALLBACK_PINS in edgebrain/deploy/bundle.py")
+            pins[name] = used[name] = version
+        elif dist is None:
+            pins[name] = None  # not used here and no tested pin: the range, unpinned
+        else:
+            raise DeployError(f"{name} {dist.version}, the version tested here, needs Python {needs}; the target has "
+                              f"Python {target_python}, for which no other {name} is tested (use a newer Python "
+                              "there, e.g. --remote-python python3.11)")
+    # the fallbacks must suit the other pins (numba's numpy range, say)
+    for name, dist in installed.items():
+        for spec in dist.requires or ():
+            r = Requirement(spec)
+            if _norm(r.name) in used and (r.marker is None or r.marker.evaluate(env)) \
+                    and not r.specifier.contains(used[_norm(r.name)], prereleases=True):
+                raise DeployError(f"{dist.metadata['Name']} {dist.version} needs {r}, but the tested pin for Python "
+                                  f"{env['python_version']} is {_norm(r.name)} {used[_norm(r.name)]}; update "
+                                  "FALLBACK_PINS in edgebrain/deploy/bundle.py")
+    if fallbacks is not None:
+        fallbacks.update(used)
+    return sorted(f"{n}=={v}" if v else str(req) for (n, req), v in ((nr, pins[nr[0]]) for nr in names))
 
 
 def smoke_input(model, recording: str | None):
@@ -225,7 +265,11 @@ def build(model, model_name: str, work: Path, *, python: str, arch: str, libc: s
     shutil.copyfile(model.path, work / "model.ebm")
     if device is not None:
         shutil.copyfile(device.path, work / "device.toml")
-    reqs = pinned_requirements(whl, python)
+    fallbacks: dict = {}
+    reqs = pinned_requirements(whl, python, fallbacks)
+    if fallbacks and say:
+        say(f"Python {python} on the target: the tested pins for it, "
+            + ", ".join(f"{n}=={v}" for n, v in sorted(fallbacks.items())))
     (work / "requirements.txt").write_text("".join(r + "\n" for r in reqs))
     x, described = smoke_input(model, recording)
     np.save(work / "smoke_input.npy", x, allow_pickle=False)
@@ -245,6 +289,8 @@ def build(model, model_name: str, work: Path, *, python: str, arch: str, libc: s
                 "device": device.name if device is not None else None, "python": py_mm, "arch": arch,
                 "offline": bool(offline), "smoke_input": described, "expected": expected,
                 "requirements": reqs, "env": env, "files": files}
+    if fallbacks:  # only then: the manifest (so the release id) of a 3.11+ target is as before
+        manifest["fallback_pins"] = dict(sorted(fallbacks.items()))
     raw = (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode()
     (work / "manifest.json").write_bytes(raw)
     ident = hashlib.sha256(raw).hexdigest()[:16]

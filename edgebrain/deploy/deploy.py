@@ -204,7 +204,7 @@ def deploy(model_spec: str, to: str, *, device: str | None = None, ssh_options=(
         ident = b["id"]
         report["bundle"] = {"id": ident, "files": b["n_files"], "bytes": b["bytes"], "wheel": b["wheel"],
                             "model": b["model"]["name"], "offline": b["offline"], "smoke_input": b["smoke_input"],
-                            "requirements": b["requirements"]}
+                            "requirements": b["requirements"], "fallback_pins": b.get("fallback_pins", {})}
         report["expected"] = b["expected"]
         if facts.get("current") == ident:
             report.update(action="unchanged", release=ident, previous=facts.get("previous"))
