@@ -18,10 +18,12 @@ How it runs (root only):
 * ``chroot ROOTFS /usr/sbin/sshd -D -e`` on a loopback port, with a throwaway host key and user key,
   logging in as root with the key only. ``uname -m`` says ``aarch64`` because qemu-aarch64 reports the
   architecture of what it runs; nothing about the architecture is faked.
-* The board has no package index: sshd sets pip's index to a closed port for every session (a board
-  on a factory floor), so the tests deploy ``--offline`` with the aarch64 wheels in the bundle. The
-  root filesystem also gets the host's ``/etc/resolv.conf`` and ``/etc/hosts``, and the CA bundle
-  (``/etc/ssl/certs/ca-certificates.crt``), as for any chroot, for someone who runs it by hand online.
+* The board listens on two ports. Sessions on :attr:`Board.port` reach the package index as the host
+  does: the root filesystem gets the host's ``/etc/resolv.conf`` and ``/etc/hosts`` and its CA bundle
+  (``/etc/ssl/certs/ca-certificates.crt``), as for any chroot behind a proxy, and pip inside the board
+  downloads the aarch64 wheels itself. Sessions on :attr:`Board.offline_port` have no route to any index
+  (sshd sets pip's index to a closed port, a board on a factory floor): there only ``deploy --offline``,
+  with the aarch64 wheels in the bundle, can install.
 
 The target folder ``/opt/eb`` lives in the root filesystem, which persists under the user cache: the
 venvs a deploy created there, with the Numba cache that deploy's warm-up filled in them, are kept
@@ -156,9 +158,11 @@ class Board:
     config_dir: Path | None = None
     lock: object = None
     user: str = "root"
+    #: a port whose sessions cannot reach any package index (see the module docstring)
+    offline_port: int = 0
 
-    def url(self, path: str = TARGET) -> str:
-        return f"ssh://{self.user}@{self.host}:{self.port}{path}"
+    def url(self, path: str = TARGET, offline: bool = False) -> str:
+        return f"ssh://{self.user}@{self.host}:{self.offline_port if offline else self.port}{path}"
 
     def options(self) -> list[str]:
         out = []
@@ -202,7 +206,7 @@ def _keygen(path: Path) -> None:
 #: run by ``unshare --mount`` as root: the board's mounts, private to it, then sshd in the chroot
 _START = r"""
 set -e
-R=$1; CFG=$2; PORT=$3; CPUINFO=$4; MODEL=$5
+R=$1; CFG=$2; PORT=$3; CPUINFO=$4; MODEL=$5; OFFLINE_PORT=$6
 mount --make-rprivate /
 mount -t proc proc "$R/proc"
 mount --bind "$CPUINFO" "$R/proc/cpuinfo"
@@ -214,7 +218,7 @@ mount -t tmpfs -o mode=0755 tmpfs "$R/sys"
 mkdir -p "$R/sys/firmware/devicetree/base"
 cp "$MODEL" "$R/sys/firmware/devicetree/base/model"
 mount -o remount,ro,bind "$R/sys"
-exec chroot "$R" /usr/sbin/sshd -D -e -f "$CFG" -p "$PORT"
+exec chroot "$R" /usr/sbin/sshd -D -e -f "$CFG" -p "$PORT" -p "$OFFLINE_PORT"
 """
 
 
@@ -257,20 +261,24 @@ def _start(work: Path, timeout: float, lock) -> Board:
     (work / "cpuinfo").write_text(PI4_CPUINFO)
     (work / "model").write_text(PI4_MODEL)
     cfg = "/etc/ssh/edgebrain-test/sshd_config"
-    (inside / "sshd_config").write_text("\n".join([
+    template = "\n".join([
         "ListenAddress 127.0.0.1", "HostKey /etc/ssh/edgebrain-test/host_key",
         "AuthorizedKeysFile /etc/ssh/edgebrain-test/authorized_keys", "PubkeyAuthentication yes",
         "PasswordAuthentication no", "KbdInteractiveAuthentication no", "PermitRootLogin prohibit-password",
         "UsePAM no", "StrictModes no", "PidFile none", "Subsystem sftp internal-sftp", "MaxStartups 100",
-        "MaxSessions 100", "LogLevel VERBOSE", "LoginGraceTime 300",
-        # a board with no route to the package index: deploy --offline brings the wheels
-        "SetEnv PIP_INDEX_URL=http://127.0.0.1:9/simple PIP_RETRIES=0 PIP_TIMEOUT=5", ""]))
+        "MaxSessions 100", "LogLevel VERBOSE", "LoginGraceTime 300", "{offline}"])
     log = work / "sshd.log"
     for _ in range(3):
-        port = _free_port()
+        port, offline_port = _free_port(), _free_port()
+        # a board with no route to the package index on the second port: deploy --offline brings the wheels
+        (inside / "sshd_config").write_text(template.replace("{offline}", "\n".join([
+            f"Match LocalPort {offline_port}",
+            "    SetEnv PIP_INDEX_URL=http://127.0.0.1:9/simple PIP_EXTRA_INDEX_URL=http://127.0.0.1:9/simple "
+            "PIP_RETRIES=0 PIP_TIMEOUT=5", ""])))
         with open(log, "ab") as log_file:
             proc = subprocess.Popen(["unshare", "--mount", "sh", "-c", _START, "edgebrain-arm64-board", str(root),
-                                     cfg, str(port), str(work / "cpuinfo"), str(work / "model")],
+                                     cfg, str(port), str(work / "cpuinfo"), str(work / "model"),
+                                     str(offline_port)],
                                     stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         up = False
@@ -291,8 +299,9 @@ def _start(work: Path, timeout: float, lock) -> Board:
         raise RuntimeError(f"the arm64 board's sshd did not start: {lines[-3:]}")
     host_pub = " ".join((inside / "host_key.pub").read_text().split()[:2])
     kh = work / "known_hosts"
-    kh.write_text(f"[127.0.0.1]:{port} {host_pub}\n")
-    return Board("127.0.0.1", port, work, work / "user_key", kh, log, proc, config_dir=inside, lock=lock)
+    kh.write_text(f"[127.0.0.1]:{port} {host_pub}\n[127.0.0.1]:{offline_port} {host_pub}\n")
+    return Board("127.0.0.1", port, work, work / "user_key", kh, log, proc, config_dir=inside, lock=lock,
+                 offline_port=offline_port)
 
 
 def reset_target(b: Board, path: str = TARGET) -> str:

@@ -156,3 +156,22 @@ def wheel(tmp_path_factory):
     out = tmp_path_factory.mktemp("wheel") / whl.name
     shutil.copyfile(whl, out)
     return str(out)
+
+
+@pytest.fixture(scope="session")
+def pi(tmp_path_factory):
+    """The emulated Raspberry Pi 4 (arm64_sshd.py), one per session, shared by the tests that deploy to it
+    (test_arm64_board.py, test_fleet.py). Skips, saying why, where it cannot run; fails instead with
+    EDGEBRAIN_REQUIRE_ARM64=1 (.ci/run)."""
+    from tests.deploy import arm64_sshd
+
+    why = arm64_sshd.why_absent()
+    if why:
+        if os.environ.get("EDGEBRAIN_REQUIRE_ARM64") == "1":
+            pytest.fail(f"EDGEBRAIN_REQUIRE_ARM64=1 but {why}")
+        pytest.skip(why)
+    b = arm64_sshd.start(tmp_path_factory.mktemp("arm64-sshd"))
+    try:
+        yield b
+    finally:
+        b.stop()

@@ -1,9 +1,14 @@
 """``edgebrain deploy MODEL --fleet inventory.yml`` through a real ``ansible-playbook`` (ansible-core, the
-deploy extra) against the real sshd on loopback (conftest.py). The fleet has three hosts: two deploy
-folders on the loopback sshd (two inventory hosts with their own paths) and one whose inventory names
-a key the server refuses. The two deploy, with the smoke test bit-identical; the third is reported in
-one line; the exit code is 4 (a partial failure). A re-run changes nothing on the two (ansible's
-changed=0). ``--emit-ansible`` writes a playbook that ``ansible-playbook --syntax-check`` accepts."""
+deploy extra). The fleet has three hosts: a deploy folder on the x86-64 sshd on loopback (conftest.py),
+the emulated Raspberry Pi 4 (arm64_sshd.py: an arm64 sshd, Python and pip under qemu-aarch64), and a
+second folder on the x86-64 sshd whose inventory names a key the server refuses. The first two deploy,
+with the smoke test bit-identical on both architectures; the third is reported in one line; the exit
+code is 4 (a partial failure). A re-run changes nothing on the two (ansible's changed=0).
+``--emit-ansible`` writes a playbook that ``ansible-playbook --syntax-check`` accepts.
+
+The Pi's host deploys to the folder test_arm64_board.py used (when it ran first in the session), so the
+venv and the Numba cache warmed there are reused: a second cold compile under emulation would add minutes.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.deploy import arm64_sshd
 from tests.deploy.conftest import deploy, keygen
 
 
@@ -26,15 +32,19 @@ def _ansible_playbook() -> str:
     return found
 
 
-def _inventory(sshd, base: Path) -> Path:
+def _inventory(sshd, pi, base: Path) -> Path:
     wrong_key = keygen(base / "not_authorized_key")
-    opts = [f"UserKnownHostsFile={sshd.known_hosts}", "GlobalKnownHostsFile=/dev/null", "IdentitiesOnly=yes",
-            "IdentityAgent=none", "ConnectTimeout=10"]
-    common = {"ansible_host": sshd.host, "ansible_port": sshd.port, "ansible_user": sshd.user,
-              "edgebrain_ssh_options": opts}
-    hosts = {"board-a": {**common, "ansible_ssh_private_key_file": str(sshd.key), "edgebrain_path": str(base / "a")},
-             "board-b": {**common, "ansible_ssh_private_key_file": str(sshd.key), "edgebrain_path": str(base / "b")},
-             "board-refuses-key": {**common, "ansible_ssh_private_key_file": str(wrong_key),
+
+    def conn(server, known_hosts) -> dict:
+        return {"ansible_host": server.host, "ansible_port": server.port, "ansible_user": server.user,
+                "edgebrain_ssh_options": [f"UserKnownHostsFile={known_hosts}", "GlobalKnownHostsFile=/dev/null",
+                                          "IdentitiesOnly=yes", "IdentityAgent=none", "ConnectTimeout=30"]}
+
+    x86 = conn(sshd, sshd.known_hosts)
+    hosts = {"board-a": {**x86, "ansible_ssh_private_key_file": str(sshd.key), "edgebrain_path": str(base / "a")},
+             "pi4": {**conn(pi, pi.known_hosts), "ansible_ssh_private_key_file": str(pi.key),
+                     "edgebrain_path": arm64_sshd.TARGET},
+             "board-refuses-key": {**x86, "ansible_ssh_private_key_file": str(wrong_key),
                                    "edgebrain_path": str(base / "c")}}
     inv = base / "inventory.yml"
     inv.write_text(json.dumps({"all": {"hosts": hosts}}, indent=1))  # JSON is YAML
@@ -42,26 +52,30 @@ def _inventory(sshd, base: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def fleet(sshd, wheel, tmp_path_factory):
+def fleet(sshd, pi, wheel, tmp_path_factory):
     _ansible_playbook()
     base = tmp_path_factory.mktemp("fleet")
-    inv = _inventory(sshd, base)
+    inv = _inventory(sshd, pi, base)
     first = deploy("zoo:har-lif", "--fleet", str(inv), "--wheel", wheel, "--json")
     return {"inv": inv, "base": base, "first": first, "wheel": wheel}
 
 
-def test_two_hosts_deploy_and_the_refused_one_is_reported(fleet, sshd):
+def test_two_hosts_deploy_and_the_refused_one_is_reported(fleet, sshd, pi):
     r = fleet["first"]
     assert r.returncode == 4, r.stderr[-3000:] + r.stdout[-3000:]
     res = json.loads(r.stdout)
     hosts = {h["host"]: h for h in res["hosts"]}
-    assert set(hosts) == {"board-a", "board-b", "board-refuses-key"}
-    for name in ("board-a", "board-b"):
+    assert set(hosts) == {"board-a", "pi4", "board-refuses-key"}
+    for name in ("board-a", "pi4"):
         h = hosts[name]
-        assert h["ok"] and h["action"] == "installed" and h["smoke"] is True and h["changed"] == 1, h
-        assert h["report"]["smoke"]["exact"] and h["report"]["copied"]
-        path = str(fleet["base"] / name[-1])
-        assert sshd.ssh(f"test -L {path}/current && echo yes").stdout.strip() == "yes"
+        # the Pi's folder may hold this very release already (test_arm64_board.py): then it is made current
+        assert h["ok"] and h["action"] in ("installed", "reactivated") and h["smoke"] is True, h
+        assert h["changed"] == 1 and h["report"]["smoke"]["exact"], h
+    assert hosts["board-a"]["action"] == "installed" and hosts["board-a"]["report"]["copied"]
+    assert hosts["board-a"]["report"]["probe"]["arch"] == "x86_64"
+    assert hosts["pi4"]["report"]["probe"]["arch"] == "aarch64" and hosts["pi4"]["report"]["device"] == "rpi4b"
+    assert sshd.ssh(f"test -L {fleet['base'] / 'a'}/current && echo yes").stdout.strip() == "yes"
+    assert pi.ssh(f"test -L {arm64_sshd.TARGET}/current && echo yes").stdout.strip() == "yes"
     bad = hosts["board-refuses-key"]
     assert not bad["ok"] and "\n" not in bad["error"] and bad["error"], bad
     assert res["failed"] == ["board-refuses-key"] and res["succeeded"] == 2
@@ -74,7 +88,7 @@ def test_a_rerun_changes_nothing_and_reports_in_text(fleet):
     assert r.returncode == 4, r.stderr[-3000:]
     res = json.loads(r.stdout)
     hosts = {h["host"]: h for h in res["hosts"]}
-    for name in ("board-a", "board-b"):
+    for name in ("board-a", "pi4"):
         assert hosts[name]["ok"] and hosts[name]["action"] == "unchanged" and hosts[name]["changed"] == 0
         assert not hosts[name]["report"]["copied"]
     assert res["changed"] == 0  # ansible counted changed=0 on every host
