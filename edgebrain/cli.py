@@ -97,7 +97,7 @@ def convert(
 
 @app.command()
 def inspect(
-    model: str = typer.Argument(..., help=".ebm, .nir or .tflite file"),
+    model: str = typer.Argument(..., help=".ebm, .nir, .tflite or .onnx file"),
     dt: Optional[float] = typer.Option(None, help="timestep (NIR files)"),
     dialect: Optional[str] = typer.Option(None, help="exporter convention (NIR files)"),
     reset: Optional[str] = typer.Option(None, help="zero or subtract (NIR files)"),
@@ -111,14 +111,18 @@ def inspect(
         from .apps.tflite import print_inspect
 
         return show(s, json_out, print_inspect, s)
+    if s.get("format") == "onnx":  # docs/onnx.md
+        from .apps.onnx import print_inspect as print_onnx
+
+        return show(s, json_out, print_onnx, s)
     show(s, json_out, R.print_inspect, model, s, m.graph.meta, default=str)
 
 
 @app.command()
 def run(
-    model: str = typer.Argument(..., help=".ebm, .nir or .tflite file"),
+    model: str = typer.Argument(..., help=".ebm, .nir, .tflite or .onnx file"),
     input: str = typer.Option(..., "--input", "-i", help=".npy input, time-major: (T, *input) or (T, B, *input); "
-                              "a .tflite model: (N, *sample), one inference per sample"),
+                              "a .tflite or stateless .onnx model: (N, *sample), one inference per sample"),
     output: str = typer.Option(..., "-o", "--output", help="output .npz"),
     precision: Optional[Precision] = typer.Option(None, help="float or int (default: the model's deployed "
                                                   "precision: int when it is quantized)"),
@@ -162,7 +166,7 @@ def demo(
 
 @app.command()
 def stream(
-    model: str = typer.Argument(..., help=".ebm or .nir model, or .tflite with its sidecar JSON"),
+    model: str = typer.Argument(..., help=".ebm or .nir model, or .tflite or .onnx with its sidecar JSON"),
     source: str = typer.Option(..., "--source", "-s", help="file, or serial://DEV?baud=N, tcp://host:port, udp://:port, mic://default"),
     format: Optional[str] = typer.Option(None, "--format", "-f", help="source format (default: detected)"),
     encoder: Optional[str] = typer.Option(None, help="NAME:key=value,... replaces the encoder (default: the model's, "
@@ -233,7 +237,7 @@ app.add_typer(data_app, name="data")
 app.add_typer(zoo_app, name="zoo")
 app.add_typer(devices_app, name="devices")
 app.add_typer(firmware_app, name="firmware")
-from .cli_deploy import REMOTE_CONTEXT, bench_remote  # noqa: E402 - edgebrain remote, bench --remote
+from .cli_deploy import REMOTE_CONTEXT, bench_remote, profile_remote  # noqa: E402 - remote, bench/profile --remote
 from .cli_deploy import deploy as deploy_command  # noqa: E402 - edgebrain deploy (edgebrain/cli_deploy.py)
 from .cli_deploy import remote as remote_command  # noqa: E402
 
@@ -243,23 +247,28 @@ app.command("remote", epilog=EXIT_CODES_HELP, context_settings=REMOTE_CONTEXT)(r
 
 @app.command()
 def bench(
-    model: str = typer.Argument(..., help=".ebm, .nir or .tflite file (or zoo:NAME)"),
+    model: str = typer.Argument(..., help=".ebm, .nir, .tflite or .onnx file (or zoo:NAME)"),
     steps: int = typer.Option(1000, "--steps", "-n", help="timed steps (batch 1), also the length of the throughput runs"),
     batch: int = typer.Option(8, "--batch", "-b", help="batch size for the throughput run"),
     precision: Optional[Precision] = typer.Option(None, help="float or int (default: int for a quantized model)"),
     cold: bool = typer.Option(False, "--cold/--no-cold", help="also measure start-up in fresh processes (empty "
                               "and warm Numba cache; adds 10-60 s)"),
-    threads: int = typer.Option(1, "--threads", help="a .tflite model: the TFLite interpreter's thread count"),
+    threads: int = typer.Option(1, "--threads", help="a .tflite or .onnx model: the interpreter's thread count "
+                                "(ONNX Runtime's intra-op threads)"),
     json_out: bool = typer.Option(False, "--json", help="print as JSON"),
     remote: Optional[str] = typer.Option(None, "--remote", help="ssh://USER@HOST:PORT/PATH of a deploy: bench "
                                          "there (edgebrain remote URL bench ...)"),
     ssh_option: List[str] = typer.Option([], "--ssh-option", help="with --remote: ssh option KEY=VALUE"),
+    write_profile: Optional[str] = typer.Option(None, "--write-profile", help="write the measured figures into this "
+                                                "device profile's perf table (a name: a copy in your profile folder; "
+                                                "a .toml path: updated), marked measured"),
 ):
     """Per-step latency p50/p90/p99, throughput, peak memory and footprint, and with --cold the start-up time
     (empty and warm Numba cache), printed like TFLite's benchmark_model."""
-    if remote is not None:
+    if remote is not None or write_profile is not None:
         return bench_remote(remote, ssh_option, model, steps=steps, batch=batch, cold=cold, threads=threads,
-                            precision=precision.value if precision else None, json_out=json_out)
+                            precision=precision.value if precision else None, json_out=json_out,
+                            write_profile=write_profile)
     from .apps import bench as B
 
     res = B.run(model, steps=steps, batch=batch, precision=precision.value if precision else None, cold=cold,
@@ -286,10 +295,18 @@ def profile(
     option: List[str] = typer.Option([], "--option", "-O", help="source option key=value (repeatable)"),
     json_out: bool = typer.Option(False, "--json", help="print everything as JSON"),
     plot: Optional[str] = typer.Option(None, "--plot", help="write the power timeline to this PNG (needs matplotlib)"),
+    remote: Optional[str] = typer.Option(None, "--remote", help="ssh://USER@HOST:PORT/PATH of a deploy: profile "
+                                         "there, the meter opened on the board (edgebrain remote URL profile ...)"),
+    ssh_option: List[str] = typer.Option([], "--ssh-option", help="with --remote: ssh option KEY=VALUE"),
 ):
     """Energy per inference measured with a power meter, the analytical estimate for a device beside it, and
     NeuroBench's metrics (footprint, sparsity, synaptic operations, membrane updates) on the actual input."""
     from .apps import profile as P
+
+    if remote is not None:
+        return profile_remote(remote, ssh_option, model, input=input, source=source, meter=meter, device=device,
+                              precision=precision.value if precision else None, baseline=baseline,
+                              duration=duration, format=format, option=option, json_out=json_out, plot=plot)
 
     if (input is None) == (source is None):
         raise InputError("give exactly one of --input X.npy or --source SRC")

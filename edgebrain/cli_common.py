@@ -74,9 +74,15 @@ def load_model(path: str, dt=None, dialect=None, reset=None, tflite: bool | str 
     """The model at ``path``: a spiking model (:class:`edgebrain.model.Model`: .ebm, .nir, zoo:NAME),
     or, for a command that runs one (``tflite=True``), a TensorFlow Lite model
     (:class:`edgebrain.tflite_session.TFLiteModel`, docs/tflite.md; ``tflite="stream"``: with its sidecar,
-    :class:`edgebrain.tflite_stream.WindowedTFLite`); the other commands refuse it in one line."""
+    :class:`edgebrain.tflite_stream.WindowedTFLite`), or likewise an ONNX model (``.onnx``:
+    :func:`edgebrain.apps.onnx.load_onnx`, docs/onnx.md); the other commands refuse those in one line."""
+    from .onnx_io import is_onnx_file
     from .tflite_io import is_tflite_file
 
+    if is_onnx_file(path):  # an ONNX model through ONNX Runtime, as a TFLite one (docs/onnx.md)
+        from .apps.onnx import load_onnx
+
+        return load_onnx(path, tflite, dt, dialect, reset)
     if is_tflite_file(path):
         from .errors import ModelError
         from .tflite_session import TFLiteModel

@@ -72,13 +72,17 @@ def deploy(
             res = F.emit(emit_ansible)
             typer.echo(json.dumps(res, indent=1) if json_out else "\n".join(res["emitted"]) + "\nrun: " + res["run"])
             return
-        if model is None or rollback or service or recording or copy != CopyTool.auto or ssh_option \
+        if model is None or rollback or recording or copy != CopyTool.auto or ssh_option \
                 or remote_python != "python3":
-            raise InputError("--fleet takes a MODEL, --device, --offline, --wheel and --json; per-host ssh options "
-                             "and edgebrain_remote_python "
-                             "go in the inventory (ansible_ssh_private_key_file, edgebrain_ssh_options)")
+            raise InputError("--fleet takes a MODEL, --device, --offline, --wheel, --json and --service (with "
+                             "--source, --sink, --service-name, --user-service); per-host ssh options and "
+                             "edgebrain_remote_python go in the inventory (ansible_ssh_private_key_file, "
+                             "edgebrain_ssh_options)")
+        if not service and (source or sink or user_service or service_name):
+            raise InputError("--source, --sink, --user-service and --service-name go with --service")
+        spec = {"source": source, "sinks": list(sink), "user": user_service, "name": service_name} if service else None
         say = (lambda text: None) if json_out else (lambda text: typer.echo(text, err=True))
-        res = F.run(model, fleet, device=device, offline=offline, wheel=wheel, say=say)
+        res = F.run(model, fleet, device=device, offline=offline, wheel=wheel, service=spec, say=say)
         typer.echo(json.dumps(res, indent=1) if json_out else F.format_fleet(res))
         if res["failed"]:
             raise typer.Exit(ExitCode.PARTIAL)
@@ -102,13 +106,14 @@ def deploy(
 def remote(
     ctx: typer.Context,
     to: str = typer.Argument(..., help="ssh://USER@HOST:PORT/PATH of a deploy (edgebrain deploy --to)"),
-    command: str = typer.Argument(..., help="bench, stream or devices-show, then its own arguments (run on the "
-                                  "target in the active release's folder: model.ebm is the deployed model)"),
+    command: str = typer.Argument(..., help="bench, stream, profile or devices-show, then its own arguments (run on "
+                                  "the target in the active release's folder: model.ebm is the deployed model)"),
     ssh_option: List[str] = typer.Option([], "--ssh-option", help="ssh option KEY=VALUE (repeatable)"),
     timeout: float = typer.Option(600.0, "--timeout", help="seconds the remote command may run"),
 ):
-    """Run edgebrain bench, stream or devices show on a deployed target with its venv, and print its output here.
-    A MODEL, --source or --input naming a file here is copied there first; a --plot figure comes back."""
+    """Run edgebrain bench, stream, profile or devices show on a deployed target with its venv, and print its output
+    here. A MODEL, --source or --input naming a file here is copied there first; a --plot figure comes back.
+    profile's --meter is opened on the target (its sysfs, its tegrastats or vcgencmd)."""
     from .deploy.remote import run
 
     rc = run(to, command, list(ctx.args), ssh_options=ssh_option, timeout=timeout,
@@ -121,14 +126,62 @@ def remote(
 REMOTE_CONTEXT = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
-def bench_remote(to: str, ssh_options, model: str, *, steps: int, batch: int, precision, cold: bool, threads: int,
-                 json_out: bool) -> None:
-    """``edgebrain bench MODEL --remote URL``: the same as ``edgebrain remote URL bench MODEL ...``."""
+def bench_remote(to: Optional[str], ssh_options, model: str, *, steps: int, batch: int, precision, cold: bool,
+                 threads: int, json_out: bool, write_profile: Optional[str] = None) -> None:
+    """``edgebrain bench MODEL --remote URL``: the same as ``edgebrain remote URL bench MODEL ...``. With
+    ``--write-profile DEVICE`` the figures are also written into that device profile's [perf] as measured
+    (edgebrain/deploy/perf.py); without ``--remote`` (``to`` None) the benchmark runs here."""
+    from .deploy import perf as PF
+    from .deploy.remote import connect, execute, run
+
+    say = lambda text: typer.echo(text, err=True)  # noqa: E731
+    args = [model, "--steps", str(steps), "--batch", str(batch), "--cold" if cold else "--no-cold",
+            "--threads", str(threads), *(["--precision", precision] if precision else [])]
+    if write_profile is None:
+        rc = run(to, "bench", args + (["--json"] if json_out else []), ssh_options=ssh_options, say=say)
+        if rc:
+            raise typer.Exit(rc)
+        return
+    from .apps import bench as B
+
+    dest = PF.prepare(write_profile)  # before the benchmark: a profile that cannot be written fails now
+    ssh = None
+    if to is None:
+        board = PF.board_local()
+        PF.check_board(dest.device, board)
+        res = B.run(model, steps=steps, batch=batch, precision=precision, cold=cold, say=say, threads=threads)
+    else:
+        ssh = connect(to, ssh_options)
+        board = PF.board_remote(ssh, ssh.target.path)
+        PF.check_board(dest.device, board)
+        out = execute(to, "bench", args + ["--json"], ssh_options=ssh_options, say=say, capture=True)
+        if out.rc:
+            raise typer.Exit(out.rc)
+        try:
+            res = json.loads(out.stdout)
+        except ValueError:
+            raise InputError("the board's bench printed no JSON: " + (out.stdout or "nothing").strip()[-200:]) \
+                from None
+    with PF.temp_folder() as work:
+        res["profile_written"] = PF.write(dest, res, PF.model_here(model, res, ssh, work), model, board)
+    typer.echo(json.dumps(res, indent=1) if json_out else B.format_report(res))
+    typer.echo(PF.format_written(res["profile_written"]), err=json_out)
+
+
+def profile_remote(to: str, ssh_options, model: str, *, input, source, meter: str, device: str, precision,
+                   baseline, duration, format, option, json_out: bool, plot) -> None:
+    """``edgebrain profile MODEL --remote URL``: the same as ``edgebrain remote URL profile MODEL ...`` (the meter
+    is opened on the board; --input, --source and a --device file here are copied there, --plot comes back)."""
     from .deploy.remote import run
 
-    args = [model, "--steps", str(steps), "--batch", str(batch), "--cold" if cold else "--no-cold",
-            "--threads", str(threads), *(["--precision", precision] if precision else []),
-            *(["--json"] if json_out else [])]
-    rc = run(to, "bench", args, ssh_options=ssh_options, say=lambda text: typer.echo(text, err=True))
+    args = [model, "--meter", meter, "--device", device]
+    for opt, val in (("--input", input), ("--source", source), ("--precision", precision), ("--baseline", baseline),
+                     ("--duration", duration), ("--format", format), ("--plot", plot)):
+        if val is not None:
+            args += [opt, str(val)]
+    for o in option:
+        args += ["--option", o]
+    rc = run(to, "profile", args + (["--json"] if json_out else []), ssh_options=ssh_options,
+             say=lambda text: typer.echo(text, err=True))
     if rc:
         raise typer.Exit(rc)

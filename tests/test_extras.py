@@ -16,7 +16,8 @@ from tests.conftest import REPO, need
 #: extra → (the modules it provides, as imported by edgebrain)
 EXTRAS = {"audio": ["soundfile"], "mic": ["sounddevice"], "mqtt": ["paho"], "plot": ["matplotlib"],
           "train": ["torch", "snntorch"], "tflite": ["ai_edge_litert", "tflite_runtime"],
-          "deploy": ["ansible"]}  # deploy --fleet runs ansible-playbook (tests/deploy/test_fleet.py)
+          "deploy": ["ansible"],  # deploy --fleet runs ansible-playbook (tests/deploy/test_fleet.py)
+          "onnx": ["onnxruntime"]}  # .onnx models (tests/onnx/test_onnx.py runs without it)
 
 
 def without(modules, *args):
@@ -42,6 +43,7 @@ def test_the_extras_are_the_documented_ones():
     assert names["plot"] == {"matplotlib"} and names["audio"] == {"soundfile"} and names["mqtt"] == {"paho-mqtt"}
     assert names["mic"] == {"sounddevice"} and names["bench"] == {"onnxruntime", "onnx"}
     assert names["tflite"] == {"ai-edge-litert"}  # (tests/tflite/test_tflite.py runs without it)
+    assert names["onnx"] == {"onnxruntime"}
     readme = (REPO / "README.md").read_text()
     for extra in extras:
         assert f"edgebrain[{extra}]" in readme or f".[{extra}]" in readme, extra

@@ -33,7 +33,7 @@ if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   fi
 fi
 PIP="python -m pip install -q --disable-pip-version-check"
-$PIP -e ".[dev,tflite,deploy]"
+$PIP -e ".[dev,tflite,deploy,onnx,bench]"  # bench: the onnx package, which tests/onnx builds small models with
 # tflite-runtime 2.14 beside LiteRT, without its deps: the test that it is refused under NumPy 2 with a clear
 # line runs (edgebrain always prefers LiteRT, so its presence changes nothing else)
 $PIP --no-deps "tflite-runtime==2.14.0" || echo "install-test-deps: tflite-runtime 2.14 has no wheel here; its test skips" >&2
@@ -45,7 +45,7 @@ $PIP snntorch scipy pbr matplotlib tqdm
 $PIP --no-deps norse nirtorch sinabs rockpool "neurobench>=2.3,<3"
 python - <<'PY'
 import importlib
-for m in ("edgebrain", "numba", "nir", "torch", "snntorch", "norse", "sinabs", "rockpool", "hypothesis", "ai_edge_litert.interpreter",
+for m in ("edgebrain", "numba", "nir", "torch", "snntorch", "norse", "sinabs", "rockpool", "hypothesis", "ai_edge_litert.interpreter", "onnxruntime", "onnx",
           "neurobench.benchmarks"):
     importlib.import_module(m)
 print("test dependencies importable")

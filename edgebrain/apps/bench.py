@@ -120,6 +120,10 @@ def run(path: str, steps: int = 1000, batch: int = 8, precision: str | None = No
 
     if is_tflite_file(path):
         return bench_tflite(path, steps=steps, threads=threads, warmup=warmup, precision=precision, cold=cold)
+    from ..onnx_io import is_onnx_file
+
+    if is_onnx_file(path):  # through ONNX Runtime (docs/onnx.md)
+        return bench_onnx(path, steps=steps, threads=threads, warmup=warmup, precision=precision, cold=cold)
     if threads != 1:
         raise InputError(f"--threads {threads}: sets the TFLite interpreter's threads; a spiking model runs on one")
 
@@ -248,6 +252,51 @@ def bench_tflite(path: str, steps: int = 1000, threads: int = 1, warmup: int = 2
         "footprint": {"param_bytes": tot["constant_bytes"], "state_bytes": tot["activation_peak_bytes"],
                       "total_bytes": tot["constant_bytes"] + tot["activation_peak_bytes"],
                       "neurobench_bytes": 4 * tot["parameters"], "estimated": True},
+        "cold_start": None,
+    }
+
+
+def bench_onnx(path: str, steps: int = 1000, threads: int = 1, warmup: int = 20, precision=None,
+               cold: bool = False) -> dict:
+    """``edgebrain bench MODEL.onnx``: the dict of :func:`run` for an ONNX model, as :func:`bench_tflite`. One
+    step is one ONNX Runtime ``run`` at batch 1 with ``threads`` intra-op threads: for a stateful model one
+    timestep, its states fed back (:class:`edgebrain.onnx_session.OnnxStepSession`, as ``stream`` steps it),
+    else one inference. The footprint: the constants (with the ``onnx`` package; else the file's size,
+    estimated) and the state fed back."""
+    from ..onnx_session import OnnxModel
+
+    if precision is not None:
+        raise InputError(f"--precision {precision}: an ONNX model runs at the precision it was exported at", file=path)
+    if cold:
+        raise InputError("--cold measures start-up with an empty Numba cache; an ONNX model does not use Numba",
+                         file=path)
+    steps = int(steps)
+    if steps < 1:
+        raise InputError(f"--steps {steps}; expected >= 1")
+    rss0 = current_rss_bytes()
+    t0 = time.perf_counter()
+    m = OnnxModel.load(path, threads=threads)
+    call = m.step_session().step if m.stateful else m.infer
+    init_us = 1e6 * (time.perf_counter() - t0)
+    rss_init = current_rss_bytes()
+    xs = np.random.default_rng(0).random((steps + warmup + 1,) + m.input_shape).astype(np.float32)
+    xs = m.check_input(np.round(xs) if m.data["dtype"].kind in "iub" else xs)
+    first_us, warm, lat = time_calls(call, xs, warmup, steps, progress=False)
+    rate = steps / (lat.sum() / 1e6)
+    g = m.graph()
+    params = g["totals"]["constant_bytes"] if g else os.path.getsize(path)
+    return {
+        "model": path, "precision": m.precision, "input_shape": list(m.input_shape), "steps": steps, "batch": 1,
+        "warmup_steps": warmup, "input": "uniform random in [0, 1) (rounded for an integer input)",
+        "model_file_bytes": os.path.getsize(path), "runtime": m.runtime, "threads": m.threads,
+        "stateful": m.stateful, "init_us": init_us, "first_step_us": first_us,
+        "warmup": stats(warm) if warmup else None, "latency_us": stats(lat),
+        "throughput": {"steps_per_s_step_loop": rate, "steps_per_s_batch1": rate, "steps_per_s_batch": rate,
+                       "samples_per_s_batch": rate},
+        "memory": {"peak_rss_bytes": peak_rss_bytes(), "rss_init_delta_bytes": rss_init - rss0,
+                   "rss_overall_delta_bytes": current_rss_bytes() - rss0},
+        "footprint": {"param_bytes": params, "state_bytes": m.state_bytes, "total_bytes": params + m.state_bytes,
+                      "neurobench_bytes": 4 * g["totals"]["parameters"] if g else params, "estimated": g is None},
         "cold_start": None,
     }
 

@@ -29,6 +29,10 @@ def run_file(model, input: str, output: str, precision: str | None = None, recor
         from .tflite import run_tflite_file
 
         return run_tflite_file(model, input, output, precision, record, backend, model_name)
+    if getattr(model, "format", None) == "onnx":  # an ONNX model: through ONNX Runtime (docs/onnx.md)
+        from .onnx import run_onnx_file
+
+        return run_onnx_file(model, input, output, precision, record, backend, model_name)
     with reading(input, getattr(model, "path", None)):
         check_output(output)
         return _run_file(model, input, output, precision, record, progress, model_name, backend)
@@ -103,6 +107,10 @@ def format_run(s: dict) -> str:
         from .tflite import format_run as format_tflite_run
 
         return format_tflite_run(s)
+    if s.get("format") == "onnx":
+        from .onnx import format_run as format_onnx_run
+
+        return format_onnx_run(s)
     as_deployed = " (as deployed)" if s.get("deployed_precision") == s["precision"] else ""
     on_c = s.get("backend") == "c"
     return (f"ran {s['steps']} steps × batch {s['batch']} in {s['precision']} precision{as_deployed}"

@@ -6,7 +6,8 @@
 * ``model.ebm``: the model (a ``zoo:NAME`` is the zoo's file);
 * ``device.toml``: the device profile, when there is one;
 * ``requirements.txt``: edgebrain's core dependencies (the wheel's own ``Requires-Dist``, for the
-  target's Python) pinned to the versions installed here, plus ``llvmlite`` (Numba's compiler); where
+  target's Python) pinned to the versions installed here, plus ``llvmlite`` (Numba's compiler), plus
+  what a ``--service``'s sinks import (``paho-mqtt`` for ``mqtt:``); where
   the version installed here does not support the target's Python, the tested pin of
   :data:`FALLBACK_PINS` for that Python instead (NumPy 2.2.6 on Python 3.10);
 * ``smoke_input.npy`` and ``expected.json``: the smoke test's input (the first steps of a real
@@ -251,8 +252,11 @@ def download_wheels(requirements: Path, out: Path, python: str, arch: str, libc:
 
 
 def build(model, model_name: str, work: Path, *, python: str, arch: str, libc: str = "", device=None,
-          recording: str | None = None, offline: bool = False, wheel: str | None = None, say=None) -> dict:
-    """Write the bundle into the empty folder ``work``; its manifest (a dict) with ``id`` and ``env``."""
+          recording: str | None = None, offline: bool = False, wheel: str | None = None, extra_requirements=(),
+          say=None) -> dict:
+    """Write the bundle into the empty folder ``work``; its manifest (a dict) with ``id`` and ``env``.
+    ``extra_requirements`` (``name==version``: what a service's sinks import, e.g. paho-mqtt) join the
+    pinned requirements, so the venv has them and ``--offline`` ships their wheels."""
     import numpy as np
 
     whl = Path(wheel) if wheel else build_wheel(say)
@@ -270,6 +274,9 @@ def build(model, model_name: str, work: Path, *, python: str, arch: str, libc: s
     if fallbacks and say:
         say(f"Python {python} on the target: the tested pins for it, "
             + ", ".join(f"{n}=={v}" for n, v in sorted(fallbacks.items())))
+    have = {re.split(r"[=<>!~ ;\[]", r, maxsplit=1)[0].lower() for r in reqs}
+    reqs = sorted(reqs + [r for r in extra_requirements if re.split(r"[=<>!~ ;\[]", r, maxsplit=1)[0].lower()
+                          not in have])
     (work / "requirements.txt").write_text("".join(r + "\n" for r in reqs))
     x, described = smoke_input(model, recording)
     np.save(work / "smoke_input.npy", x, allow_pickle=False)

@@ -185,6 +185,12 @@ def deploy(model_spec: str, to: str, *, device: str | None = None, ssh_options=(
         from .service import check_spec
 
         check_spec(service.get("source"), service.get("sinks") or [], service.get("name"), bool(service.get("user")))
+    # what the service's sinks import beyond the core (paho-mqtt for mqtt:), pinned and shipped like the rest
+    extra = []
+    if service is not None:
+        from .service import sink_packages
+
+        extra = [req for _, req in sink_packages(service.get("sinks") or [])]
     say(f"probing {target}")
     facts = probe(ssh, python)
     times["probe_s"] = time.perf_counter() - t0
@@ -199,7 +205,7 @@ def deploy(model_spec: str, to: str, *, device: str | None = None, ssh_options=(
         say("building the bundle")
         b = build_bundle(model, model_spec, Path(tmp), python=facts["python"], arch=facts["arch"],
                          libc=facts.get("libc", ""), device=dev, recording=recording, offline=offline, wheel=wheel,
-                         say=say)
+                         extra_requirements=extra, say=say)
         times["bundle_s"] = time.perf_counter() - t
         ident = b["id"]
         report["bundle"] = {"id": ident, "files": b["n_files"], "bytes": b["bytes"], "wheel": b["wheel"],

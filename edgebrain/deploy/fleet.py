@@ -6,6 +6,16 @@ connection variables: every host gets the steps of a single deploy (one implemen
 :mod:`.deploy`), Ansible brings the inventory, the parallelism (``forks``), a failed host that does not
 stop the others, and ``changed`` counts (a host whose release was already current reports changed=0).
 The edgebrain wheel is built once here and shipped to every host.
+
+With ``--service`` every host also gets the systemd unit of a single ``deploy --service``; the command line's
+``--source``, ``--sink``, ``--service-name`` and ``--user-service`` reach the playbook as ``edgebrain_defaults``,
+which a host's (or group's) own ``edgebrain_source``, ``edgebrain_sinks``, ... in the inventory override. The
+playbook gives each mqtt sink without ``device=`` the inventory name as its device, so the default topic
+``edgebrain/{device}/{model}/decisions`` names the host and one subscriber sees the whole fleet.
+
+Values from the command line reach ansible-playbook in a vars file, each string tagged ``!unsafe``: Ansible
+never templates them (a ``{{`` in a path stays text), and the playbook's command task passes them as argv
+without expanding ``$VAR`` or ``~``.
 """
 
 from __future__ import annotations
@@ -58,6 +68,35 @@ def _ansible_playbook() -> str:
     return found
 
 
+def _yaml_str(s: str) -> str:
+    """A YAML double-quoted scalar: printable ASCII as it is, everything else escaped (YAML's \\u and \\U)."""
+    out = []
+    for ch in s:
+        o = ord(ch)
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif 32 <= o < 127:
+            out.append(ch)
+        else:
+            out.append(f"\\u{o:04x}" if o < 0x10000 else f"\\U{o:08x}")
+    return '"' + "".join(out) + '"'
+
+
+def unsafe_yaml(v) -> str:
+    """``v`` as YAML flow text with every string tagged ``!unsafe`` (Ansible never templates it)."""
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{_yaml_str(str(k))}: {unsafe_yaml(x)}" for k, x in v.items()) + "}"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(unsafe_yaml(x) for x in v) + "]"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if v is None:
+        return "null"
+    if isinstance(v, int):
+        return str(v)
+    return "!unsafe " + _yaml_str(str(v))
+
+
 def _host_entry(host: str, stats: dict, raw: dict | None) -> dict:
     entry = {"host": host, "ok": stats.get("failed", 1) == 0 and stats.get("unreachable", 0) == 0,
              "changed": stats.get("changed", 0)}
@@ -68,6 +107,9 @@ def _host_entry(host: str, stats: dict, raw: dict | None) -> dict:
         rep = json.loads(raw["stdout"])
         entry.update(target=rep.get("target"), action=rep.get("action"), release=rep.get("release"),
                      smoke=(rep.get("smoke") or {}).get("match"), report=rep)
+        svc = rep.get("service")
+        if svc:
+            entry["service"] = {k: svc.get(k) for k in ("name", "unit", "unit_path", "enabled", "exec_start", "note")}
     else:
         entry["ok"] = False
         lines = [ln.strip() for ln in str(raw.get("stderr") or "").splitlines() if ln.strip()]
@@ -77,8 +119,13 @@ def _host_entry(host: str, stats: dict, raw: dict | None) -> dict:
 
 
 def run(model: str, inventory: str, *, device: str | None = None, offline: bool = False, wheel: str | None = None,
-        limit: str | None = None, forks: int = 5, say=lambda text: None) -> dict:
-    """Deploy ``model`` to every host of ``inventory`` through ansible-playbook; a report per host."""
+        service: dict | None = None, limit: str | None = None, forks: int = 5, say=lambda text: None) -> dict:
+    """Deploy ``model`` to every host of ``inventory`` through ansible-playbook; a report per host. ``service``
+    (source, sinks, name, user: the defaults a host's inventory variables override) adds each host's unit."""
+    if service is not None:  # a bad --sink is refused here, before any host is touched
+        from .service import check_options
+
+        check_options(service.get("source"), service.get("sinks") or [], service.get("name"))
     if not Path(inventory).is_file():
         raise InputError("the fleet's inventory is not a file", file=inventory)
     playbook_cmd = _ansible_playbook()
@@ -101,7 +148,14 @@ def run(model: str, inventory: str, *, device: str | None = None, offline: bool 
             extra["edgebrain_device"] = device
         if offline:
             extra["edgebrain_offline"] = True
-        argv = [playbook_cmd, "-i", str(Path(inventory).resolve()), str(t / PLAYBOOK), "-e", json.dumps(extra),
+        if service is not None:
+            extra["edgebrain_defaults"] = {
+                "service": True, **({"source": service["source"]} if service.get("source") else {}),
+                **({"sinks": list(service["sinks"])} if service.get("sinks") else {}),
+                **({"service_name": service["name"]} if service.get("name") else {}),
+                "user_service": bool(service.get("user"))}
+        (t / "vars.yml").write_text(unsafe_yaml(extra) + "\n")
+        argv = [playbook_cmd, "-i", str(Path(inventory).resolve()), str(t / PLAYBOOK), "-e", f"@{t / 'vars.yml'}",
                 "--forks", str(forks), *(["--limit", limit] if limit else [])]
         env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_RETRY_FILES_ENABLED="0",
                    ANSIBLE_LOCAL_TEMP=str(t / "ansible-tmp"), ANSIBLE_STDOUT_CALLBACK="default",
@@ -141,7 +195,9 @@ def format_fleet(r: dict) -> str:
                 h.get("action"), h.get("action"))
             smoke = "" if h.get("action") != "installed" else (
                 ", smoke test bit-identical" if h.get("smoke") else ", smoke test differs")
-            lines.append(f"ok       {h['host']}: release {h.get('release')} {what}{smoke}")
+            svc = h.get("service")
+            unit = f"; unit {svc['name']} {svc['unit']}" if svc else ""
+            lines.append(f"ok       {h['host']}: release {h.get('release')} {what}{smoke}{unit}")
         else:
             lines.append(f"FAILED   {h['host']}: {h['error']}")
     lines.append(f"fleet    {r['succeeded']} of {len(r['hosts'])} hosts deployed, {r['changed']} changed"

@@ -96,6 +96,27 @@ rm -f -- "$P/cache/.warm.out" "$P/cache/.warm.err"
 printf '%s' "$KEY" > "$P/cache/warmed"
 """
 
+#: $1 path, then pairs of (module, requirement): pip-install each requirement whose module the deployed venv
+#: cannot import (a sink's own package, e.g. paho-mqtt for mqtt:), else nothing
+PACKAGES = _PRELUDE + r"""
+shift
+PY="$P/current/venv/bin/python"
+mkdir -p -- "$P/service" || fail "cannot create $P/service"
+while [ $# -ge 2 ]; do
+    M=$1; R=$2; shift 2
+    if "$PY" -c 'import importlib, sys; importlib.import_module(sys.argv[1])' "$M" 2>/dev/null; then
+        printf 'present=%s\n' "$R"; continue
+    fi
+    "$PY" -m pip install --disable-pip-version-check --no-input -q "$R" > "$P/service/.pip.log" 2>&1 \
+        || fail "the service's sinks need $R in the venv, and pip could not install it: $(grep -v '^ *$' "$P/service/.pip.log" | tail -n 1 | cut -c 1-300)"
+    rm -f -- "$P/service/.pip.log"
+    printf 'installed=%s\n' "$R"
+done
+"""
+
+#: sink name -> (the module it imports, the distribution that has it): what a unit's sinks need in the venv
+SINK_PACKAGES = {"mqtt": ("paho.mqtt.client", "paho-mqtt", ">=2")}
+
 #: $1 path, $2 enable (1/0): after a release rollback, swap each unit with the one it replaced, and restart
 ROLLBACK = _PRELUDE + r"""
 ENABLE=$2
@@ -129,11 +150,71 @@ def check_spec(source: str | None, sinks, name: str | None, user: bool) -> None:
     """Refuse service options that cannot make a unit, before anything reaches the network."""
     if not source:
         raise InputError("--service needs --source SRC: the sensor or link the service streams from")
-    for v in (source, *sinks):
+    check_options(source, sinks, name)
+
+
+def check_options(source: str | None, sinks, name: str | None) -> None:
+    """The checks of :func:`check_spec` on what is given (a fleet's hosts may each bring their own source)."""
+    check_sinks(sinks)
+    for v in ([source] if source is not None else []):
         if any(c in v for c in "\n\r\0") or not v.strip():
-            raise InputError(f"--source/--sink {v!r}: empty, or has a newline or NUL")
+            raise InputError(f"--source {v!r}: empty, or has a newline or NUL")
     if name is not None and not _NAME.match(name):
         raise InputError(f"--service-name {name!r}: use letters, digits, '_', '.' and '-' (at most 64)")
+
+
+def check_sinks(sinks) -> None:
+    """Refuse a ``--sink`` the target's ``edgebrain stream`` would refuse: an unknown sink, an option the sink
+    does not take, or text where it takes a number. The sink is not opened here: a broker or a path is as the
+    target sees it."""
+    import inspect
+
+    from ..stream.base import parse_spec
+    from ..stream.registry import sinks as registry
+
+    known = registry()
+    for spec in sinks:
+        if not isinstance(spec, str) or any(c in spec for c in "\n\r\0") or not spec.strip():
+            raise InputError(f"--sink {spec!r}: empty, or has a newline or NUL")
+        try:
+            name, kw = parse_spec("stdout" if spec.strip() == "-" else spec)
+        except InputError as e:
+            raise InputError(f"--sink: {e}") from None
+        cls = known.get(name)
+        if cls is None:
+            raise InputError(f"--sink {spec!r}: unknown sink '{name}'; expected one of {', '.join(sorted(known))}")
+        params = inspect.signature(cls).parameters
+        for k, v in kw.items():
+            p = params.get(k)
+            if p is None or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or k == "stream":
+                takes = ", ".join(n for n, q in params.items() if n != "stream" and q.kind == q.POSITIONAL_OR_KEYWORD)
+                raise InputError(f"--sink {spec!r}: the {name} sink has no option '{k}' (it takes {takes})")
+            d = p.default
+            want = (int,) if isinstance(d, int) and not isinstance(d, bool) else (int, float) \
+                if isinstance(d, float) else None
+            if want and (isinstance(v, bool) or not isinstance(v, want)):
+                raise InputError(f"--sink {spec!r}: {k}={v!r} is not a number")
+
+
+def sink_packages(sinks) -> list[tuple[str, str]]:
+    """(module, requirement) for each package the ``sinks`` need beyond edgebrain's core dependencies,
+    pinned to the version installed here (as the bundle pins the rest), else the mqtt extra's range."""
+    from importlib import metadata
+
+    from ..stream.base import parse_spec
+
+    out = []
+    for spec in sinks:
+        name = parse_spec("stdout" if spec.strip() == "-" else spec)[0]
+        if name in SINK_PACKAGES:
+            module, dist, fallback = SINK_PACKAGES[name]
+            try:
+                req = f"{dist}=={metadata.version(dist)}"
+            except metadata.PackageNotFoundError:
+                req = f"{dist}{fallback}"
+            if (module, req) not in out:
+                out.append((module, req))
+    return out
 
 
 def _arg(a: str, variables: bool = True) -> str:
@@ -200,6 +281,18 @@ def install(ssh: Ssh, spec: dict, *, restart: bool, release_key: str, say=lambda
     systemd = facts.get("pid1") == "systemd"
     text = render(facts["abs"], facts["user"], spec["source"], spec.get("sinks") or [], user_unit=user_unit,
                   name=name)
+    packages = {"present": [], "installed": []}
+    need = sink_packages(spec.get("sinks") or [])
+    if need:  # the bundle ships edgebrain's core dependencies; a sink's own package is added to the venv here
+        say("checking the sinks' packages in the target's venv: " + ", ".join(r for _, r in need))
+        pk = ssh.run(PACKAGES, [ssh.target.path, *[x for pair in need for x in pair]], timeout=WARM_TIMEOUT_S,
+                     what="installing the sinks' packages")
+        if pk.returncode != 0:
+            raise _fail(pk, "the service step", ssh)
+        for line in pk.stdout.splitlines():
+            k, eq, v = line.partition("=")
+            if eq and k in packages:
+                packages[k].append(v)
     t = time.perf_counter()
     say(f"warming the service's Numba cache as {facts['user']}")
     warm = ssh.run(WARM, [ssh.target.path, release_key], timeout=WARM_TIMEOUT_S, what="warming the service's cache")
@@ -215,6 +308,8 @@ def install(ssh: Ssh, spec: dict, *, restart: bool, release_key: str, say=lambda
            "unit": kv["unit"], "user": facts["user"], "numba_cache_dir": f"{facts['abs']}/cache/numba",
            "cache": scripts.key_values(warm.stdout).get("warm"), "cache_s": round(warm_s, 3), "enabled": kv.get("enabled") == "yes",
            "exec_start": exec_argv(facts["abs"], spec["source"], spec.get("sinks") or [])}
+    if need:
+        out["packages"] = packages
     if not systemd:
         out["note"] = (f"systemd is not PID 1 on the target (PID 1 is {facts.get('pid1') or 'unknown'}): the unit "
                        "file is written but not enabled")
@@ -251,6 +346,8 @@ def format_lines(report: dict) -> str:
              + ("; enabled and started" if s["enabled"] else "; not enabled"),
              f"         runs as {s['user']} with NUMBA_CACHE_DIR={s['numba_cache_dir']} ({s['cache']} in "
              f"{s['cache_s']:.1f} s)"]
+    if (s.get("packages") or {}).get("installed"):
+        lines.append(f"         installed in the venv for the sinks: {', '.join(s['packages']['installed'])}")
     if s.get("note"):
         lines.append(f"         {s['note']}")
     return "\n" + "\n".join(lines)

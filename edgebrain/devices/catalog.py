@@ -1,7 +1,8 @@
 """Finding and loading device profiles: one TOML file per device.
 
 Profiles are looked up, by file stem, ``name`` or alias, in: the directories of
-``$EDGEBRAIN_DEVICES`` (``os.pathsep``-separated), ``<checkout>/devices`` when running from a
+``$EDGEBRAIN_DEVICES`` (``os.pathsep``-separated), else the user's folder (:func:`user_dir`,
+``~/.config/edgebrain/devices``), ``<checkout>/devices`` when running from a
 source checkout, then the profiles installed with the package (``edgebrain.device_profiles``, which
 the build makes from that same ``devices/`` folder: there is one copy). A path to a ``.toml`` file
 is loaded as is. Loading validates (:mod:`.schema`); the ``host`` profile's ``"auto"`` fields are
@@ -27,11 +28,23 @@ from .schema import Device, check_profile
 PROFILES_PACKAGE = "edgebrain.device_profiles"
 
 
+def user_dir() -> Path:
+    """The user's own profiles (``edgebrain bench --write-profile`` writes there): the first folder of
+    ``$EDGEBRAIN_DEVICES`` when set, else ``$XDG_CONFIG_HOME/edgebrain/devices`` (``~/.config/...``)."""
+    env = [d for d in os.environ.get("EDGEBRAIN_DEVICES", "").split(os.pathsep) if d]
+    if env:
+        return Path(env[0]).expanduser()
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "edgebrain" / "devices"
+
+
 def search_dirs() -> list[tuple[str, Path]]:
     """(label, directory) pairs searched for profiles, first match wins."""
     out = []
     for d in filter(None, os.environ.get("EDGEBRAIN_DEVICES", "").split(os.pathsep)):
         out.append(("$EDGEBRAIN_DEVICES", Path(d).expanduser()))
+    if not out:
+        out.append(("user", user_dir()))
     repo = checkout_dir()
     if repo is not None:
         out.append(("checkout", repo))

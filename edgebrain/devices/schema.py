@@ -35,7 +35,11 @@ _S = {
     "python": {"runtime": (RUNTIMES, True), "version": ("str", False), "numba": ("bool", True), "note": ("str", False)},
     "power": {"idle_w": ("num", True, 0), "active_w": ("num", True, 0), "supply": ("str", False)},
     "perf": {"int_ops_per_cycle": ("num", True, "gt0"), "float_ops_per_cycle": ("num", True, "gt0"),
-             "neuron_update_cycles": ("num", True, 0), "step_overhead_us": ("num", True, 0), "note": ("str", False)},
+             "neuron_update_cycles": ("num", True, 0), "step_overhead_us": ("num", True, 0), "note": ("str", False),
+             # written by edgebrain bench --write-profile (devices/measured.py): what was measured, where and when
+             "measured_on": ("str", False), "measured_date": ("str", False), "measured_edgebrain": ("str", False),
+             "measured_model": ("str", False), "measured_precision": (("int", "float"), False),
+             "measured_step_us": ("num", False, "gt0"), "measured_run_step_us": ("num", False, "gt0")},
     "runtime": {"ram_bytes": ("int", True, 0), "flash_bytes": ("int", True, 0), "description": ("str", True)},
     "energy": {**{k: ("num", True, 0) for k in ENERGY_FIELDS}},
 }

@@ -198,7 +198,9 @@ def latency(counts: dict, device) -> tuple[float, list]:
     t = cycles / clock + perf["step_overhead_us"] * 1e-6
     text = [f"latency per step = ({syn:.0f} synaptic ops / {opc:g} ops per cycle + {neu:.0f} membrane updates × "
             f"{perf['neuron_update_cycles']:g} cycles) / {device.data['cpu']['clock_mhz']:g} MHz + "
-            f"{perf['step_overhead_us']:g} µs per-step overhead, on one core (profile [perf] values, estimated)"]
+            f"{perf['step_overhead_us']:g} µs per-step overhead, on one core (profile [perf] values, "
+            + (f"measured on {perf['measured_on']} {perf.get('measured_date', '')})".replace(" )", ")")
+               if perf.get("measured_on") and not device.estimated("perf.step_overhead_us") else "estimated)")]
     return t, text
 
 

@@ -1,4 +1,5 @@
-"""``edgebrain remote URL bench|stream|devices-show`` and ``bench --remote`` against the real sshd on loopback.
+"""``edgebrain remote URL bench|stream|devices-show`` and ``bench --remote`` against the real sshd on loopback
+(``remote profile`` and ``bench --write-profile``: test_remote_profile.py).
 
 The target is the session's deploy of zoo:har-lif shared with test_service.py (one venv and pip install).
 """
@@ -104,8 +105,8 @@ def test_nothing_deployed_says_run_deploy_first(sshd, tmp_path):
 
 
 def test_bad_remote_input(sshd):
-    r = eb("remote", "ssh://127.0.0.1:9/x", "profile", "m.ebm")
-    assert r.returncode == 2 and "expected one of bench, stream, devices-show" in r.stderr
+    r = eb("remote", "ssh://127.0.0.1:9/x", "convert", "m.ebm")
+    assert r.returncode == 2 and "expected one of bench, stream, profile, devices-show" in r.stderr
     r = eb("remote", "http://x/y", "bench", "m.ebm")
     assert r.returncode == 2 and "ssh://" in r.stderr and r.stderr.count("\n") == 1
     r = eb("remote", sshd.url("/x", port=9), "bench", "m.ebm", "--timeout", "20", *sshd.options(), timeout=60)
@@ -129,3 +130,19 @@ def test_remote_stream_plot_comes_back(sshd, target, tmp_path):
     r = eb(*args)
     assert r.returncode == 0, r.stderr[-2000:]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "copied the figure back" in r.stderr
+
+
+def test_plan_finds_the_model_after_options(tmp_path):
+    """The MODEL is copied wherever it stands: option values (--steps 100, --meter X) are not taken for it;
+    profile's --device FILE here is copied too, and --plot comes back."""
+    from edgebrain.deploy.remote import plan
+
+    model, dev = tmp_path / "m.ebm", tmp_path / "board.toml"
+    model.write_bytes(b"x")
+    dev.write_text("x")
+    argv, ups, downs = plan("bench", ["--steps", "100", str(model), "--json"])
+    assert argv[0] == "bench" and ups == [(3, model)] and downs == []
+    argv, ups, downs = plan("profile", ["--meter", "ina3221:/sys/x", str(model), "--device=" + str(dev), "--plot",
+                                        "e.png"])
+    assert argv[:3] == ["profile", "--meter", "ina3221:/sys/x"] and argv[4:6] == ["--device", str(dev)]
+    assert [p for _, p in ups] == [model, dev] and [str(p) for _, p in downs] == ["e.png"]
