@@ -50,6 +50,9 @@ def deploy(
                                    "e.g. mqtt:host=broker or csv:path=decisions.csv"),
     user_service: bool = typer.Option(False, "--user-service", help="with --service: a user unit "
                                       "(~/.config/systemd/user) instead of a system unit (/etc/systemd/system, root)"),
+    env_file: Optional[str] = typer.Option(None, "--service-env-file", help="with --service: a file on the "
+                                           "target with NAME=VALUE lines the unit loads (EnvironmentFile=): "
+                                           "secrets, e.g. a sink's password_env=NAME"),
     service_name: Optional[str] = typer.Option(None, "--service-name", help="with --service: the unit's name "
                                                "(default: edgebrain-FOLDER, or edgebrain)"),
     json_out: bool = typer.Option(False, "--json", help="print the report as JSON"),
@@ -78,9 +81,11 @@ def deploy(
                              "--source, --sink, --service-name, --user-service); per-host ssh options and "
                              "edgebrain_remote_python go in the inventory (ansible_ssh_private_key_file, "
                              "edgebrain_ssh_options)")
-        if not service and (source or sink or user_service or service_name):
-            raise InputError("--source, --sink, --user-service and --service-name go with --service")
-        spec = {"source": source, "sinks": list(sink), "user": user_service, "name": service_name} if service else None
+        if not service and (source or sink or user_service or service_name or env_file):
+            raise InputError("--source, --sink, --user-service, --service-name and --service-env-file go with "
+                             "--service")
+        spec = {"source": source, "sinks": list(sink), "user": user_service, "name": service_name,
+                "env_file": env_file} if service else None
         say = (lambda text: None) if json_out else (lambda text: typer.echo(text, err=True))
         res = F.run(model, fleet, device=device, offline=offline, wheel=wheel, service=spec, say=say)
         typer.echo(json.dumps(res, indent=1) if json_out else F.format_fleet(res))
@@ -94,9 +99,11 @@ def deploy(
     else:
         if model is None:
             raise InputError("give a MODEL to deploy (an .ebm file or zoo:NAME), or --rollback")
-        if not service and (source or sink or user_service or service_name):
-            raise InputError("--source, --sink, --user-service and --service-name go with --service")
-        spec = {"source": source, "sinks": list(sink), "user": user_service, "name": service_name} if service else None
+        if not service and (source or sink or user_service or service_name or env_file):
+            raise InputError("--source, --sink, --user-service, --service-name and --service-env-file go with "
+                             "--service")
+        spec = {"source": source, "sinks": list(sink), "user": user_service, "name": service_name,
+                "env_file": env_file} if service else None
         say = (lambda text: None) if json_out else (lambda text: typer.echo(text, err=True))
         res = D.deploy(model, to, device=device, ssh_options=ssh_option, offline=offline, recording=recording,
                        python=remote_python, wheel=wheel, copy=copy.value, service=spec, say=say)

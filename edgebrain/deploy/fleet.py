@@ -153,6 +153,7 @@ def run(model: str, inventory: str, *, device: str | None = None, offline: bool 
                 "service": True, **({"source": service["source"]} if service.get("source") else {}),
                 **({"sinks": list(service["sinks"])} if service.get("sinks") else {}),
                 **({"service_name": service["name"]} if service.get("name") else {}),
+                **({"service_env_file": service["env_file"]} if service.get("env_file") else {}),
                 "user_service": bool(service.get("user"))}
         (t / "vars.yml").write_text(unsafe_yaml(extra) + "\n")
         argv = [playbook_cmd, "-i", str(Path(inventory).resolve()), str(t / PLAYBOOK), "-e", f"@{t / 'vars.yml'}",

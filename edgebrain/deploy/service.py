@@ -32,8 +32,14 @@ case $P in /*) ;; *) P="$HOME/$P" ;; esac
 fail() { printf 'edgebrain-deploy: %s\n' "$*" >&2; exit 3; }
 """
 
-#: $1 path: the absolute folder, the user, and whether systemd runs the machine
+#: $1 path, $2 env file or '': the absolute folder, the user, whether systemd runs the machine, and the
+#: env file's permission bits (it must exist: systemd refuses to start a unit whose EnvironmentFile= is missing)
 FACTS = _PRELUDE + r"""
+E=${2:-}
+if [ -n "$E" ]; then
+    [ -f "$E" ] || fail "--service-env-file $E: no such file on the target (create it there first, readable by the service's user only)"
+    printf 'env_mode=%s\n' "$(stat -c %a -- "$E" 2>/dev/null || echo unknown)"
+fi
 [ -L "$P/current" ] || fail "nothing is deployed at $P"
 [ -x "$P/current/venv/bin/edgebrain" ] || fail "the active release at $P has no venv/bin/edgebrain"
 cd -- "$P" && printf 'abs=%s\n' "$(pwd -P)"
@@ -194,6 +200,11 @@ def check_sinks(sinks) -> None:
                 if isinstance(d, float) else None
             if want and (isinstance(v, bool) or not isinstance(v, want)):
                 raise InputError(f"--sink {spec!r}: {k}={v!r} is not a number")
+            if k == "password":  # the spec itself is not echoed: it holds the secret
+                raise InputError(f"--sink {name}:…password=…: a password in a unit is readable by every user of the "
+                                 "board (in the unit file and the process list); write PASSWORD=… into a file on the "
+                                 "board only the service's user can read, and give password_env=PASSWORD with "
+                                 "--service-env-file FILE")
 
 
 def sink_packages(sinks) -> list[tuple[str, str]]:
@@ -245,8 +256,10 @@ def exec_argv(abs_path: str, source: str, sinks) -> list[str]:
     return argv
 
 
-def render(abs_path: str, user: str, source: str, sinks, *, user_unit: bool, name: str) -> str:
-    """The unit file's text (the same bytes for the same inputs: an unchanged unit is not rewritten)."""
+def render(abs_path: str, user: str, source: str, sinks, *, user_unit: bool, name: str,
+           env_file: str | None = None) -> str:
+    """The unit file's text (the same bytes for the same inputs: an unchanged unit is not rewritten).
+    ``env_file``: an ``EnvironmentFile=`` on the target holding secrets (a sink's ``password_env=``)."""
     cache = f"{abs_path}/cache/numba"
     lines = ["# written by edgebrain deploy --service; edit the deploy command, not this file",
              "[Unit]", f"Description=edgebrain stream from {source.replace('%', '%%')} ({name})",
@@ -255,6 +268,7 @@ def render(abs_path: str, user: str, source: str, sinks, *, user_unit: bool, nam
         lines.append(f"User={user}")
     lines += [f"WorkingDirectory={abs_path.replace('%', '%%')}",
               "Environment=" + _arg(f"NUMBA_CACHE_DIR={cache}", variables=False), "Environment=PYTHONUNBUFFERED=1",
+              *([f"EnvironmentFile={_arg(env_file, variables=False)}"] if env_file else []),
               "ExecStart=" + " ".join(_arg(a, variables=k > 0) for k, a in enumerate(exec_argv(abs_path, source, sinks))),
               "Restart=on-failure", "RestartSec=5", "StandardOutput=journal", "StandardError=journal",
               f"SyslogIdentifier={name}", "", "[Install]",
@@ -271,7 +285,8 @@ def _fail(res, what: str, ssh: Ssh) -> DeployError:
 
 def install(ssh: Ssh, spec: dict, *, restart: bool, release_key: str, say=lambda text: None) -> dict:
     """Write (if changed), warm and enable the unit of ``spec`` (source, sinks, user, name) on the target."""
-    res = ssh.run(FACTS, [ssh.target.path], timeout=SERVICE_TIMEOUT_S, what="the service's probe")
+    env_file = spec.get("env_file") or None
+    res = ssh.run(FACTS, [ssh.target.path, env_file or ""], timeout=SERVICE_TIMEOUT_S, what="the service's probe")
     facts = scripts.key_values(res.stdout)
     if res.returncode != 0 or facts.get("facts") != "done":
         raise _fail(res, "the service step", ssh)
@@ -280,7 +295,7 @@ def install(ssh: Ssh, spec: dict, *, restart: bool, release_key: str, say=lambda
     user_unit = bool(spec.get("user"))
     systemd = facts.get("pid1") == "systemd"
     text = render(facts["abs"], facts["user"], spec["source"], spec.get("sinks") or [], user_unit=user_unit,
-                  name=name)
+                  name=name, env_file=env_file)
     packages = {"present": [], "installed": []}
     need = sink_packages(spec.get("sinks") or [])
     if need:  # the bundle ships edgebrain's core dependencies; a sink's own package is added to the venv here
@@ -310,6 +325,12 @@ def install(ssh: Ssh, spec: dict, *, restart: bool, release_key: str, say=lambda
            "exec_start": exec_argv(facts["abs"], spec["source"], spec.get("sinks") or [])}
     if need:
         out["packages"] = packages
+    if env_file:
+        out["env_file"] = env_file
+        mode = facts.get("env_mode", "unknown")
+        if mode == "unknown" or int(mode, 8) & 0o077:
+            out["warning"] = (f"--service-env-file {env_file} has mode {mode} on the target: anyone who can read it "
+                              "reads the secrets; chmod 600 it there")
     if not systemd:
         out["note"] = (f"systemd is not PID 1 on the target (PID 1 is {facts.get('pid1') or 'unknown'}): the unit "
                        "file is written but not enabled")
@@ -348,6 +369,9 @@ def format_lines(report: dict) -> str:
              f"{s['cache_s']:.1f} s)"]
     if (s.get("packages") or {}).get("installed"):
         lines.append(f"         installed in the venv for the sinks: {', '.join(s['packages']['installed'])}")
-    if s.get("note"):
-        lines.append(f"         {s['note']}")
+    if s.get("env_file"):
+        lines.append(f"         secrets from EnvironmentFile={s['env_file']}")
+    for k in ("warning", "note"):
+        if s.get(k):
+            lines.append(f"         {s[k]}")
     return "\n" + "\n".join(lines)

@@ -428,6 +428,10 @@ class MqttSink(RecordSink):
       written for QoS 0), ``unsent`` (never acknowledged: dropped or still pending at close),
       ``dropped``, ``disconnects``, ``reconnects``.
 
+    * ``username=`` with ``password=``, or with ``password_env=NAME``: the password read from the
+      environment variable NAME, so it appears neither on the command line (the process list) nor in a
+      systemd unit (``deploy --service`` puts it in an ``EnvironmentFile=``).
+
     The topic may hold ``{device}`` (default: host name) and ``{model}`` (from :meth:`set_context`
     or ``model=``); the summary topic is the decisions topic with its last level ``decisions``
     replaced by ``summary`` (or ``/summary`` appended).
@@ -441,8 +445,15 @@ class MqttSink(RecordSink):
                  keepalive: int = 30, timeout: float = 5.0, flush_timeout: float = 5.0, retain: bool = False,
                  summary_topic: str | None = None, reconnect_min: float = 0.25, reconnect_max: float = 10.0,
                  max_queue: int = 100000, scores: bool = False, index: bool = False, model: str | None = None,
-                 device: str | None = None):
+                 device: str | None = None, password_env: str | None = None):
         super().__init__(scores=scores, index=index, model=model, device=device)
+        if password_env is not None:
+            if password is not None:
+                raise SinkError("mqtt sink: give password= or password_env=, not both")
+            password = os.environ.get(str(password_env))
+            if password is None:
+                raise SinkError(f"mqtt sink: password_env={password_env}, but {password_env} is not set in the "
+                                "environment")
         try:
             import paho.mqtt.client as mqtt
         except ImportError:

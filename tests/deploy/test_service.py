@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import secrets
 import shlex
@@ -205,3 +206,81 @@ def test_a_unit_for_a_path_with_spaces_quotes_and_specifiers_verifies(tmp_path):
     exe.unlink()  # the check is real: without the executable, verify fails on that very path
     r = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60)
     assert r.returncode != 0 and "not executable" in r.stderr
+
+
+def test_a_password_never_reaches_the_unit_and_comes_from_an_environment_file(sshd, first, tmp_path):
+    """A sink's password= is refused for a unit (readable by every user of the board); password_env=NAME
+    with --service-env-file FILE puts it in an EnvironmentFile= the unit loads. The unit's ExecStart, run
+    with that file loaded as systemd would, publishes every decision to a broker that refuses anonymous
+    clients; without the file it stops with one line naming the variable; the secret appears in no unit
+    and no deploy output."""
+    from importlib import metadata
+
+    pytest.importorskip("paho.mqtt.client", reason="paho-mqtt not installed (pip install 'edgebrain[mqtt]')")
+    from tests.stream._mqtt import Broker, Subscriber, find_mosquitto
+
+    binary = find_mosquitto()
+    if binary is None:
+        pytest.skip("no mosquitto broker here (tools/install-test-deps.sh installs it)")
+    secret = "s3cret-" + secrets.token_hex(6)
+    broker = Broker(binary, workdir=str(tmp_path / "broker")).require_password("eb", secret).start()
+    try:
+        args = list(first["args"])
+        name = first["name"] + "-mqtt"
+        args[args.index("--service-name") + 1] = name
+        i = args.index("--sink")
+        refused = deploy(*args[:i], "--sink", f"mqtt:host=127.0.0.1,port={broker.port},username=eb,password={secret}",
+                         *args[i + 2:])
+        assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
+        assert "password_env" in refused.stderr and secret not in refused.stderr + refused.stdout
+        env_file = tmp_path / "mqtt.env"
+        env_file.write_text(f"EB_MQTT_PASSWORD={secret}\n")
+        env_file.chmod(0o600)
+        sink = f"mqtt:host=127.0.0.1,port={broker.port},username=eb,password_env=EB_MQTT_PASSWORD,device=pw-test"
+        missing = deploy(*args[:i], "--sink", sink, *args[i + 2:], "--service-env-file", str(tmp_path / "none.env"))
+        assert missing.returncode != 0 and "--service-env-file" in missing.stderr and "no such file" in missing.stderr
+        r = deploy(*args[:i], "--sink", sink, *args[i + 2:], "--service-env-file", str(env_file))
+        res = ok_json(r)
+        assert secret not in r.stdout + r.stderr
+        s = res["service"]
+        assert s["env_file"] == str(env_file) and "warning" not in s
+        assert f"paho-mqtt=={metadata.version('paho-mqtt')}" in res["bundle"]["requirements"]
+        unit = (os.path.expanduser("~/.config/systemd/user") if first["user"] else "/etc/systemd/system") \
+            + f"/{name}.service"
+        text = Path(unit).read_text()
+        assert secret not in text and f"EnvironmentFile={env_file}" in text.splitlines()
+        if shutil.which("systemd-analyze"):
+            v = subprocess.run(["systemd-analyze", "verify", unit], capture_output=True, text=True, timeout=60)
+            assert v.returncode == 0 and name not in v.stderr, v.stderr
+        u = unit_lines(text)
+        argv = shlex.split(u["ExecStart"][0].replace("%%", "%").replace("$$", "$"))
+        run = " ".join(shlex.quote(a) for a in argv)
+        cd_env = f"cd {shlex.quote(u['WorkingDirectory'][0])} && env {shlex.quote(u['Environment'][0])} "
+        # without the EnvironmentFile: one line naming the variable, nothing published
+        no = sshd.ssh(cd_env + run + " > /dev/null", timeout=300)
+        assert no.returncode == 2 and "EB_MQTT_PASSWORD is not set" in no.stderr, no.stderr[-1000:]
+        sub = Subscriber(broker.port, "edgebrain/pw-test/#", username="eb", password=secret)
+        try:
+            # as systemd loads EnvironmentFile= (NAME=VALUE lines), then the ExecStart
+            ok = sshd.ssh(f"set -a && . {shlex.quote(str(env_file))} && set +a && " + cd_env + run + " > /dev/null",
+                          timeout=300)
+            assert ok.returncode == 0, ok.stderr[-2000:]
+            local = subprocess.run([sys.executable, "-m", "edgebrain", "stream", "zoo:har-lif", "--source",
+                                    str(first["rec"]), "--json"], capture_output=True, text=True, cwd=REPO, timeout=300)
+            mine = [json.loads(ln) for ln in local.stdout.splitlines() if ln.strip()][:-1]
+            assert sub.wait_count(len(mine) + 1, timeout=30), len(sub.messages)
+            decisions = [d for t, d in sub.json() if t.endswith("/decisions")]
+            assert [(d["t"], d["label"]) for d in decisions] == [(d["t"], d["label"]) for d in mine] and len(mine) > 10
+        finally:
+            sub.close()
+        # the broker really refuses a client without the password
+        anon = subprocess.run([sys.executable, "-m", "edgebrain", "stream", "zoo:har-lif", "--source", str(first["rec"]),
+                               "--sink", f"mqtt:host=127.0.0.1,port={broker.port}"], capture_output=True, text=True,
+                              cwd=REPO, timeout=300)
+        assert anon.returncode == 2 and anon.stderr.count("error:") == 1, anon.stderr[-1000:]
+    finally:
+        broker.stop()
+        for f in (f"/etc/systemd/system/{first['name']}-mqtt.service",
+                  os.path.expanduser(f"~/.config/systemd/user/{first['name']}-mqtt.service")):
+            if os.path.exists(f):
+                os.remove(f)

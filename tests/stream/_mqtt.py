@@ -67,6 +67,20 @@ class Broker:
         self.conf = self.dir / "mosquitto.conf"
         self.log_path = self.dir / "mosquitto.log"
         self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+
+    def require_password(self, username: str, password: str) -> Broker:
+        """Before :meth:`start`: refuse anonymous clients and accept only ``username`` with ``password``
+        (a password file written by mosquitto_passwd, beside the broker's binary)."""
+        pw = self.dir / "passwords"
+        tool = Path(self.binary).with_name("mosquitto_passwd")
+        tool = str(tool) if tool.exists() else (shutil.which("mosquitto_passwd") or "mosquitto_passwd")
+        subprocess.run([tool, "-b", "-c", str(pw), username, password], check=True, capture_output=True, timeout=30)
+        pw.chmod(0o600)
+        # as root, mosquitto would switch to its own user, who cannot read a file in the tests' private folder
+        stay = "user root\n" if os.geteuid() == 0 else ""
+        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous false\npassword_file {pw}\n"
+                             f"persistence false\n{stay}")
+        return self
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 10.0) -> Broker:
@@ -127,7 +141,8 @@ def mosquitto_fixture(tmp_path):
 class Subscriber:
     """A paho client on its own thread, subscribed to ``topic`` (QoS 1), collecting messages."""
 
-    def __init__(self, port: int, topic: str = "#", host: str = "127.0.0.1", timeout: float = 5.0):
+    def __init__(self, port: int, topic: str = "#", host: str = "127.0.0.1", timeout: float = 5.0,
+                 username: str | None = None, password: str | None = None):
         import paho.mqtt.client as mqtt
 
         self.topic = topic
@@ -140,6 +155,8 @@ class Subscriber:
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-subscriber-{os.getpid()}-{id(self):x}",
                         clean_session=True)
         c.reconnect_delay_set(min_delay=0.1, max_delay=0.5)
+        if username is not None:
+            c.username_pw_set(username, password)
         c.on_connect = self._on_connect
         c.on_subscribe = self._on_subscribe
         c.on_message = self._on_message
