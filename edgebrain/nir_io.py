@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import dialects, ops
+from . import dialects, nir_reset, ops
 from .errors import FormatError, ModelError
 from .graph import Graph
 from .infile import check_regular
@@ -615,6 +615,7 @@ def read_nir(path, dt: float | None = None, dialect: str | None = None, reset: s
         for n, (k, nd) in nodes.items():
             graph.add(n, _op_from_nir(k, nd, f"node '{n}' ({k})", d, dt))
         graph.edges = edges
+        nir_reset.fuse(graph)  # I → Threshold → Scale(−θ) loops: integrate-and-fire with reset by subtraction
         graph.prepare()
     except (ModelError, FormatError) as e:
         raise e.with_file(path)
@@ -634,10 +635,12 @@ def to_nir_graph(graph: Graph):
 
     dt = float(graph.meta.get("dt") or 1.0)
     d = dialects.get(graph.meta.get("dialect", "nir"))
-    nodes = {}
+    nodes, edges = {}, list(graph.edges)
     for name, op in graph.nodes.items():
         k = op.kind
-        if k == "Input":
+        if isinstance(op, ops.Neuron) and nir_reset.explicit(op, d):  # reset by subtraction as a feedback loop
+            edges = nir_reset.write_explicit(nodes, edges, name, graph, d.continuous(ops.I(g_mem=op.g_mem), dt)["r"])
+        elif k == "Input":
             nodes[name] = nir.Input(input_type=np.array(op.shape))
         elif k == "Output":
             nodes[name] = nir.Output(output_type=np.array(op.shape))
@@ -677,7 +680,7 @@ def to_nir_graph(graph: Graph):
             nodes[name] = getattr(nir, k)(**p)
         else:  # pragma: no cover - every op kind is handled above
             raise ModelError(f"node '{name}': cannot export {k} to NIR")
-    return nir.NIRGraph(nodes=nodes, edges=list(graph.edges), type_check=False,
+    return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False,
                         metadata={"exported_by": "edgebrain", "dt": dt, "dialect": d.name})
 
 

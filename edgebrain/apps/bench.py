@@ -212,6 +212,39 @@ def time_calls(call, xs, warmup: int, steps: int, progress: bool):
     return first_us, warm, lat
 
 
+def _refuse_numba_options(path: str, precision, cold: bool, what: str, steps) -> int:
+    """The checks every interpreter's bench shares: no --precision, no --cold, steps >= 1."""
+    if precision is not None:
+        raise InputError(f"--precision {precision}: {what} model runs at the precision it was converted to",
+                         file=path)
+    if cold:
+        raise InputError(f"--cold measures start-up with an empty Numba cache; {what} model does not use Numba",
+                         file=path)
+    steps = int(steps)
+    if steps < 1:
+        raise InputError(f"--steps {steps}; expected >= 1")
+    return steps
+
+
+def _interpreter_result(path: str, m, call, xs, *, steps: int, warmup: int, rss0: int, init_us: float,
+                        rss_init: int, described: str, footprint: dict, **extra) -> dict:
+    """Time ``call`` over ``xs`` (batch 1) and return the dict of :func:`run` for a model run by another
+    interpreter (``m``: its runtime, threads, precision and input shape)."""
+    first_us, warm, lat = time_calls(call, xs, warmup, steps, progress=False)
+    rate = steps / (lat.sum() / 1e6)
+    return {
+        "model": path, "precision": m.precision, "input_shape": list(m.input_shape), "steps": steps, "batch": 1,
+        "warmup_steps": warmup, "input": described, "model_file_bytes": os.path.getsize(path),
+        "runtime": m.runtime, "threads": m.threads, **extra, "init_us": init_us, "first_step_us": first_us,
+        "warmup": stats(warm) if warmup else None, "latency_us": stats(lat),
+        "throughput": {"steps_per_s_step_loop": rate, "steps_per_s_batch1": rate, "steps_per_s_batch": rate,
+                       "samples_per_s_batch": rate},
+        "memory": {"peak_rss_bytes": peak_rss_bytes(), "rss_init_delta_bytes": rss_init - rss0,
+                   "rss_overall_delta_bytes": current_rss_bytes() - rss0},
+        "footprint": footprint, "cold_start": None,
+    }
+
+
 def bench_tflite(path: str, steps: int = 1000, threads: int = 1, warmup: int = 20, precision=None,
                  cold: bool = False) -> dict:
     """``edgebrain bench MODEL.tflite``: the dict of :func:`edgebrain.apps.bench.run` for a TFLite
@@ -220,15 +253,7 @@ def bench_tflite(path: str, steps: int = 1000, threads: int = 1, warmup: int = 2
     is the file's constant bytes (parameters) and the activation peak (state, an arena's lower bound)."""
     from ..tflite_session import TFLiteModel
 
-    if precision is not None:
-        raise InputError(f"--precision {precision}: a TFLite model runs at the precision it was converted to",
-                         file=path)
-    if cold:
-        raise InputError("--cold measures start-up with an empty Numba cache; a TFLite model does not use Numba",
-                         file=path)
-    steps = int(steps)
-    if steps < 1:
-        raise InputError(f"--steps {steps}; expected >= 1")
+    steps = _refuse_numba_options(path, precision, cold, "a TFLite", steps)
     rss0 = current_rss_bytes()
     t0 = time.perf_counter()
     m = TFLiteModel.load(path, threads=threads)
@@ -236,24 +261,14 @@ def bench_tflite(path: str, steps: int = 1000, threads: int = 1, warmup: int = 2
     rss_init = current_rss_bytes()
     rng = np.random.default_rng(0)
     xs = m.quantize_input(rng.random((steps + warmup + 1,) + m.input_shape).astype(np.float32))
-    first_us, warm, lat = time_calls(m.invoke, xs, warmup, steps, progress=False)
-    rate = steps / (lat.sum() / 1e6)
     tot = m.summary()["totals"]
-    return {
-        "model": path, "precision": m.precision, "input_shape": list(m.input_shape), "steps": steps, "batch": 1,
-        "warmup_steps": warmup, "input": "uniform random in [0, 1) (quantized with the input's scale for an "
-        "integer input)", "model_file_bytes": os.path.getsize(path), "runtime": m.runtime, "threads": m.threads,
-        "init_us": init_us, "first_step_us": first_us, "warmup": stats(warm) if warmup else None,
-        "latency_us": stats(lat),
-        "throughput": {"steps_per_s_step_loop": rate, "steps_per_s_batch1": rate, "steps_per_s_batch": rate,
-                       "samples_per_s_batch": rate},
-        "memory": {"peak_rss_bytes": peak_rss_bytes(), "rss_init_delta_bytes": rss_init - rss0,
-                   "rss_overall_delta_bytes": current_rss_bytes() - rss0},
-        "footprint": {"param_bytes": tot["constant_bytes"], "state_bytes": tot["activation_peak_bytes"],
-                      "total_bytes": tot["constant_bytes"] + tot["activation_peak_bytes"],
-                      "neurobench_bytes": 4 * tot["parameters"], "estimated": True},
-        "cold_start": None,
-    }
+    footprint = {"param_bytes": tot["constant_bytes"], "state_bytes": tot["activation_peak_bytes"],
+                 "total_bytes": tot["constant_bytes"] + tot["activation_peak_bytes"],
+                 "neurobench_bytes": 4 * tot["parameters"], "estimated": True}
+    return _interpreter_result(path, m, m.invoke, xs, steps=steps, warmup=warmup, rss0=rss0, init_us=init_us,
+                               rss_init=rss_init, footprint=footprint,
+                               described="uniform random in [0, 1) (quantized with the input's scale for an "
+                               "integer input)")
 
 
 def bench_onnx(path: str, steps: int = 1000, threads: int = 1, warmup: int = 20, precision=None,
@@ -265,14 +280,7 @@ def bench_onnx(path: str, steps: int = 1000, threads: int = 1, warmup: int = 20,
     estimated) and the state fed back."""
     from ..onnx_session import OnnxModel
 
-    if precision is not None:
-        raise InputError(f"--precision {precision}: an ONNX model runs at the precision it was exported at", file=path)
-    if cold:
-        raise InputError("--cold measures start-up with an empty Numba cache; an ONNX model does not use Numba",
-                         file=path)
-    steps = int(steps)
-    if steps < 1:
-        raise InputError(f"--steps {steps}; expected >= 1")
+    steps = _refuse_numba_options(path, precision, cold, "an ONNX", steps)
     rss0 = current_rss_bytes()
     t0 = time.perf_counter()
     m = OnnxModel.load(path, threads=threads)
@@ -281,24 +289,13 @@ def bench_onnx(path: str, steps: int = 1000, threads: int = 1, warmup: int = 20,
     rss_init = current_rss_bytes()
     xs = np.random.default_rng(0).random((steps + warmup + 1,) + m.input_shape).astype(np.float32)
     xs = m.check_input(np.round(xs) if m.data["dtype"].kind in "iub" else xs)
-    first_us, warm, lat = time_calls(call, xs, warmup, steps, progress=False)
-    rate = steps / (lat.sum() / 1e6)
     g = m.graph()
     params = g["totals"]["constant_bytes"] if g else os.path.getsize(path)
-    return {
-        "model": path, "precision": m.precision, "input_shape": list(m.input_shape), "steps": steps, "batch": 1,
-        "warmup_steps": warmup, "input": "uniform random in [0, 1) (rounded for an integer input)",
-        "model_file_bytes": os.path.getsize(path), "runtime": m.runtime, "threads": m.threads,
-        "stateful": m.stateful, "init_us": init_us, "first_step_us": first_us,
-        "warmup": stats(warm) if warmup else None, "latency_us": stats(lat),
-        "throughput": {"steps_per_s_step_loop": rate, "steps_per_s_batch1": rate, "steps_per_s_batch": rate,
-                       "samples_per_s_batch": rate},
-        "memory": {"peak_rss_bytes": peak_rss_bytes(), "rss_init_delta_bytes": rss_init - rss0,
-                   "rss_overall_delta_bytes": current_rss_bytes() - rss0},
-        "footprint": {"param_bytes": params, "state_bytes": m.state_bytes, "total_bytes": params + m.state_bytes,
-                      "neurobench_bytes": 4 * g["totals"]["parameters"] if g else params, "estimated": g is None},
-        "cold_start": None,
-    }
+    footprint = {"param_bytes": params, "state_bytes": m.state_bytes, "total_bytes": params + m.state_bytes,
+                 "neurobench_bytes": 4 * g["totals"]["parameters"] if g else params, "estimated": g is None}
+    return _interpreter_result(path, m, call, xs, steps=steps, warmup=warmup, rss0=rss0, init_us=init_us,
+                               rss_init=rss_init, footprint=footprint, stateful=m.stateful,
+                               described="uniform random in [0, 1) (rounded for an integer input)")
 
 
 def _mb(b) -> str:

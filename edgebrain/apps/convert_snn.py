@@ -60,9 +60,9 @@ def parse_timesteps(spec) -> list:
 def convert_snn(model: str, output: str, *, calib: str | None, labels: str | None = None, timesteps=DEFAULT_TIMESTEPS,
                 coding: str = "direct", percentile: float = 99.9, device: str = "host", weight_bits: int | None = None,
                 state_bits: int = 16, per_channel: bool = True, progress: bool = False) -> dict:
-    """Convert the TFLite file ``model`` to the spiking model ``output`` (.ebm), calibrated on
-    the samples in the .npy file ``calib`` (``(N, *sample)``, as ``edgebrain run`` takes them), and
-    measure it (module docstring); returns the report (what ``--json`` prints)."""
+    """Convert the TFLite file ``model`` to the spiking model ``output`` (.ebm, or .nir: the float network),
+    calibrated on the samples in the .npy file ``calib`` (``(N, *sample)``, as ``edgebrain run`` takes them),
+    and measure it (module docstring); returns the report (what ``--json`` prints)."""
     if not calib:
         raise InputError("--to-snn needs calibration samples: pass --calib FILE.npy, (N, *sample) as `edgebrain run` "
                          "takes them for this model")
@@ -72,9 +72,9 @@ def convert_snn(model: str, output: str, *, calib: str | None, labels: str | Non
 
     if coding not in CODINGS:
         raise InputError(f"--coding {coding}; expected one of {', '.join(CODINGS)}")
-    if Path(output).suffix.lower() == ".nir":
-        raise InputError("--to-snn writes an edgebrain model (.ebm): NIR cannot state its pooling neurons' v >= threshold "
-                         "rule or its readout, so a .nir file would not mean the same network", file=output)
+    if Path(output).suffix.lower() == ".nir" and weight_bits:
+        raise InputError("--quantize with a .nir output: NIR holds the float network only; write .ebm to keep the "
+                         "fixed-point model (or quantize the .nir file when converting it to .ebm)", file=output)
     if not is_tflite_file(model):
         raise InputError("--to-snn converts a TensorFlow Lite model (.tflite); this is not one", file=model)
     if not (np.isfinite(percentile) and 50 <= percentile <= 100):
@@ -166,7 +166,10 @@ def _convert(tfl, model, output, xs, y, steps, coding, percentile, dev, weight_b
         "costs": cost, "quantization": quant_report.as_dict() if quant_report else None,
     }
     _store_card(m, result, model)
-    m.save(Path(output))
+    if Path(output).suffix.lower() == ".nir":      # reset by subtraction written as NIR nodes (nir_reset.py)
+        m.export_nir(Path(output))
+    else:
+        m.save(Path(output))
     result["nodes"] = len(m.graph.nodes)
     result["params"] = m.summary()["totals"]["params"]
     return result
@@ -277,7 +280,12 @@ def _store_card(m, r: dict, model: str) -> None:
                        "thresholds": {k: v["lambda"] for k, v in r["thresholds"].items()},
                        "output_lambda": r["output_lambda"]},
     }
-    m.graph.meta["import_report"] = {"format": "tflite", "converted": "ANN → SNN", "file": os.path.basename(model)}
+    # IF neurons have no time constant: one step per timestep (dt 1, NIR's forward-Euler reading, r = 1)
+    m.graph.meta.update(dt=1.0, dialect="nir", reset="subtract")
+    m.graph.meta["import_report"] = {
+        "format": "tflite", "converted": "ANN → SNN", "file": os.path.basename(model), "detected": "tflite",
+        "reason": "a TFLite ANN converted by convert --to-snn: integrate-and-fire neurons, reset by subtraction",
+        "dt_source": "not needed: integrate-and-fire neurons count steps", "warnings": []}
     m.source_digest = None
 
 

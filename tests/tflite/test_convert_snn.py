@@ -125,6 +125,7 @@ def write_tflite(path, ops_spec, n_in=3):
             op.inputs = [cur, cur]
             op.builtinOptionsType = s.BuiltinOptions.AddOptions
             op.builtinOptions = s.AddOptionsT()
+            op.builtinOptions.fusedActivationFunction = act
         else:
             op.inputs = [cur]
         cur = tensor(f"t{k}", (1, width))
@@ -336,9 +337,9 @@ def test_bad_input_is_one_line(tmp_path):
     def convert(model, calib="x.npy", *extra):
         return cli("convert", model, "--to-snn", "--calib", tmp_path / calib, "-o", tmp_path / "o.ebm", *extra)
 
-    add = write_tflite(tmp_path / "add.tflite", [("FULLY_CONNECTED", W1, B1, 1), ("ADD", None, None, 0),
-                                                 ("FULLY_CONNECTED", W2, B2, 0)])
-    one_error_line(*convert(add)[::2], "operator 1 ADD", "not supported", "FULLY_CONNECTED")
+    add = write_tflite(tmp_path / "add.tflite", [("FULLY_CONNECTED", W1, B1, 1), ("ADD", None, None, 2),
+                                                 ("FULLY_CONNECTED", W2, B2, 0)])     # h + h, RELU_N1_TO_1 fused
+    one_error_line(*convert(add)[::2], "operator 1 ADD", "RELU_N1_TO_1")
     clip = write_tflite(tmp_path / "clip.tflite", [("FULLY_CONNECTED", W1, B1, 2), ("FULLY_CONNECTED", W2, B2, 0)])
     one_error_line(*convert(clip)[::2], "operator 0 FULLY_CONNECTED", "RELU_N1_TO_1", "ReLU")
     tanh = write_tflite(tmp_path / "tanh.tflite", [("FULLY_CONNECTED", W1, B1, 1), ("TANH", None, None, 0),
@@ -353,6 +354,6 @@ def test_bad_input_is_one_line(tmp_path):
     one_error_line(*convert(ok, "x.npy", "--timesteps", "8,zero")[::2], "--timesteps")
     one_error_line(*convert(ok, "x.npy", "--coding", "burst")[::2], "--coding", "direct")
     one_error_line(*cli("convert", ok, "-o", tmp_path / "o.ebm")[::2], "--to-snn")
-    one_error_line(*cli("convert", ok, "--to-snn", "--calib", tmp_path / "x.npy", "-o", tmp_path / "o.nir")[::2],
-                   "o.nir", ".ebm")
+    one_error_line(*cli("convert", ok, "--to-snn", "--calib", tmp_path / "x.npy", "--quantize", "int8", "-o",
+                        tmp_path / "o.nir")[::2], "o.nir", "--quantize", ".ebm")
     assert not (tmp_path / "o.ebm").exists()

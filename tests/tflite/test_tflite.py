@@ -24,6 +24,8 @@ litert = pytest.importorskip("ai_edge_litert.interpreter", reason="the tflite ex
 
 DATA = Path(__file__).parent / "data"
 MODELS = ["har_mlp_float", "har_mlp_int8", "har_cnn_float", "har_cnn_int8"]
+#: the residual MLPs (ADD), for the ANN → SNN conversion's tests (no stream sidecar)
+RESIDUAL = ["har_res_float", "har_res_int8"]
 FACTS = json.loads((DATA / "models.json").read_text())
 #: the zoo's HAR test subjects (tools/tflite/make_tflite_fixtures.py); the fixture set holds s16's first recording
 TEST_FILES = ("s16/s16_01_sw.csv", "s17/s17_01_sw.csv", "s18/s18_01_sw.csv")
@@ -85,15 +87,16 @@ def test_fixtures_are_the_files_recorded_and_documented():
     readme = (DATA / "README.md").read_text()
     assert "source" in readme.lower() and "licen" in readme.lower()
     files = sorted(p.name for p in DATA.iterdir() if p.is_file() and p.name != "README.md")
-    assert files == sorted([f"{m}.tflite" for m in MODELS] + [f"{m}.tflite.json" for m in MODELS] + ["models.json"])
+    assert files == sorted([f"{m}.tflite" for m in MODELS + RESIDUAL] + [f"{m}.tflite.json" for m in MODELS]
+                           + ["models.json"])
     for name in files:
         assert name in readme, f"README.md does not name {name}"
-    for m in MODELS:
+    for m in MODELS + RESIDUAL:
         data = (DATA / f"{m}.tflite").read_bytes()
         f = FACTS["files"][f"{m}.tflite"]
         assert (len(data), hashlib.sha256(data).hexdigest()) == (f["bytes"], f["sha256"]), m
         assert data[4:8] == b"TFL3" and f["test_accuracy"] > 0.7   # trained, not random
-    assert sum((DATA / f"{m}.tflite").stat().st_size for m in MODELS) < 200_000
+    assert sum((DATA / f"{m}.tflite").stat().st_size for m in MODELS + RESIDUAL) < 200_000
 
 
 @pytest.mark.parametrize("name", MODELS)

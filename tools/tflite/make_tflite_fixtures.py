@@ -4,7 +4,7 @@ recordings and converted by TensorFlow's own TFLite converter, float and full-in
 This runs in a tools-only environment with TensorFlow, never in edgebrain's runtime or tests:
 
     python -m venv /tmp/tfvenv && /tmp/tfvenv/bin/pip install tensorflow-cpu==2.21.0
-    /tmp/tfvenv/bin/python tools/tflite/make_tflite_fixtures.py [--data DIR] [--out tests/tflite/data]
+    /tmp/tfvenv/bin/python tools/tflite/make_tflite_fixtures.py [--data DIR] [--out tests/tflite/data] [--models mlp,cnn,res]
 
 Data: ``imu/sp-sw-har`` under ``--data`` ($EDGEBRAIN_DATA, else ../shared/datasets beside the checkout,
 else the fixture subset tests/data). The zoo's subject-disjoint split: train s01–s12, test s16–s18.
@@ -14,11 +14,15 @@ windows of 50 samples (0.5 s at 100 Hz) every 25 samples, labelled by the window
 Models (logits out, no softmax):
 
 * ``har_mlp_*``: the window flattened (300 values) → Dense 32 + ReLU → Dense 5;
-* ``har_cnn_*``: (50, 6) → Conv1D 8×5 + ReLU → MaxPool 2 → Conv1D 16×3 + ReLU → global average → Dense 5.
+* ``har_cnn_*``: (50, 6) → Conv1D 8×5 + ReLU → MaxPool 2 → Conv1D 16×3 + ReLU → global average → Dense 5;
+* ``har_res_*``: a residual MLP, the window flattened (300) → Dense 16 + ReLU (h1) → ReLU(h1 + Dense 16 (h1))
+  (h2: ADD with a fused ReLU) → Dense 16 + ReLU (h3) → h2 + h3 (ADD, no activation) → Dense 5: both forms of
+  residual sum the ANN → SNN conversion takes (docs/conversion.md).
 
 ``*_float.tflite``: ``TFLiteConverter.from_keras_model`` with no optimisation; ``*_int8.tflite``:
 ``Optimize.DEFAULT`` with 200 training windows as the representative dataset, int8 ops only, int8
-input and output tensors. ``models.json`` records the tool versions, the files' SHA-256 and sizes and
+input and output tensors. ``--models`` builds a subset (the other files and their ``models.json`` entries are
+kept). ``models.json`` records the tool versions, the files' SHA-256 and sizes and
 the test accuracy of each file as run by TensorFlow's own ``tf.lite.Interpreter``.
 """
 
@@ -64,8 +68,20 @@ def windows(root: Path, subjects):
     return np.stack(xs), np.array(ys)
 
 
+def build_res(tf, batch_size):
+    """The residual MLP (functional: Keras's Add, then ReLU, which the converter fuses into the ADD)."""
+    L = tf.keras.layers
+    x = tf.keras.Input((WINDOW * 6,), batch_size=batch_size)
+    h1 = L.Dense(16, activation="relu")(x)
+    h2 = L.ReLU()(L.Add()([h1, L.Dense(16)(h1)]))
+    h3 = L.Dense(16, activation="relu")(h2)
+    return tf.keras.Model(x, L.Dense(len(LABELS))(L.Add()([h2, h3])))
+
+
 def build(kind: str, tf):
     L = tf.keras.layers
+    if kind == "res":
+        return build_res(tf, 1)
     if kind == "mlp":
         layers = [tf.keras.Input((WINDOW * 6,), batch_size=1), L.Dense(32, activation="relu"), L.Dense(len(LABELS))]
     else:
@@ -95,6 +111,7 @@ def main(argv=None):
     ap.add_argument("--data")
     ap.add_argument("--out", default=str(REPO / "tests" / "tflite" / "data"))
     ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--models", default="mlp,cnn,res", help="which models to build (comma-separated)")
     a = ap.parse_args(argv)
     import tensorflow as tf
 
@@ -104,17 +121,25 @@ def main(argv=None):
     xte, yte = windows(root, TEST)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
+    old = json.loads((out / "models.json").read_text()) if (out / "models.json").is_file() else {}
     facts = {"tool": f"tensorflow-cpu {tf.__version__} (tf.lite.TFLiteConverter), keras {tf.keras.__version__}",
              "data": "imu/sp-sw-har: train s01-s12, test s16-s18, windows of 50 samples every 25",
-             "train_windows": int(len(ytr)), "test_windows": int(len(yte)), "labels": LABELS, "files": {}}
-    for kind in ("mlp", "cnn"):
-        xt, xe = (xtr.reshape(len(xtr), -1), xte.reshape(len(xte), -1)) if kind == "mlp" else (xtr, xte)
+             "train_windows": int(len(ytr)), "test_windows": int(len(yte)), "labels": LABELS,
+             "files": dict(old.get("files", {}))}
+    kinds = [k.strip() for k in a.models.split(",")]
+    for kind in [k for k in ("mlp", "cnn", "res") if k in kinds]:
+        xt, xe = (xtr, xte) if kind == "cnn" else (xtr.reshape(len(xtr), -1), xte.reshape(len(xte), -1))
+        if kind == "res":
+            tf.keras.utils.set_random_seed(0)         # seeded on its own: the same file with or without the others
         m = build(kind, tf)
         m.compile(optimizer=tf.keras.optimizers.Adam(3e-3),
                   loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
         # trained at batch 32 in a twin without the fixed batch dimension, then the weights copied
-        t = tf.keras.Sequential([tf.keras.Input(m.input_shape[1:])] + [type(ly).from_config(ly.get_config())
-                                                                       for ly in m.layers])
+        if kind == "res":
+            t = build_res(tf, None)
+        else:
+            t = tf.keras.Sequential([tf.keras.Input(m.input_shape[1:])] + [type(ly).from_config(ly.get_config())
+                                                                           for ly in m.layers])
         t.compile(optimizer=tf.keras.optimizers.Adam(3e-3),
                   loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
         t.fit(xt, ytr, batch_size=32, epochs=a.epochs, verbose=0, shuffle=True)
