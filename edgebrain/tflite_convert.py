@@ -46,7 +46,7 @@ from .errors import ModelError
 from .graph import Graph
 from .tflite_ann import ANN, INPUT, SUPPORTED, Layer, conv2d, read_ann
 
-__all__ = ["ANN", "CODINGS", "DEFAULT_PERCENTILE", "Layer", "SUPPORTED", "build_snn", "conv2d", "read_ann"]
+__all__ = ["ANN", "CODINGS", "DEFAULT_PERCENTILE", "SUPPORTED", "Layer", "build_snn", "conv2d", "read_ann"]
 
 CODINGS = ("direct", "rate")
 DEFAULT_PERCENTILE = 99.9

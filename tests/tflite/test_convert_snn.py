@@ -10,11 +10,8 @@ import json
 import numpy as np
 import pytest
 
-from tests.conftest import need
 from tests.tflite.test_tflite import (
     DATA,
-    FACTS,
-    TEST_FILES,
     cli,
     litert,
     litert_invoke,
@@ -23,25 +20,6 @@ from tests.tflite.test_tflite import (
 
 schema = pytest.importorskip("ai_edge_litert.schema_py_generated")
 flatbuffers = pytest.importorskip("flatbuffers")
-
-
-@pytest.fixture(scope="module")
-def labelled(datasets):
-    """Real windows of the test subjects, (N, 50, 6) standardised per file, and their labels (the most
-    frequent label of each window), as tools/tflite/make_tflite_fixtures.py cut them."""
-    root = datasets / "imu" / "sp-sw-har"
-    files = [root / f for f in TEST_FILES if (root / f).is_file()] or [need(root / TEST_FILES[0])]
-    xs, ys = [], []
-    for f in files:
-        raw = np.loadtxt(f, delimiter=",", skiprows=1, usecols=range(6), dtype=np.float64)
-        lab = np.loadtxt(f, delimiter=",", skiprows=1, usecols=[7], dtype=str)
-        x = ((raw - raw.mean(0)) / np.maximum(raw.std(0), 1e-9)).astype(np.float32)
-        y = np.array([FACTS["labels"].index(v) for v in lab])
-        for a in range(0, len(x) - 49, 25):
-            xs.append(x[a:a + 50])
-            ys.append(np.bincount(y[a:a + 50], minlength=5).argmax())
-    return np.stack(xs), np.array(ys)
-
 
 
 def _write_model(path, s, tensors, inputs, outputs, ops, codes, bufs):
