@@ -17,6 +17,8 @@ The helpers are plain functions so that ``tools/conformance_report.py`` can impo
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -283,3 +285,19 @@ def dyadic(x, bits: int = 8) -> np.ndarray:
     a dense or convolutional layer exact in float32, whatever the summation order, so that edgebrain
     and the framework see bit-identical synaptic input and any spike difference is a semantic one."""
     return (np.round(np.asarray(x, np.float64) * 2.0 ** bits) / 2.0 ** bits).astype(np.float32)
+
+
+def cli(*args, timeout=300) -> tuple[int, str, str]:
+    """``python -m edgebrain.cli ARGS`` in a new process from the checkout: (exit code, stdout, stderr)."""
+    p = subprocess.run([sys.executable, "-m", "edgebrain.cli", *map(str, args)], capture_output=True, text=True,
+                       timeout=timeout, cwd=REPO)
+    return p.returncode, p.stdout, p.stderr
+
+
+def one_error_line(rc, err, *words) -> str:
+    """Bad input's contract: exit code 2 and one ``error:`` line (holding each of ``words``), no traceback."""
+    lines = err.splitlines()
+    assert rc == 2 and len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
+    for w in words:
+        assert w in lines[0], lines[0]
+    return lines[0]

@@ -37,13 +37,13 @@ import fcntl
 import os
 import shlex
 import shutil
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from tests.arm64 import board
+from tests.deploy import chroot_board
 
 #: Debian packages the SSH-capable board adds to tools/arm64/rootfs.sh's (EDGEBRAIN_ARM64_EXTRA_PACKAGES)
 PACKAGES = "python3,python3-venv,openssh-server,ca-certificates,rsync"
@@ -147,7 +147,7 @@ def prepare_rootfs(root: Path) -> None:
 
 
 @dataclass
-class Board:
+class Board(chroot_board.Endpoint):
     host: str
     port: int
     dir: Path
@@ -164,43 +164,12 @@ class Board:
     def url(self, path: str = TARGET, offline: bool = False) -> str:
         return f"ssh://{self.user}@{self.host}:{self.offline_port if offline else self.port}{path}"
 
-    def options(self) -> list[str]:
-        out = []
-        for o in (f"IdentityFile={self.key}", f"UserKnownHostsFile={self.known_hosts}",
-                  "GlobalKnownHostsFile=/dev/null", "IdentitiesOnly=yes", "IdentityAgent=none"):
-            out += ["--ssh-option", o]
-        return out
-
-    def ssh(self, command: str, timeout: float = 300) -> subprocess.CompletedProcess:
-        argv = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=30", "-o", f"IdentityFile={self.key}",
-                "-o", f"UserKnownHostsFile={self.known_hosts}", "-o", "GlobalKnownHostsFile=/dev/null",
-                "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-p", str(self.port), "-n",
-                f"{self.user}@{self.host}", command]
-        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
-
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(20)
+        chroot_board.stop(self.proc)
         if self.config_dir is not None:
             shutil.rmtree(self.config_dir, ignore_errors=True)
         if self.lock is not None:
             self.lock.close()  # releases the flock
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _keygen(path: Path) -> None:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "edgebrain-arm64-test", "-f", str(path)],
-                   check=True, capture_output=True, timeout=30)
 
 
 #: run by ``unshare --mount`` as root: the board's mounts, private to it, then sshd in the chroot
@@ -254,52 +223,25 @@ def _start(work: Path, timeout: float, lock) -> Board:
     shutil.rmtree(root / "etc" / "ssh" / "edgebrain-test", ignore_errors=True)  # an earlier session's
     inside = root / "etc" / "ssh" / "edgebrain-test"
     inside.mkdir(parents=True)
-    _keygen(inside / "host_key")
-    _keygen(work / "user_key")
+    chroot_board.keygen(inside / "host_key", "edgebrain-arm64-test")
+    chroot_board.keygen(work / "user_key", "edgebrain-arm64-test")
     (inside / "authorized_keys").write_text((work / "user_key.pub").read_text())
     (inside / "authorized_keys").chmod(0o600)
     (work / "cpuinfo").write_text(PI4_CPUINFO)
     (work / "model").write_text(PI4_MODEL)
     cfg = "/etc/ssh/edgebrain-test/sshd_config"
-    template = "\n".join([
-        "ListenAddress 127.0.0.1", "HostKey /etc/ssh/edgebrain-test/host_key",
-        "AuthorizedKeysFile /etc/ssh/edgebrain-test/authorized_keys", "PubkeyAuthentication yes",
-        "PasswordAuthentication no", "KbdInteractiveAuthentication no", "PermitRootLogin prohibit-password",
-        "UsePAM no", "StrictModes no", "PidFile none", "Subsystem sftp internal-sftp", "MaxStartups 100",
-        "MaxSessions 100", "LogLevel VERBOSE", "LoginGraceTime 300", "{offline}"])
+
+    def write_config(offline_port: int) -> None:
+        (inside / "sshd_config").write_text(chroot_board.sshd_config("/etc/ssh/edgebrain-test", offline_port,
+                                                                      ("LoginGraceTime 300",)))
+
+    def argv_for(port: int, offline_port: int) -> list[str]:
+        return ["unshare", "--mount", "sh", "-c", _START, "edgebrain-arm64-board", str(root), cfg, str(port),
+                str(work / "cpuinfo"), str(work / "model"), str(offline_port)]
+
     log = work / "sshd.log"
-    for _ in range(3):
-        port, offline_port = _free_port(), _free_port()
-        # a board with no route to the package index on the second port: deploy --offline brings the wheels
-        (inside / "sshd_config").write_text(template.replace("{offline}", "\n".join([
-            f"Match LocalPort {offline_port}",
-            "    SetEnv PIP_INDEX_URL=http://127.0.0.1:9/simple PIP_EXTRA_INDEX_URL=http://127.0.0.1:9/simple "
-            "PIP_RETRIES=0 PIP_TIMEOUT=5", ""])))
-        with open(log, "ab") as log_file:
-            proc = subprocess.Popen(["unshare", "--mount", "sh", "-c", _START, "edgebrain-arm64-board", str(root),
-                                     cfg, str(port), str(work / "cpuinfo"), str(work / "model"),
-                                     str(offline_port)],
-                                    stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        up = False
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
-                    s.settimeout(timeout)
-                    up = s.recv(64).startswith(b"SSH-")  # sshd (under emulation) answers with its banner
-                break
-            except OSError:
-                time.sleep(0.3)
-        if up:
-            break
-        proc.kill()
-        proc.wait(10)
-    else:
-        lines = log.read_text(errors="replace").strip().splitlines()
-        raise RuntimeError(f"the arm64 board's sshd did not start: {lines[-3:]}")
-    host_pub = " ".join((inside / "host_key.pub").read_text().split()[:2])
-    kh = work / "known_hosts"
-    kh.write_text(f"[127.0.0.1]:{port} {host_pub}\n[127.0.0.1]:{offline_port} {host_pub}\n")
+    proc, port, offline_port = chroot_board.launch(argv_for, write_config, log, "the arm64 board", timeout)
+    kh = chroot_board.known_hosts(work / "known_hosts", inside / "host_key.pub", port, offline_port)
     return Board("127.0.0.1", port, work, work / "user_key", kh, log, proc, config_dir=inside, lock=lock,
                  offline_port=offline_port)
 

@@ -10,16 +10,22 @@ import getpass
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO
+from tests.deploy.chroot_board import (  # noqa: F401
+    free_port,
+    keygen,
+    known_hosts,
+    launch,
+    sshd_config,
+    stop,
+)
 
 SSHD = "/usr/sbin/sshd"
 
@@ -55,12 +61,6 @@ class Server:
         return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def deploy(*args, timeout=1200) -> subprocess.CompletedProcess:
     """``edgebrain deploy ARGS`` in a new process (the command line as users run it)."""
     return subprocess.run([sys.executable, "-m", "edgebrain", "deploy", *args], capture_output=True, text=True,
@@ -70,12 +70,6 @@ def deploy(*args, timeout=1200) -> subprocess.CompletedProcess:
 def ok_json(r: subprocess.CompletedProcess) -> dict:
     assert r.returncode == 0, r.stderr[-3000:]
     return json.loads(r.stdout)
-
-
-def keygen(path: Path) -> Path:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "edgebrain-test", "-f", str(path)],
-                   check=True, capture_output=True, timeout=30)
-    return path
 
 
 @pytest.fixture(scope="session")
@@ -88,46 +82,24 @@ def sshd(tmp_path_factory):
     if os.geteuid() == 0 and not os.path.isdir("/run/sshd"):
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege separation folder
     d = tmp_path_factory.mktemp("sshd")
-    host_key, user_key = keygen(d / "host_key"), keygen(d / "user_key")
+    keygen(d / "host_key")
+    user_key = keygen(d / "user_key")
     auth = d / "authorized_keys"
     auth.write_text((d / "user_key.pub").read_text())
     auth.chmod(0o600)
     user = getpass.getuser()
     log = d / "sshd.log"
-    log_file = open(log, "ab")  # noqa: SIM115 - sshd writes it until the session ends
-    for _ in range(3):
-        port, offline_port = free_port(), free_port()
-        cfg = d / "sshd_config"
-        cfg.write_text("\n".join([
-            "ListenAddress 127.0.0.1", f"HostKey {host_key}", f"AuthorizedKeysFile {auth}",
-            "PubkeyAuthentication yes", "PasswordAuthentication no", "KbdInteractiveAuthentication no",
-            "PermitRootLogin prohibit-password", "UsePAM no", "StrictModes no", "PidFile none",
-            "Subsystem sftp internal-sftp", "MaxStartups 100", "MaxSessions 100", "LogLevel VERBOSE",
-            # a board without a route to the package index: every index pip knows is a closed port
-            f"Match LocalPort {offline_port}",
-            ("    SetEnv PIP_INDEX_URL=http://127.0.0.1:9/simple PIP_EXTRA_INDEX_URL=http://127.0.0.1:9/simple "
-             "PIP_RETRIES=0 PIP_TIMEOUT=5"), ""]))
-        proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(cfg), "-p", str(port), "-p", str(offline_port)],
-                                stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 10
-        up = False
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                up = True
-                break
-            except OSError:
-                time.sleep(0.1)
-        if up:
-            break
-        proc.kill()
-        proc.wait(10)
-    else:
-        log_file.close()
-        pytest.skip(f"sshd did not start on loopback: {log.read_text(errors='replace').strip().splitlines()[-1:]}")
-    kh = d / "known_hosts"
-    key = ' '.join((d / 'host_key.pub').read_text().split()[:2])
-    kh.write_text(f"[127.0.0.1]:{port} {key}\n[127.0.0.1]:{offline_port} {key}\n")
+
+    def write_config(offline_port: int) -> None:
+        (d / "sshd_config").write_text(sshd_config(str(d), offline_port))
+
+    try:
+        proc, port, offline_port = launch(lambda port, offline_port: [
+            SSHD, "-D", "-e", "-f", str(d / "sshd_config"), "-p", str(port), "-p", str(offline_port)],
+            write_config, log, "the loopback", timeout=10)
+    except RuntimeError as e:
+        pytest.skip(f"sshd did not start on loopback: {e}")
+    kh = known_hosts(d / "known_hosts", d / "host_key.pub", port, offline_port)
     server = Server("127.0.0.1", port, user, d, user_key, kh, log, offline_port)
     try:
         r = server.ssh("echo ok", timeout=30)
@@ -135,13 +107,7 @@ def sshd(tmp_path_factory):
             pytest.skip(f"cannot log in to the test sshd as {user}: {r.stderr.strip()[-300:]}")
         yield server
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-        log_file.close()
+        stop(proc)
 
 
 @pytest.fixture(scope="session")

@@ -26,22 +26,18 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from tests.conftest import REPO
+from tests.deploy import chroot_board
 
 #: Ubuntu packages of the board (tools/jammy/rootfs.sh's PKGS)
 PACKAGES = "python3,python3-venv,openssh-server,ca-certificates,rsync"
 #: where this session's target folder appears on the board
 TARGET = "/srv/edgebrain"
 SCRIPT = REPO / "tools" / "jammy" / "rootfs.sh"
-#: every pip index a session of the offline port knows: a closed port
-OFFLINE_ENV = "PIP_INDEX_URL=http://127.0.0.1:9/simple PIP_EXTRA_INDEX_URL=http://127.0.0.1:9/simple " \
-              "PIP_RETRIES=0 PIP_TIMEOUT=5"
 
 
 def board_dir() -> Path:
@@ -101,7 +97,7 @@ def prepare_rootfs(root: Path) -> None:
 
 
 @dataclass
-class Board:
+class Board(chroot_board.Endpoint):
     host: str
     port: int
     offline_port: int
@@ -123,42 +119,11 @@ class Board:
         p = Path(path)
         return self.target_dir / (p.relative_to(TARGET) if p.is_absolute() else p)
 
-    def options(self) -> list[str]:
-        out = []
-        for o in (f"IdentityFile={self.key}", f"UserKnownHostsFile={self.known_hosts}",
-                  "GlobalKnownHostsFile=/dev/null", "IdentitiesOnly=yes", "IdentityAgent=none"):
-            out += ["--ssh-option", o]
-        return out
-
-    def ssh(self, command: str, timeout: float = 300, offline: bool = False) -> subprocess.CompletedProcess:
-        argv = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=30", "-o", f"IdentityFile={self.key}",
-                "-o", f"UserKnownHostsFile={self.known_hosts}", "-o", "GlobalKnownHostsFile=/dev/null",
-                "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none",
-                "-p", str(self.offline_port if offline else self.port), "-n", f"{self.user}@{self.host}", command]
-        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
-
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(20)
+        chroot_board.stop(self.proc)
         # what the board's root wrote in this session's folders (venvs and pip's cache: hundreds of MiB)
         shutil.rmtree(self.target_dir, ignore_errors=True)
         shutil.rmtree(self.dir / "root", ignore_errors=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _keygen(path: Path) -> None:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "edgebrain-jammy-test", "-f", str(path)],
-                   check=True, capture_output=True, timeout=30)
 
 
 #: run by ``unshare --mount`` as root: the board's mounts, private to it, then sshd in the chroot
@@ -189,43 +154,19 @@ def start(work: Path, timeout: float = 60.0) -> Board:
     srv.mkdir()
     home = work / "root"
     home.mkdir(mode=0o700)
-    _keygen(etc / "host_key")
-    _keygen(work / "user_key")
+    chroot_board.keygen(etc / "host_key", "edgebrain-jammy-test")
+    chroot_board.keygen(work / "user_key", "edgebrain-jammy-test")
     (etc / "authorized_keys").write_text((work / "user_key.pub").read_text())
     (etc / "authorized_keys").chmod(0o600)
+
+    def write_config(offline_port: int) -> None:
+        (etc / "sshd_config").write_text(chroot_board.sshd_config("/etc/ssh/edgebrain-test", offline_port))
+
+    def argv_for(port: int, offline_port: int) -> list[str]:
+        return ["unshare", "--mount", "sh", "-c", _START, "edgebrain-jammy-board", str(root), str(etc), str(srv),
+                TARGET, str(port), str(offline_port), str(home)]
+
     log = work / "sshd.log"
-    for _ in range(3):
-        port, offline_port = _free_port(), _free_port()
-        (etc / "sshd_config").write_text("\n".join([
-            "ListenAddress 127.0.0.1", "HostKey /etc/ssh/edgebrain-test/host_key",
-            "AuthorizedKeysFile /etc/ssh/edgebrain-test/authorized_keys", "PubkeyAuthentication yes",
-            "PasswordAuthentication no", "KbdInteractiveAuthentication no", "PermitRootLogin prohibit-password",
-            "UsePAM no", "StrictModes no", "PidFile none", "Subsystem sftp internal-sftp", "MaxStartups 100",
-            "MaxSessions 100", "LogLevel VERBOSE",
-            # a board without a route to the package index: deploy --offline brings the wheels
-            f"Match LocalPort {offline_port}", f"    SetEnv {OFFLINE_ENV}", ""]))
-        with open(log, "ab") as log_file:
-            proc = subprocess.Popen(["unshare", "--mount", "sh", "-c", _START, "edgebrain-jammy-board", str(root),
-                                     str(etc), str(srv), TARGET, str(port), str(offline_port), str(home)],
-                                    stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        up = False
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                with socket.create_connection(("127.0.0.1", offline_port), timeout=2) as s:
-                    s.settimeout(timeout)
-                    up = s.recv(64).startswith(b"SSH-")  # sshd answers on both ports once it listens
-                break
-            except OSError:
-                time.sleep(0.1)
-        if up:
-            break
-        proc.kill()
-        proc.wait(10)
-    else:
-        lines = log.read_text(errors="replace").strip().splitlines()
-        raise RuntimeError(f"the Python 3.10 board's sshd did not start: {lines[-3:]}")
-    host_pub = " ".join((etc / "host_key.pub").read_text().split()[:2])
-    kh = work / "known_hosts"
-    kh.write_text(f"[127.0.0.1]:{port} {host_pub}\n[127.0.0.1]:{offline_port} {host_pub}\n")
+    proc, port, offline_port = chroot_board.launch(argv_for, write_config, log, "the Python 3.10 board", timeout)
+    kh = chroot_board.known_hosts(work / "known_hosts", etc / "host_key.pub", port, offline_port)
     return Board("127.0.0.1", port, offline_port, work, srv, work / "user_key", kh, log, proc)

@@ -252,10 +252,7 @@ def test_a_changed_model_swaps_in_and_rollback_restores_the_first(board, har_csv
 def test_offline_deploy_to_a_board_without_an_index(board, har_csv, wheel):
     pi = board
     # that port's sessions have no index: pip's index is a closed port there
-    r_env = subprocess.run(["ssh", "-o", "BatchMode=yes", "-o", f"IdentityFile={pi.key}", "-o",
-                            f"UserKnownHostsFile={pi.known_hosts}", "-o", "GlobalKnownHostsFile=/dev/null",
-                            "-o", "IdentitiesOnly=yes", "-p", str(pi.offline_port), f"root@{pi.host}",
-                            "echo $PIP_INDEX_URL"], capture_output=True, text=True, timeout=120)
+    r_env = pi.ssh("echo $PIP_INDEX_URL", timeout=120, offline=True)
     assert r_env.stdout.strip() == "http://127.0.0.1:9/simple", r_env.stderr
     t = time.perf_counter()
     r = deploy("zoo:har-lif", "--to", pi.url(OFFLINE_TARGET, offline=True), "--device", "rpi4b", "--offline",

@@ -5,33 +5,17 @@ real recordings encoded as its stream encodes them, and small ONNX models built 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from tests.conftest import REPO, need
+from tests.conftest import REPO, cli, need, one_error_line  # noqa: F401 - cli, one_error_line: for the tests here
 
 DATA = Path(__file__).parent / "data"
 STEP, WINDOW = DATA / "har_lif_step.onnx", DATA / "har_lif_window.onnx"
 FACTS = json.loads((DATA / "models.json").read_text())
 HAR = "imu/sp-sw-har"
 FIRST = "s16/s16_01_sw.csv"  # the test recording the fixture set holds
-
-
-def cli(*args, timeout=300):
-    p = subprocess.run([sys.executable, "-m", "edgebrain.cli", *map(str, args)], capture_output=True, text=True,
-                       timeout=timeout, cwd=REPO)
-    return p.returncode, p.stdout, p.stderr
-
-
-def one_error_line(rc, err, *words):
-    lines = err.splitlines()
-    assert rc == 2 and len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
-    for w in words:
-        assert w in lines[0], lines[0]
-    return lines[0]
 
 
 def har_recordings(datasets) -> list[Path]:

@@ -9,14 +9,12 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.conftest import REPO, load_imu, need
+from tests.conftest import REPO, cli, load_imu, need, one_error_line  # noqa: F401 - cli, one_error_line: shared with the tests here
 from tests.test_extras import assert_names_the_extra, without
 
 litert = pytest.importorskip("ai_edge_litert.interpreter", reason="the tflite extra is not installed: "
@@ -29,20 +27,6 @@ RESIDUAL = ["har_res_float", "har_res_int8"]
 FACTS = json.loads((DATA / "models.json").read_text())
 #: the zoo's HAR test subjects (tools/tflite/make_tflite_fixtures.py); the fixture set holds s16's first recording
 TEST_FILES = ("s16/s16_01_sw.csv", "s17/s17_01_sw.csv", "s18/s18_01_sw.csv")
-
-
-def cli(*args, timeout=300):
-    p = subprocess.run([sys.executable, "-m", "edgebrain.cli", *map(str, args)], capture_output=True, text=True,
-                       timeout=timeout, cwd=REPO)
-    return p.returncode, p.stdout, p.stderr
-
-
-def one_error_line(rc, err, *words):
-    lines = err.splitlines()
-    assert rc == 2 and len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
-    for w in words:
-        assert w in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
