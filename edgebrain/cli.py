@@ -85,7 +85,8 @@ def convert(
         r = convert_snn(model, output, calib=calib, labels=labels, timesteps=timesteps, coding=coding,
                         percentile=percentile, device=device, state_bits=state_bits, per_channel=not per_layer,
                         weight_bits={"int4": 4, "int8": 8, "int16": 16}[quantize.value] if quantize else None,
-                        progress=not json_out)
+                        progress=not json_out, encoder=encoder, decoder=decoder, rate=rate,
+                        class_names=None if class_names is None else [x.strip() for x in class_names.split(",")])
         return show(r, json_out, print_convert_snn, r)
     result, summary, report = do_convert(
         model, output, dt=dt, dialect=dialect, reset=reset, calib=calib, labels=labels, state_bits=state_bits,

@@ -74,7 +74,7 @@ def load_model(path: str, dt=None, dialect=None, reset=None, tflite: bool | str 
     """The model at ``path``: a spiking model (:class:`edgebrain.model.Model`: .ebm, .nir, zoo:NAME),
     or, for a command that runs one (``tflite=True``), a TensorFlow Lite model
     (:class:`edgebrain.tflite_session.TFLiteModel`, docs/tflite.md; ``tflite="stream"``: with its sidecar,
-    :class:`edgebrain.tflite_stream.WindowedTFLite`), or likewise an ONNX model (``.onnx``:
+    :func:`edgebrain.tflite_stream.stream_model`), or likewise an ONNX model (``.onnx``:
     :func:`edgebrain.apps.onnx.load_onnx`, docs/onnx.md); the other commands refuse those in one line."""
     from .onnx_io import is_onnx_file
     from .tflite_io import is_tflite_file
@@ -92,10 +92,10 @@ def load_model(path: str, dt=None, dialect=None, reset=None, tflite: bool | str 
                              "(docs/tflite.md), not with this command", file=path)
         if any(v is not None for v in (dt, dialect, reset)):
             raise ModelError("--dt, --dialect and --reset apply to NIR files; this is a TFLite model", file=path)
-        if tflite == "stream":  # over windows of the stream, with its sidecar JSON
-            from .tflite_stream import WindowedTFLite
+        if tflite == "stream":  # over windows of the stream, or stepped if stateful; with its sidecar JSON
+            from .tflite_stream import stream_model
 
-            return WindowedTFLite(path)
+            return stream_model(path)
         return TFLiteModel.load(path)
     from .model import Model
 

@@ -7,8 +7,9 @@ imports ONNX Runtime, and nothing below this module knows ONNX exists.
   by: it is a protobuf ``ModelProto``, checked by ONNX Runtime when it loads it);
 * :func:`read_bytes`: the whole file, refused when empty;
 * :func:`read_sidecar`: ``MODEL.onnx.json`` (else ``MODEL.json``) as a checked dict;
-* :func:`pair_states`: which inputs are states fed back from which outputs, by the sidecar's ``state``
-  or by their names (the module's :data:`NAME_PAIRS`), and the one data input left;
+* :func:`pair_states` (from :mod:`edgebrain.state_pairs`, shared with TFLite models): which inputs are
+  states fed back from which outputs, by the sidecar's ``state`` or by their names (:data:`NAME_PAIRS`),
+  and the one data input left;
 * :func:`describe_graph`: the operators, MACs and constant bytes, read with the ``onnx`` package when
   it is installed (ONNX Runtime does not expose the graph); None without it.
 
@@ -28,17 +29,14 @@ import os
 
 import numpy as np
 
-from .errors import FormatError, InputError, ModelError
+from .errors import FormatError, InputError
 from .infile import open_regular, read_at
+
+# the state convention lives in state_pairs.py (shared with TFLite models); its names stay importable from here
+from .state_pairs import NAME_PAIRS, PREFIX_PAIR, named_pair, pair_states, same_kind  # noqa: F401
 
 #: what to install when ONNX Runtime is missing (the ``onnx`` extra)
 INSTALL_HINT = "pip install 'edgebrain[onnx]'"
-
-#: (input name ends with, output name ends with): an input named ``BASE + a`` is the state fed back from
-#: the output named ``BASE + b``; and the prefix pair ``in_BASE`` → ``out_BASE``
-NAME_PAIRS = (("_in", "_out"), ("_in", "_next"), ("_in", "_new"), ("", "_out"), ("", "_new"), ("", "_next"),
-              ("_prev", ""), ("_prev", "_next"), ("0", "n"))
-PREFIX_PAIR = ("in_", "out_")
 
 #: the sidecar's fields (docs/onnx.md): stream settings, the state convention, window geometry
 SIDECAR_KEYS = ("encoder", "decoder", "rate", "labels", "source_options", "state", "initial_state", "hop",
@@ -96,81 +94,6 @@ def read_sidecar(path: str) -> tuple[dict | None, str | None]:
         raise InputError(f"unknown field '{unknown[0]}'; the fields are {', '.join(SIDECAR_KEYS)} (docs/onnx.md)",
                          file=side)
     return d, side
-
-
-# ---------------------------------------------------------------------------------------------- states
-def _named_pair(i: str, o: str) -> bool:
-    if i == o:
-        return False
-    if i.startswith(PREFIX_PAIR[0]) and o == PREFIX_PAIR[1] + i[len(PREFIX_PAIR[0]):]:
-        return True
-    for a, b in NAME_PAIRS:
-        if i.endswith(a) and len(i) > len(a) and o == i[:len(i) - len(a)] + b:
-            return True
-    return False
-
-
-def same_kind(a: dict, b: dict) -> bool:
-    """Whether two inputs or outputs (``{"name", "shape", "dtype"}``; a dimension of unknown size is a
-    string or None) can be the two sides of one state: the same element type and rank, and equal sizes
-    where both are known."""
-    if a["dtype"] != b["dtype"] or len(a["shape"]) != len(b["shape"]):
-        return False
-    return all(not (isinstance(x, int) and isinstance(y, int)) or x == y for x, y in zip(a["shape"], b["shape"]))
-
-
-def pair_states(inputs: list, outputs: list, declared=None, file=None) -> tuple[str, dict, str]:
-    """``(data input name, {state input: state output}, how)``: the state convention of the module for the
-    model's ``inputs`` and ``outputs`` (lists of ``{"name", "shape", "dtype"}``); ``declared``: the sidecar's
-    ``state`` (None: pair by name); ``how``: "sidecar", "names" or "none". A state that cannot be, or a
-    model left with no data input or several: a :class:`ModelError` (``file``: the sidecar, when declared)."""
-    ins, outs = {d["name"]: d for d in inputs}, {d["name"]: d for d in outputs}
-    if declared is not None:
-        if not isinstance(declared, dict) or not all(isinstance(k, str) and isinstance(v, str)
-                                                     for k, v in declared.items()):
-            raise ModelError(f"field 'state' = {json.dumps(declared)[:80]}; expected an object of input names to "
-                             "output names, e.g. {\"mem_in\": \"mem_out\"}", file=file)
-        for i, o in declared.items():
-            if i not in ins:
-                raise ModelError(f"field 'state' names input '{i}', which the model does not have (inputs: "
-                                 f"{', '.join(ins)})", file=file)
-            if o not in outs:
-                raise ModelError(f"field 'state' names output '{o}', which the model does not have (outputs: "
-                                 f"{', '.join(outs)})", file=file)
-            if not same_kind(ins[i], outs[o]):
-                raise ModelError(f"field 'state' pairs input '{i}' {_sig(ins[i])} with output '{o}' "
-                                 f"{_sig(outs[o])}; a state's two sides have the same shape and type", file=file)
-        if len(set(declared.values())) != len(declared):
-            raise ModelError("field 'state' feeds two inputs from the same output", file=file)
-        states, how = dict(declared), "sidecar"
-    else:
-        states = {}
-        for i, d in ins.items():
-            cands = [o for o in outs if _named_pair(i, o) and same_kind(d, outs[o])]
-            if len(cands) > 1:
-                raise ModelError(f"input '{i}' could be the state of outputs {', '.join(repr(c) for c in cands)}; "
-                                 "name the pairs in the sidecar's 'state' (docs/onnx.md)", file=file)
-            if cands:
-                states[i] = cands[0]
-        if len(set(states.values())) != len(states):
-            raise ModelError("two inputs pair by name with the same output; name the pairs in the sidecar's "
-                             "'state' (docs/onnx.md)", file=file)
-        how = "names" if states else "none"
-    data = [i for i in ins if i not in states]
-    if not data:
-        raise ModelError("every input is a state fed back from an output; expected one data input besides the "
-                         "states (docs/onnx.md)", file=file)
-    if len(data) > 1:
-        raise ModelError(f"{len(data)} inputs that are not states ({', '.join(data)}; outputs: {', '.join(outs)}); "
-                         "edgebrain feeds one data input, the others must be states fed back from outputs: name the "
-                         "pairs in the sidecar's 'state', e.g. {\"h_in\": \"h_out\"} (docs/onnx.md)", file=file)
-    if len(states) == len(outs):
-        raise ModelError("every output is a state; expected at least one output besides the states", file=file)
-    return data[0], states, how
-
-
-def _sig(d: dict) -> str:
-    return f"{[v if isinstance(v, int) else '?' for v in d['shape']]} {np.dtype(d['dtype']).name}"
 
 
 # ---------------------------------------------------------------------------------------------- the graph

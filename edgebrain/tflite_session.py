@@ -10,6 +10,16 @@ A :class:`TFLiteModel` runs one inference per sample: ``run(xs)`` takes ``(N, *s
 ``sample`` is the model input's shape without its batch dimension (the first, of size 1), and
 returns ``(N, *output sample)`` per output, invoking the interpreter once per sample.
 
+**Stateful (per-step) models** (docs/tflite.md, "Stateful models"): a model with more than one input
+computes one timestep, ``(x, s_1 .. s_k) -> (y .., s_1' .. s_k')``; the states are paired by the state
+convention of :mod:`edgebrain.state_pairs`: the sidecar's ``state`` (``MODEL.tflite.json``, else
+``MODEL.json``), else by name, comparing names without TensorFlow's ``serving_default_`` prefix and ``:N``
+suffix (:func:`tensor_base`). ``run(xs)`` then takes ``(T, *sample)``, one timestep per row from the
+initial state (zeros, or the sidecar's ``initial_state``); :class:`TFLiteStepSession` steps it one call at
+a time with the stream pipeline's session interface. An integer state output is fed back to its input
+requantized exactly (:func:`requantize`): dequantized with the output's scale and zero point, quantized
+with the input's, rounding half away from zero (as TFLite's QUANTIZE kernel rounds, ``std::round``).
+
 Quantized (int8 / uint8 / int16) inputs and outputs: a float input is quantized with the input
 tensor's scale and zero point, ``q = clip(round(x / scale) + zero_point)`` (NumPy's round, half to
 even, as TFLite's own Python examples do), and an integer output is dequantized,
@@ -19,15 +29,23 @@ already has the tensor's integer dtype is passed unchanged.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import sys
 import tempfile
 from contextlib import contextmanager
+from types import SimpleNamespace
 
 import numpy as np
 
-from .errors import FormatError, InputError, ModelError
+from .errors import EdgebrainError, FormatError, InputError, ModelError
+from .state_pairs import pair_states
 from .tflite_io import INSTALL_HINT, read_bytes, read_tflite
+
+#: the sidecar's fields (docs/tflite.md): stream settings, window geometry, the state convention
+SIDECAR_KEYS = ("encoder", "decoder", "rate", "hop", "channels", "labels", "output", "source_options", "state",
+                "initial_state")
 
 #: tflite-runtime 2.14's failure under NumPy 2, reported as such
 _NUMPY2 = ("tflite-runtime cannot run under NumPy 2 (\"_ARRAY_API not found\"); install LiteRT instead: "
@@ -100,6 +118,61 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
+def tensor_base(name: str) -> str:
+    """The part of a TFLite tensor's name the state convention's name pairs compare: without TensorFlow's
+    ``serving_default_`` prefix and ``:N`` suffix (``serving_default_h_in:0`` → ``h_in``)."""
+    n = re.sub(r":\d+$", "", name)
+    return n.removeprefix("serving_default_")
+
+
+def sidecar_path(path: str) -> str | None:
+    """The sidecar of the model at ``path``: ``PATH.json`` (``m.tflite.json``), else the name with
+    ``.json`` in place of ``.tflite``; None when neither exists."""
+    for c in (path + ".json", os.path.splitext(path)[0] + ".json"):
+        if os.path.isfile(c):
+            return c
+    return None
+
+
+def read_sidecar(path: str, keys=SIDECAR_KEYS, example: str = '{"encoder": "direct", "rate": 50, "labels": [...]}'
+                 ) -> tuple[dict | None, str | None]:
+    """``(fields, sidecar path)`` of the model at ``path``, ``(None, None)`` without a sidecar. Not JSON, not
+    an object, or a field not in ``keys``: an :class:`InputError` naming the sidecar."""
+    side = sidecar_path(path)
+    if side is None:
+        return None, None
+    try:
+        with open(side, encoding="utf-8") as f:
+            d = json.load(f)
+    except (OSError, ValueError) as e:
+        raise InputError(f"cannot read it as JSON: {' '.join(str(e).split())}", file=side) from None
+    if not isinstance(d, dict):
+        raise InputError(f"a JSON {type(d).__name__}; expected an object such as {example}", file=side)
+    unknown = sorted(set(d) - set(keys))
+    if unknown:
+        raise InputError(f"unknown field '{unknown[0]}'; the fields are {', '.join(keys)}", file=side)
+    return d, side
+
+
+def requantize(q: np.ndarray, src: tuple, dst: tuple, dtype) -> np.ndarray:
+    """The integer values ``q``, quantized with ``src`` = (scale, zero point), as ``dtype`` quantized with
+    ``dst``: ``clip(round((q - zp_src) × scale_src / scale_dst) + zp_dst)`` in float64, rounding half away
+    from zero (TFLite's QUANTIZE kernel, ``std::round``), saturated to ``dtype``. The same parameters: ``q``
+    unchanged."""
+    dt = np.dtype(dtype)
+    (s0, z0), (s1, z1) = src, dst
+    if (float(s0), int(z0)) == (float(s1), int(z1)) and q.dtype == dt:
+        return q
+    v = (q.astype(np.float64) - z0) * float(s0) / float(s1)
+    r = np.sign(v) * np.floor(np.abs(v) + 0.5) + z1
+    info = np.iinfo(dt)
+    return np.clip(r, info.min, info.max).astype(dt)
+
+
+def _quantized(d: dict) -> bool:
+    return np.dtype(d["dtype"]).kind in "iu" and bool(d["quantization"][0])
+
+
 class TFLiteModel:
     """A ``.tflite`` file and an interpreter for it (``threads`` set explicitly, default 1)."""
 
@@ -133,13 +206,90 @@ class TFLiteModel:
             raise FormatError(f"the TFLite interpreter cannot load it: {detail}", file=self.path) from None
         self._data, self._file = data, None
         self.inputs = self.interpreter.get_input_details()
-        self.outputs = self.interpreter.get_output_details()
-        if len(self.inputs) != 1:
-            raise ModelError(f"{len(self.inputs)} inputs; edgebrain runs TFLite models with one input for now",
-                             file=self.path)
+        self.all_outputs = self.interpreter.get_output_details()
+        self.sidecar, self.sidecar_file = None, None
+        self.states, self.state_from, self._held = {}, "none", None
+        if len(self.inputs) > 1:  # a per-step model with its state as inputs and outputs
+            self._pair_states()
+        byname = {d["name"]: d for d in self.inputs}
+        self.data = byname[self.data_name] if self.states else self.inputs[0]
+        self.data_name = self.data["name"]
+        back = set(self.states.values())
+        #: the outputs that are not states (all of them for a stateless model)
+        self.outputs = [d for d in self.all_outputs if d["name"] not in back]
+        self._init = self._initial_state((self.sidecar or {}).get("initial_state"))
+
+    def _pair_states(self) -> None:
+        self.sidecar, self.sidecar_file = read_sidecar(self.path)
+        declared = (self.sidecar or {}).get("state")
+
+        def io(d):
+            return {"name": d["name"], "shape": [int(v) for v in d["shape"]], "dtype": np.dtype(d["dtype"])}
+
+        ins, outs = [io(d) for d in self.inputs], [io(d) for d in self.all_outputs]
+        if isinstance(declared, dict):  # a name without serving_default_ / :N stands for the one tensor it names
+            declared = {self._full(k, ins): self._full(v, outs) for k, v in declared.items()}
+        try:
+            self.data_name, self.states, self.state_from = pair_states(
+                ins, outs, declared, file=self.sidecar_file, doc="docs/tflite.md", base=tensor_base)
+        except EdgebrainError as e:
+            raise e.with_file(self.path) from None
+
+    @staticmethod
+    def _full(name, tensors):
+        if not isinstance(name, str) or any(t["name"] == name for t in tensors):
+            return name
+        hits = [t["name"] for t in tensors if tensor_base(t["name"]) == name]
+        return hits[0] if len(hits) == 1 else name
+
+    def _initial_state(self, given) -> dict:
+        """``{state input name: raw tensor}``: zeros (the zero point of an integer state), or the sidecar's
+        ``initial_state`` (real values, quantized with the state input's parameters)."""
+        ins = {d["name"]: d for d in self.inputs}
+        init = {}
+        for i in self.states:
+            d = ins[i]
+            dt = np.dtype(d["dtype"])
+            init[i] = np.full(tuple(int(v) for v in d["shape"]), d["quantization"][1] if _quantized(d) else 0, dt)
+        if given is None:
+            return init
+        file = self.sidecar_file
+        if not isinstance(given, dict):
+            raise InputError("field 'initial_state' must be an object of state input names to a number or a nested "
+                             "list of the state's shape", file=file)
+        for name, v in given.items():
+            name = self._full(name, [{"name": n} for n in init])
+            if name not in init:
+                raise InputError(f"field 'initial_state' names '{name}', which is not a state input (states: "
+                                 f"{', '.join(init) or 'none'})", file=file)
+            try:
+                a = np.broadcast_to(np.asarray(v, np.float64), init[name].shape)
+                if not np.isfinite(a).all():
+                    raise ValueError
+            except (ValueError, TypeError):
+                raise InputError(f"field 'initial_state.{name}' cannot be the state {list(init[name].shape)}: "
+                                 "expected a number or a nested list of that shape", file=file) from None
+            d = ins[name]
+            if _quantized(d):
+                init[name][...] = requantize(a, (1.0, 0), d["quantization"], d["dtype"])
+            else:
+                init[name][...] = a
+        return init
+
+    def initial_state(self) -> dict:
+        """A fresh copy of the initial state: ``{state input name: raw tensor}``."""
+        return {k: v.copy() for k, v in self._init.items()}
+
+    @property
+    def stateful(self) -> bool:
+        return bool(self.states)
+
+    def step_session(self) -> TFLiteStepSession:
+        """A session stepping this stateful model one timestep per call, its state kept."""
+        return TFLiteStepSession(self)
 
     @classmethod
-    def load(cls, path, threads: int = 1) -> "TFLiteModel":
+    def load(cls, path, threads: int = 1) -> TFLiteModel:
         return cls(path, threads)
 
     @property
@@ -153,8 +303,8 @@ class TFLiteModel:
     # ------------------------------------------------------------------ shapes
     @property
     def input_shape(self) -> tuple:
-        """One sample's shape: the input tensor's without its batch dimension."""
-        return tuple(int(v) for v in self.inputs[0]["shape"][1:])
+        """One sample's shape: the (data) input tensor's without its batch dimension."""
+        return tuple(int(v) for v in self.data["shape"][1:])
 
     @property
     def output_shapes(self) -> dict:
@@ -162,8 +312,8 @@ class TFLiteModel:
 
     @property
     def precision(self) -> str:
-        """The input tensor's dtype name: "float32", "int8", ..."""
-        return np.dtype(self.inputs[0]["dtype"]).name
+        """The (data) input tensor's dtype name: "float32", "int8", ..."""
+        return np.dtype(self.data["dtype"]).name
 
     def summary(self) -> dict:
         """What ``edgebrain inspect`` shows (:func:`edgebrain.tflite_io.describe`), with the runtime."""
@@ -171,12 +321,24 @@ class TFLiteModel:
 
         d = describe(self.file)
         d["runtime"] = self.runtime
+        back = {o: i for i, o in self.states.items()}
+        for r in d["inputs"]:
+            r["role"] = "state" if r["name"] in self.states else "data"
+            if r["name"] in self.states:
+                r["fed_from"] = self.states[r["name"]]
+        for r in d["outputs"]:
+            r["role"] = "state" if r["name"] in back else "output"
+            if r["name"] in back:
+                r["feeds"] = back[r["name"]]
+        d.update({"kind": "stateful (one timestep per invoke)" if self.stateful else "stateless",
+                  "sidecar": self.sidecar_file, "state_from": self.state_from, "state": dict(self.states),
+                  "initial_state": "sidecar" if (self.sidecar or {}).get("initial_state") else "zeros"})
         return d
 
     # ------------------------------------------------------------------ running
     def quantize_input(self, x: np.ndarray, file=None) -> np.ndarray:
-        """``x`` as the input tensor's dtype (the module docstring: quantized inputs)."""
-        d = self.inputs[0]
+        """``x`` as the (data) input tensor's dtype (the module docstring: quantized inputs)."""
+        d = self.data
         dt = np.dtype(d["dtype"])
         if x.dtype == dt:
             return x
@@ -205,25 +367,134 @@ class TFLiteModel:
         if xs.shape == shape:
             xs = xs[None]
         if xs.ndim != len(shape) + 1 or tuple(xs.shape[1:]) != shape or xs.shape[0] < 1:
-            raise InputError(f"input of shape {list(xs.shape)}; this TFLite model takes samples of shape "
-                             f"{list(shape)} (its input tensor is {[1, *shape]}): expected (N, "
-                             f"{', '.join(map(str, shape))}) or one sample {list(shape)}", file=file)
+            what, n = ("timesteps", "T") if self.stateful else ("samples", "N")
+            raise InputError(f"input of shape {list(xs.shape)}; this TFLite model takes {what} of shape "
+                             f"{list(shape)} (its input tensor is {[1, *shape]}): expected ({n}, "
+                             f"{', '.join(map(str, shape))}) or one {what[:-1]} {list(shape)}", file=file)
         if xs.dtype.kind not in "fiub":
             raise InputError(f"input of dtype {xs.dtype}; expected numbers", file=file)
         return xs
 
     def invoke(self, sample: np.ndarray) -> list:
-        """One inference on one sample (the model's input dtype already): the raw output tensors."""
+        """One inference on one sample (the model's input dtype already): the raw output tensors (not the
+        states). A stateful model: one timestep from a state this model keeps for it, fed back (what
+        ``bench`` times)."""
+        if self.stateful:
+            if self._held is None:
+                self._held = self.step_session()
+            return [o[0] for o in self._held.advance(sample)]
         it = self.interpreter
-        it.set_tensor(self.inputs[0]["index"], sample[None])
+        it.set_tensor(self.data["index"], sample[None])
         it.invoke()
         return [it.get_tensor(d["index"])[0] for d in self.outputs]
 
     def run(self, xs: np.ndarray, file=None) -> dict:
-        """Outputs (dequantized) for each sample of ``xs`` ``(N, *sample)``: ``{output name: (N, ...)}``."""
+        """Outputs (dequantized) for each sample of ``xs`` ``(N, *sample)``: ``{output name: (N, ...)}``; a
+        stateful model: one timestep per row from the initial state (:meth:`run_steps`)."""
+        if self.stateful:
+            return self.run_steps(xs, file)[0]
         xs = self.quantize_input(self.check_input(xs, file), file)
         outs = [[] for _ in self.outputs]
         for x in xs:
             for k, o in enumerate(self.invoke(x)):
                 outs[k].append(o)
         return {d["name"]: self.dequantize_output(d, np.stack(o)) for d, o in zip(self.outputs, outs)}
+
+    def run_steps(self, xs: np.ndarray, file=None) -> tuple[dict, dict]:
+        """``(outputs, states)`` of a stateful model stepped through ``xs`` ``(T, *sample)`` from the initial
+        state: ``{output name: (T, *output sample)}`` and ``{state output name: (T, *state)}`` after each
+        step (its batch dimension of 1 dropped), dequantized."""
+        xs = self.quantize_input(self.check_input(xs, file), file)
+        sess = self.step_session()
+        back = {o: i for i, o in self.states.items()}
+        outs = [[] for _ in self.outputs]
+        states = {o: [] for o in back}
+        for x in xs:
+            for k, o in enumerate(sess.advance(x)):
+                outs[k].append(o[0])
+            for o in back:
+                states[o].append(sess.raw_state_out[o][0])
+        byname = {d["name"]: d for d in self.all_outputs}
+        return ({d["name"]: self.dequantize_output(d, np.stack(o)) for d, o in zip(self.outputs, outs)},
+                {o: self.dequantize_output(byname[o], np.stack(v)) for o, v in states.items()})
+
+
+class TFLiteStepSession:
+    """A stateful TFLite model one timestep per call, its state kept between calls (the stream pipeline's
+    session interface, as :class:`edgebrain.onnx_session.OnnxStepSession`): ``step(x)`` takes one step's
+    real values and returns the outputs that are not states, dequantized, flattened and concatenated. Each
+    state output is fed back as its input, requantized when their quantization differs (:func:`requantize`)."""
+
+    batch = 1
+
+    def __init__(self, model: TFLiteModel):
+        if not model.stateful:
+            raise ModelError("a stateless model: no state to step", file=model.path)
+        self.model = model
+        self.spiking_nodes: list = []
+        self.program = SimpleNamespace(input_shape=model.input_shape)
+        self.precision = "int" if np.dtype(model.data["dtype"]).kind in "iu" else "float"
+        self.saturations = np.zeros(1, np.int64)
+        self.output_size = int(sum(int(np.prod(s)) for s in model.output_shapes.values()))
+        ins = {d["name"]: d for d in model.inputs}
+        outs = {d["name"]: d for d in model.all_outputs}
+        self._it = model.interpreter
+        self._pairs = []  # (state input name, its tensor index, output name, output index, requantize or None)
+        for i, o in model.states.items():
+            di, do = ins[i], outs[o]
+            rq = None
+            if _quantized(di) and _quantized(do) and tuple(di["quantization"]) != tuple(do["quantization"]):
+                rq = (tuple(do["quantization"]), tuple(di["quantization"]), np.dtype(di["dtype"]))
+            self._pairs.append((i, di["index"], o, do["index"], rq))
+        self._data = model.data["index"]
+        self._dshape = tuple(int(v) for v in model.data["shape"])
+        self.raw_state_out: dict = {}
+        self.reset()
+
+    @property
+    def state(self) -> dict:
+        """The current state: ``{state input name: raw tensor}`` (what the next step is fed)."""
+        return self._state
+
+    def reset(self) -> None:
+        self._state = self.model.initial_state()
+
+    def snapshot(self) -> dict:
+        return {k: v.copy() for k, v in self._state.items()}
+
+    def restore(self, snap: dict) -> None:
+        for k, v in snap.items():
+            self._state[k] = v.copy()
+
+    def output_buffer(self, name):
+        raise InputError(f"no node named '{name}': a TFLite model's nodes are not read", file=self.model.path)
+
+    def advance(self, q: np.ndarray) -> list:
+        """One timestep on one sample ``q`` (the data input's dtype already): the raw output tensors that are
+        not states (with their batch dimension); the state outputs are kept (``raw_state_out``) and fed back."""
+        it = self._it
+        it.set_tensor(self._data, np.asarray(q).reshape(self._dshape))
+        for i, idx, _, _, _ in self._pairs:
+            it.set_tensor(idx, self._state[i])
+        it.invoke()
+        got = [it.get_tensor(d["index"]) for d in self.model.outputs]
+        for i, _, o, odx, rq in self._pairs:
+            v = it.get_tensor(odx)
+            self.raw_state_out[o] = v
+            self._state[i] = v if rq is None else requantize(v, *rq)
+        return got
+
+    def step(self, x) -> np.ndarray:
+        m = self.model
+        q = m.quantize_input(np.asarray(x, np.float32).reshape(m.input_shape))
+        got = [np.ravel(m.dequantize_output(d, o)) for d, o in zip(m.outputs, self.advance(q))]
+        return got[0] if len(got) == 1 else np.concatenate(got)
+
+    def run(self, xs, record=()):
+        if record:
+            raise InputError("recording names nodes of spiking models; a TFLite model has none", file=self.model.path)
+        xs = np.asarray(xs)
+        out = np.empty((len(xs), self.output_size), np.float32)
+        for t in range(len(xs)):
+            out[t] = self.step(xs[t])
+        return out, {}

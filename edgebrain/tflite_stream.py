@@ -12,6 +12,13 @@ stream settings (:class:`edgebrain.card.StreamConfig`); ``hop``: steps from one 
 next (default: the window); ``channels``: values per step; ``output``: ``"logits"`` (confidence =
 softmax of the output) or ``"probabilities"`` (the output as is). The input shape ``(1, T, C)`` gives
 the window T and channels C; a flat ``(1, N)`` input needs ``channels`` (T = N / C).
+
+A **stateful** per-step model (its state as inputs and outputs, paired by the sidecar's ``state`` or by
+name: :mod:`edgebrain.tflite_session`) is a :class:`SteppedTFLite` instead: stepped once per encoded step by
+:class:`edgebrain.tflite_session.TFLiteStepSession`, its state kept between chunks, its outputs going to the
+sidecar's ``decoder`` (default ``count``) as a spiking model's do. Its sidecar fields: ``encoder``,
+``decoder``, ``rate``, ``labels``, ``source_options``, ``state``, ``initial_state``. :func:`stream_model`
+chooses.
 """
 
 from __future__ import annotations
@@ -25,19 +32,21 @@ import numpy as np
 from .card import StreamConfig
 from .errors import InputError, ModelError
 from .stream.window_session import PerWindowDecoder, WindowSession, softmax
-from .tflite_session import TFLiteModel
+from .tflite_session import TFLiteModel, sidecar_path
 
 KEYS = ("encoder", "rate", "hop", "channels", "labels", "output", "source_options")
 EXAMPLE = '{"encoder": "direct", "rate": 100, "hop": 25, "channels": 6, "labels": [...], "output": "logits"}'
+#: a stateful model's sidecar fields
+STEP_KEYS = ("encoder", "decoder", "rate", "labels", "source_options", "state", "initial_state")
+STEP_EXAMPLE = ('{"encoder": "direct", "decoder": "count:window=25,hop=12", "rate": 50, "labels": [...], '
+                '"state": {"h_in": "h_out"}}')
 
 
-def sidecar_path(path: str) -> str | None:
-    """The sidecar of the model at ``path``: ``PATH.json`` (``m.tflite.json``), else the name with
-    ``.json`` in place of ``.tflite``; None when neither exists."""
-    for c in (path + ".json", os.path.splitext(path)[0] + ".json"):
-        if os.path.isfile(c):
-            return c
-    return None
+def stream_model(path: str, threads: int = 1):
+    """The model at ``path`` with its sidecar, as ``edgebrain stream`` runs it: a :class:`SteppedTFLite` for a
+    stateful model, a :class:`WindowedTFLite` for one that decides once per window."""
+    m = TFLiteModel.load(os.fspath(path), threads)
+    return SteppedTFLite(m) if m.stateful else WindowedTFLite(path, threads, model=m)
 
 
 def _int(d, k, what, default=None):
@@ -55,7 +64,7 @@ class WindowedTFLite:
 
     format = "tflite"
 
-    def __init__(self, path: str, threads: int = 1):
+    def __init__(self, path: str, threads: int = 1, model: TFLiteModel | None = None):
         self.path = os.fspath(path)
         side = sidecar_path(self.path)
         if side is None:
@@ -72,7 +81,10 @@ class WindowedTFLite:
         unknown = sorted(set(d) - set(KEYS))
         if unknown:
             raise InputError(f"unknown field '{unknown[0]}'; the fields are {', '.join(KEYS)}", file=side)
-        self.tfl = TFLiteModel.load(self.path, threads)
+        self.tfl = model if model is not None else TFLiteModel.load(self.path, threads)
+        if self.tfl.stateful:
+            raise InputError("a stateful per-step model does not decide once per window; stream it with "
+                             "stream_model() (edgebrain stream)", file=self.path)
         shape = self.tfl.input_shape
         try:
             ch = _int(d, "channels", "a positive integer (values per step)")
@@ -101,7 +113,7 @@ class WindowedTFLite:
             raise InputError(e.detail, file=side) from None
         self.window, self.channels, self.hop, self.output, self.n_out = T, C, hop, out, n_out
         self.graph = SimpleNamespace(meta={"stream": stream})
-        self.quant = np.dtype(self.tfl.inputs[0]["dtype"]).kind in "iu"
+        self.quant = np.dtype(self.tfl.data["dtype"]).kind in "iu"
         self.output_shapes = {"output": (n_out,)}
 
     @property
@@ -128,3 +140,49 @@ class WindowedTFLite:
 
     def stream_decoder(self, labels) -> PerWindowDecoder:
         return PerWindowDecoder(labels, self.window)
+
+
+class SteppedTFLite:
+    """A stateful TFLite model with its sidecar, stepped once per encoded step (as
+    :class:`edgebrain.onnx_stream.SteppedOnnx`): its session is a
+    :class:`edgebrain.tflite_session.TFLiteStepSession` and its outputs go to the pipeline's decoder (the
+    sidecar's ``decoder``, default ``count``)."""
+
+    format = "tflite"
+    stream_decoder = None  # the pipeline builds the sidecar's decoder
+
+    def __init__(self, m: TFLiteModel):
+        self.tfl, self.path = m, m.path
+        if m.sidecar is None:
+            raise InputError(f"streaming a TFLite model needs a sidecar JSON beside it: write {m.path}.json, e.g. "
+                             f"{STEP_EXAMPLE} (docs/tflite.md)", file=m.path)
+        self.sidecar = m.sidecar_file
+        extra = [k for k in m.sidecar if k not in STEP_KEYS]
+        if extra:
+            raise InputError(f"field '{extra[0]}' applies to models deciding once per window; this model is stateful, "
+                             f"stepped once per step (its states: {', '.join(m.states)}) (docs/tflite.md)",
+                             file=m.sidecar_file)
+        n_out = int(sum(int(np.prod(s)) for s in m.output_shapes.values()))
+        stream = {k: m.sidecar[k] for k in ("encoder", "decoder", "labels", "rate", "source_options")
+                  if k in m.sidecar}
+        try:
+            StreamConfig.check_meta(stream, n_out)
+        except ModelError as e:
+            raise InputError(e.detail, file=m.sidecar_file) from None
+        self.graph = SimpleNamespace(meta={"stream": stream})
+        self.quant = np.dtype(m.data["dtype"]).kind in "iu"
+        self.output_shapes = {"output": (n_out,)}
+
+    @property
+    def input_shape(self):
+        """What ``stream --plot`` asks a model for: not drawn for a TFLite model yet (one line, exit 2)."""
+        raise InputError("--plot draws spiking models' timelines; a TFLite model's is not drawn yet", file=self.path)
+
+    def session(self, precision: str, backend: str = "numba"):
+        mine = "int" if self.quant else "float"
+        if precision != mine:
+            raise InputError(f"--precision {precision}: a TFLite model runs at the precision it was converted to "
+                             f"({self.tfl.precision} input)", file=self.path)
+        if backend != "numba":
+            raise InputError(f"--backend {backend}: a TFLite model runs on the TFLite interpreter", file=self.path)
+        return self.tfl.step_session()

@@ -59,10 +59,16 @@ def parse_timesteps(spec) -> list:
 
 def convert_snn(model: str, output: str, *, calib: str | None, labels: str | None = None, timesteps=DEFAULT_TIMESTEPS,
                 coding: str = "direct", percentile: float = 99.9, device: str = "host", weight_bits: int | None = None,
-                state_bits: int = 16, per_channel: bool = True, progress: bool = False) -> dict:
+                state_bits: int = 16, per_channel: bool = True, progress: bool = False, encoder: str | None = None,
+                decoder: str | None = None, class_names: list | None = None, rate: float | None = None) -> dict:
     """Convert the TFLite file ``model`` to the spiking model ``output`` (.ebm, or .nir: the float network),
     calibrated on the samples in the .npy file ``calib`` (``(N, *sample)``, as ``edgebrain run`` takes them),
-    and measure it (module docstring); returns the report (what ``--json`` prints)."""
+    and measure it (module docstring); returns the report (what ``--json`` prints). The stream settings
+    (:func:`stream_settings`) come from the TFLite model's sidecar JSON and ``encoder``, ``class_names``,
+    ``rate`` (``decoder``: only ``window``, the one decision per window a converted model makes)."""
+    if decoder is not None and decoder.split(":", 1)[0].strip() != "window":
+        raise InputError(f"--decoder {decoder}: a converted model decides once per window, on its readout after "
+                         "the chosen T steps (decoder 'window'); docs/conversion.md, \"Streaming\"")
     if not calib:
         raise InputError("--to-snn needs calibration samples: pass --calib FILE.npy, (N, *sample) as `edgebrain run` "
                          "takes them for this model")
@@ -97,8 +103,9 @@ def convert_snn(model: str, output: str, *, calib: str | None, labels: str | Non
         if y is not None and (y.min() < 0 or y.max() >= n_out):
             raise InputError(f"labels range over {int(y.min())}..{int(y.max())}; this model has {n_out} classes "
                              f"(0..{n_out - 1})", file=labels)
+        stream = stream_settings(model, tfl, encoder=encoder, class_names=class_names, rate=rate)
         return _convert(tfl, model, output, xs, y, steps, coding, float(percentile), dev, weight_bits, state_bits,
-                        per_channel, progress, calib)
+                        per_channel, progress, calib, stream)
 
 
 def _labels(path: str, n: int) -> np.ndarray:
@@ -111,8 +118,33 @@ def _labels(path: str, n: int) -> np.ndarray:
     return y.astype(np.int64)
 
 
+def stream_settings(model: str, tfl, *, encoder=None, class_names=None, rate=None) -> dict:
+    """What a converted model streams with (``graph.meta["stream"]``; :mod:`edgebrain.stream.snn_window`):
+    the window the ANN was fed (``window``, ``hop``, ``channels``), its ``encoder``, ``labels``, ``rate`` and
+    ``source_options``, from the TFLite model's sidecar (:mod:`edgebrain.tflite_stream`) when there is one,
+    else the window from a ``(1, T, C)`` input (side by side); ``encoder``, ``class_names`` and ``rate``
+    given here override the sidecar's. ``present_steps`` and the layout are added by the conversion."""
+    from ..tflite_stream import WindowedTFLite, sidecar_path
+
+    out = {}
+    if sidecar_path(model):
+        w = WindowedTFLite(model)
+        out.update(w.graph.meta["stream"], window=w.window, hop=w.hop, channels=w.channels)
+    elif len(tfl.input_shape) == 2:
+        T, C = tfl.input_shape
+        out.update(window=int(T), hop=int(T), channels=int(C))
+    n_out = int(sum(int(np.prod(s)) for s in tfl.output_shapes.values()))
+    from types import SimpleNamespace
+
+    from ..stream.pipeline import set_stream_config
+
+    holder = SimpleNamespace(graph=SimpleNamespace(meta={"stream": out}), output_shapes={"output": (n_out,)})
+    set_stream_config(holder, encoder=encoder, labels=class_names, rate=rate)     # checked: specs build, names fit
+    return holder.graph.meta["stream"]
+
+
 def _convert(tfl, model, output, xs, y, steps, coding, percentile, dev, weight_bits, state_bits, per_channel,
-             progress, calib) -> dict:
+             progress, calib, stream=None) -> dict:
     from ..model import Model
     from ..tflite_convert import build_snn, read_ann
 
@@ -166,6 +198,9 @@ def _convert(tfl, model, output, xs, y, steps, coding, percentile, dev, weight_b
         "costs": cost, "quantization": quant_report.as_dict() if quant_report else None,
     }
     _store_card(m, result, model)
+    m.graph.meta["stream"] = {**(stream or {}), "present_steps": chosen, "present_shape": [int(v) for v in ann.first_shape],
+                              "output_lambda": float(out_lambda)}
+    result["stream"] = m.graph.meta["stream"]
     if Path(output).suffix.lower() == ".nir":      # reset by subtraction written as NIR nodes (nir_reset.py)
         m.export_nir(Path(output))
     else:

@@ -17,8 +17,10 @@ def run_tflite_file(model: TFLiteModel, input: str, output: str, precision=None,
                     model_name: str | None = None) -> dict:
     """``edgebrain run MODEL.tflite -i X.npy -o OUT.npz``: one inference per sample of ``X``
     (``(N, *sample)``, or one sample), outputs dequantized to float, saved as ``output`` (one output)
-    or ``output/NAME`` (several) with shape ``(N, *output sample)``. Returns the summary ``--json``
-    prints (the keys of a spiking model's run, ``steps`` being the samples)."""
+    or ``output/NAME`` (several) with shape ``(N, *output sample)``. A stateful model (as an ONNX one,
+    :func:`edgebrain.apps.onnx.run_onnx_file`): one timestep per row of ``X`` (``(T, *sample)``) from the
+    initial state, each state output fed back, and ``state/NAME`` for each state output after each step.
+    Returns the summary ``--json`` prints (the keys of a spiking model's run, ``steps`` being the samples)."""
     from ..arrays import load_array
 
     name = model_name if model_name is not None else model.path
@@ -33,21 +35,23 @@ def run_tflite_file(model: TFLiteModel, input: str, output: str, precision=None,
         check_output(output)
         xs = model.check_input(load_array(input, "input"), file=input)
         t0 = time.perf_counter()
-        outs = model.run(xs, file=input)
+        outs, states = model.run_steps(xs, file=input) if model.stateful else (model.run(xs, file=input), {})
         elapsed = time.perf_counter() - t0
         arrays = ({"output": next(iter(outs.values()))} if len(outs) == 1 else
                   {f"output/{k}": v for k, v in outs.items()})
+        arrays.update({f"state/{k}": v for k, v in states.items()})
         with atomic_write(output, "output") as f:
             np.savez(f, **arrays)
     return {"model": name, "format": "tflite", "input": input, "output": output, "precision": model.precision,
             "deployed_precision": model.precision, "backend": model.runtime, "threads": model.threads,
-            "steps": int(xs.shape[0]), "batch": 1, "seconds": elapsed,
+            "stateful": model.stateful, "steps": int(xs.shape[0]), "batch": 1, "seconds": elapsed,
             "us_per_step": 1e6 * elapsed / max(1, xs.shape[0]), "arrays": sorted(arrays), "spike_rate": {}}
 
 
 def format_run(s: dict) -> str:
     """The line ``edgebrain run`` prints for a TFLite model."""
-    return (f"ran {s['steps']} inferences ({s['precision']} input) on {s['backend']} with {s['threads']} "
+    what = "timesteps (states fed back)" if s.get("stateful") else "inferences"
+    return (f"ran {s['steps']} {what} ({s['precision']} input) on {s['backend']} with {s['threads']} "
             f"thread{'s' if s['threads'] != 1 else ''} in {s['seconds']:.3f} s ({s['us_per_step']:.1f} µs each); "
             f"wrote {s['output']}: " + ", ".join(s["arrays"]))
 
@@ -58,12 +62,17 @@ def print_inspect(c, s: dict) -> None:
     from rich.table import Table
 
     def io(rows):
-        return ", ".join(f"{r['name']} {tuple(r['shape'])} {r['dtype']}" + _q(r["quantization"]) for r in rows)
+        return ", ".join(f"{r['name']} {tuple(r['shape'])} {r['dtype']}" + _q(r["quantization"]) + _role(r)
+                         for r in rows)
 
     c.print(f"[bold]{s['file']}[/]  TFLite schema v{s['schema_version']}, {s['file_bytes']} bytes, "
             f"{s['subgraphs']} subgraph(s); read with {s['runtime']}")
     c.print(f"inputs: {io(s['inputs'])}")
     c.print(f"outputs: {io(s['outputs'])}")
+    if s.get("state"):
+        states = ", ".join(f"{i} ← {o}" for i, o in s["state"].items())
+        how = {"sidecar": f"the sidecar {s['sidecar']}", "names": "their names"}.get(s["state_from"], "")
+        c.print(f"{s['kind']}: states {states} (paired by {how}; initial state: {s['initial_state']})")
     t = Table()
     for col in ("#", "operator", "inputs", "outputs", "output shape", "MACs"):
         t.add_column(col, justify="right" if col in ("#", "MACs") else "left")
@@ -83,6 +92,12 @@ def print_inspect(c, s: dict) -> None:
     c.print(f"{tot['operators']} operators, {tot['macs']} MACs per inference; {tot['parameters']} parameters, "
             f"{tot['constant_bytes']} B of constants; activations {tot['activation_bytes']} B in all, at most "
             f"{tot['activation_peak_bytes']} B alive at once (the tensor arena's lower bound)")
+
+
+def _role(r) -> str:
+    if r.get("role") in (None, "data", "output"):
+        return ""
+    return f" (state, {'from ' + r['fed_from'] if 'fed_from' in r else 'to ' + r['feeds']})"
 
 
 def _q(q) -> str:

@@ -512,6 +512,10 @@ def build_pipeline(model, source: str, *, format: str | None = None, encoder=Non
     from .registry import build_encoder, open_source
 
     setup_start = now() if setup_start is None else setup_start
+    from .snn_window import WindowedSNN, presents_windows
+
+    if presents_windows(model) and not isinstance(model, WindowedSNN):  # an ANN converted: T steps per window
+        model = WindowedSNN(model)
     precision = precision or deployed_precision(model)
     if max_seconds is not None:
         max_seconds = positive_number(max_seconds, "--duration", "seconds")
@@ -529,7 +533,7 @@ def build_pipeline(model, source: str, *, format: str | None = None, encoder=Non
         labels = list(labels) if labels else cfg.class_names(n_outputs(model))
         own = getattr(model, "stream_decoder", None)  # a model deciding once per window brings its decoder
         if own is not None:
-            if decoder or board_encodes or target not in (None, "host"):
+            if decoder or board_encodes or (target not in (None, "host") and not isinstance(model, WindowedSNN)):
                 raise InputError("--decoder, --target and --board-encodes do not apply to a model that decides once "
                                  "per window (docs/tflite.md)", file=getattr(model, "path", None))
             dec = own(labels)
@@ -549,6 +553,8 @@ def build_pipeline(model, source: str, *, format: str | None = None, encoder=Non
             enc, sess, dec = on_board(enc, dec, lambda: _board(model, precision, target))
         elif target in (None, "host"):
             sess = model.session(precision, backend=backend)
+        elif isinstance(model, WindowedSNN):  # a spiking model presented window by window, on a board
+            sess = model.session(precision, board=lambda: _board(model.model, precision, target))
         else:
             sess = _board(model, precision, target)
         name = os.path.splitext(os.path.basename(model.path or "model"))[0]

@@ -1,5 +1,6 @@
-"""Models that decide once per window of steps (a TFLite or other ANN over the last T encoded steps),
-as a session and a decoder the stream pipeline runs like any other (docs/tflite.md, "Streaming").
+"""Models that decide once per window of steps (a TFLite or other ANN over the last T encoded steps, or a
+spiking model converted from one and presented each window for T steps: :mod:`.snn_window`), as a session
+and a decoder the stream pipeline runs like any other (docs/tflite.md, "Streaming").
 
 :class:`WindowSession` keeps the last ``window`` encoded steps of ``channels`` values each. The first
 window ends at step ``window - 1`` (counting from 0), then one every ``hop`` steps; at such a step it

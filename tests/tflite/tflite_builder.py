@@ -79,3 +79,40 @@ class TFLiteBuilder:
         b.Finish(m.Pack(b), file_identifier=b"TFL3")
         path.write_bytes(bytes(b.Output()))
         return path
+
+    # ------------------------------------------------------------------ additions: names, int8 tensors
+    def name(self, t, name) -> int:
+        """Give tensor ``t`` the name ``name`` (``serving_default_h_in:0``, as TensorFlow's converter names
+        them); returns ``t``."""
+        self.tensors[t].name = name
+        return t
+
+    def qtensor(self, shape, scale, zero_point=0, data=None, ttype=9) -> int:
+        """A per-tensor quantized tensor: int8 (``ttype`` 9) or int32 (2, a bias), ``data`` already
+        integer."""
+        t = self.tensor(shape)
+        q = self.s.QuantizationParametersT()
+        q.scale, q.zeroPoint, q.quantizedDimension = [float(scale)], [int(zero_point)], 0
+        self.tensors[t].quantization, self.tensors[t].type = q, ttype
+        if data is not None:
+            b = self.s.BufferT()
+            b.data = np.frombuffer(np.asarray(data, np.int32 if ttype == 2 else np.int8).tobytes(), np.uint8)
+            self.bufs.append(b)
+            self.tensors[t].buffer = len(self.bufs) - 1
+        return t
+
+    def qop(self, name, inputs, out_shape, scale, zero_point=0, opt_type=None, **opts) -> int:
+        """:meth:`op` with an int8 output quantized with ``scale`` and ``zero_point``."""
+        out = self.op(name, inputs, out_shape, opt_type, **opts)
+        q = self.s.QuantizationParametersT()
+        q.scale, q.zeroPoint, q.quantizedDimension = [float(scale)], [int(zero_point)], 0
+        self.tensors[out].quantization, self.tensors[out].type = q, 9
+        return out
+
+    def qdense(self, x, w, w_scale, b, b_scale, out_scale, out_zero_point=0) -> int:
+        """int8 FULLY_CONNECTED: ``w`` int8 (out, in) with scale ``w_scale`` (zero point 0), ``b`` int32 with
+        ``b_scale`` (the input's scale × ``w_scale``), no fused activation."""
+        wt = self.qtensor(w.shape, w_scale, 0, w)
+        bt = self.qtensor(b.shape, b_scale, 0, b, ttype=2)
+        return self.qop("FULLY_CONNECTED", [x, wt, bt], (1, w.shape[0]), out_scale, out_zero_point,
+                        "FullyConnectedOptions", fusedActivationFunction=0)
