@@ -24,13 +24,11 @@ stateless (one inference per sample, or per window when streamed).
 
 from __future__ import annotations
 
-import json
-import os
-
 import numpy as np
 
-from .errors import FormatError, InputError
+from .errors import FormatError
 from .infile import open_regular, read_at
+from .sidecar import read_sidecar as _read_sidecar
 
 # the state convention lives in state_pairs.py (shared with TFLite models); its names stay importable from here
 from .state_pairs import NAME_PAIRS, PREFIX_PAIR, named_pair, pair_states, same_kind  # noqa: F401
@@ -66,34 +64,10 @@ def read_bytes(path) -> bytes:
 
 
 # ---------------------------------------------------------------------------------------------- the sidecar
-def sidecar_path(path: str) -> str | None:
-    """The sidecar of the model at ``path``: ``PATH.json`` (``m.onnx.json``), else the name with ``.json`` in
-    place of ``.onnx``; None when neither exists."""
-    for c in (path + ".json", os.path.splitext(path)[0] + ".json"):
-        if os.path.isfile(c):
-            return c
-    return None
-
-
 def read_sidecar(path: str) -> tuple[dict | None, str | None]:
     """``(fields, sidecar path)`` of the model at ``path``, ``(None, None)`` without a sidecar. Not JSON,
     not an object, or an unknown field: an :class:`InputError` naming the sidecar."""
-    side = sidecar_path(path)
-    if side is None:
-        return None, None
-    try:
-        with open(side, encoding="utf-8") as f:
-            d = json.load(f)
-    except (OSError, ValueError) as e:
-        raise InputError(f"cannot read it as JSON: {' '.join(str(e).split())}", file=side) from None
-    if not isinstance(d, dict):
-        raise InputError(f"a JSON {type(d).__name__}; expected an object such as {{\"encoder\": \"direct\", "
-                         "\"rate\": 50, \"labels\": [...]}} (docs/onnx.md)", file=side)
-    unknown = sorted(set(d) - set(SIDECAR_KEYS))
-    if unknown:
-        raise InputError(f"unknown field '{unknown[0]}'; the fields are {', '.join(SIDECAR_KEYS)} (docs/onnx.md)",
-                         file=side)
-    return d, side
+    return _read_sidecar(path, SIDECAR_KEYS, '{"encoder": "direct", "rate": 50, "labels": [...]}', "docs/onnx.md")
 
 
 # ---------------------------------------------------------------------------------------------- the graph

@@ -23,12 +23,19 @@ from __future__ import annotations
 
 import os
 import re
-from types import SimpleNamespace
 
 import numpy as np
 
 from .errors import EdgebrainError, FormatError, InputError, ModelError
-from .onnx_io import DTYPES, INSTALL_HINT, describe_graph, pair_states, read_bytes, read_sidecar
+from .onnx_io import (
+    DTYPES,
+    INSTALL_HINT,
+    describe_graph,
+    pair_states,
+    read_bytes,
+    read_sidecar,
+)
+from .state_pairs import StepSession, given_initial_state
 
 
 def ort():
@@ -162,22 +169,8 @@ class OnnxModel:
     # ------------------------------------------------------------------ states
     def _initial_state(self, given) -> dict:
         init = {i: np.zeros(s, self._dtype(i)) for i, s in self._state_shapes.items()}
-        if given is None:
-            return init
-        file = self.sidecar_file
-        if not isinstance(given, dict):
-            raise InputError("field 'initial_state' must be an object of state input names to a number or a nested "
-                             "list of the state's shape", file=file)
-        for name, v in given.items():
-            if name not in init:
-                raise InputError(f"field 'initial_state' names '{name}', which is not a state input (states: "
-                                 f"{', '.join(init) or 'none'})", file=file)
-            try:
-                a = np.asarray(v, np.float64)
-                init[name][...] = np.broadcast_to(a, init[name].shape)
-            except (ValueError, TypeError):
-                raise InputError(f"field 'initial_state.{name}' cannot be the state {list(init[name].shape)}: "
-                                 "expected a number or a nested list of that shape", file=file) from None
+        for name, a in given_initial_state(given, {k: v.shape for k, v in init.items()}, self.sidecar_file).items():
+            init[name][...] = a
         return init
 
     def _dtype(self, name):
@@ -243,21 +236,17 @@ class OnnxModel:
         return OnnxStepSession(self)
 
 
-class OnnxStepSession:
+class OnnxStepSession(StepSession):
     """A stateful ONNX model one timestep per call, its state kept between calls (the stream pipeline's
-    session interface): ``step(x)`` returns the outputs that are not states, flattened and concatenated."""
+    session interface, :class:`edgebrain.state_pairs.StepSession`): ``step(x)`` returns the outputs that are
+    not states, flattened and concatenated."""
 
-    spiking_nodes: list = []
-    batch = 1
+    what = "an ONNX model"
 
     def __init__(self, model: OnnxModel):
         if not model.stateful:
             raise ModelError("a stateless model: no state to step", file=model.path)
-        self.model = model
-        self.program = SimpleNamespace(input_shape=model.input_shape)
-        self.precision = "int" if model.data["dtype"].kind in "iub" else "float"
-        self.saturations = np.zeros(1, np.int64)
-        self.output_size = int(sum(int(np.prod(s)) for s in model.output_shapes.values()))
+        self._setup(model, "int" if model.data["dtype"].kind in "iub" else "float")
         self._names = list(model.output_names) + list(model.states.values())
         self._k = len(model.output_names)
         self._pairs = list(enumerate(model.states, start=self._k))
@@ -268,23 +257,13 @@ class OnnxStepSession:
     @property
     def state(self) -> dict:
         """The current state: ``{state input name: array}`` (what the next step is fed)."""
-        return {k: v for k, v in self._feeds.items() if k != self._data}
+        return {k: v for k, v in self._slots.items() if k != self._data}
 
     def reset(self) -> None:
-        self._feeds = self.model.initial_state()
-
-    def snapshot(self) -> dict:
-        return {k: v.copy() for k, v in self.state.items()}
-
-    def restore(self, snap: dict) -> None:
-        for k, v in snap.items():
-            self._feeds[k] = v.copy()
-
-    def output_buffer(self, name):
-        raise InputError(f"no node named '{name}': an ONNX model's nodes are not read", file=self.model.path)
+        self._slots = self.model.initial_state()  # the feeds of the next step: the states, and the data input
 
     def step(self, x) -> np.ndarray:
-        feeds = self._feeds
+        feeds = self._slots
         feeds[self._data] = np.asarray(x, self._dt).reshape(self._shape)
         got = self._run(self._names, feeds)
         for k, name in self._pairs:
@@ -292,12 +271,3 @@ class OnnxStepSession:
         if self._k == 1:
             return got[0].reshape(-1)
         return np.concatenate([g.reshape(-1) for g in got[:self._k]])
-
-    def run(self, xs, record=()):
-        if record:
-            raise InputError("recording names nodes of spiking models; an ONNX model has none", file=self.model.path)
-        xs = np.asarray(xs)
-        out = np.empty((len(xs), self.output_size), np.float32)
-        for t in range(len(xs)):
-            out[t] = self.step(xs[t])
-        return out, {}

@@ -15,10 +15,11 @@ is a string or None). Nothing here imports a runtime; only NumPy (for dtype name
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 
-from .errors import ModelError
+from .errors import InputError, ModelError
 
 #: (input name ends with, output name ends with): an input named ``BASE + a`` is the state fed back from
 #: the output named ``BASE + b``; and the prefix pair ``in_BASE`` → ``out_BASE``
@@ -106,3 +107,69 @@ def pair_states(inputs: list, outputs: list, declared=None, file=None, doc: str 
     if len(states) == len(outs):
         raise ModelError("every output is a state; expected at least one output besides the states", file=file)
     return data[0], states, how
+
+
+class StepSession:
+    """What the sessions of per-step stateful models share (the stream pipeline's session interface, one
+    timestep per call, batch 1): ``snapshot``/``restore`` of the state, ``run`` stepping through a
+    sequence, and no nodes to read. A subclass calls :meth:`_setup`, keeps its state in ``self._slots``
+    (state input name → array; it may hold the data input too), and defines ``state``, ``reset`` and
+    ``step``. ``what`` names the kind of model in messages ("an ONNX model")."""
+
+    batch = 1
+    what = "this model"
+
+    def _setup(self, model, precision: str) -> None:
+        self.model = model
+        self.spiking_nodes: list = []
+        self.program = SimpleNamespace(input_shape=model.input_shape)
+        self.precision = precision
+        self.saturations = np.zeros(1, np.int64)
+        self.output_size = int(sum(int(np.prod(s)) for s in model.output_shapes.values()))
+
+    def snapshot(self) -> dict:
+        return {k: v.copy() for k, v in self.state.items()}
+
+    def restore(self, snap: dict) -> None:
+        for k, v in snap.items():
+            self._slots[k] = v.copy()
+
+    def output_buffer(self, name):
+        raise InputError(f"no node named '{name}': {self.what}'s nodes are not read", file=self.model.path)
+
+    def run(self, xs, record=()):
+        """Outputs ``(T, output_size)`` for the steps ``xs``, from the current state (which it advances)."""
+        if record:
+            raise InputError(f"recording names nodes of spiking models; {self.what} has none", file=self.model.path)
+        xs = np.asarray(xs)
+        out = np.empty((len(xs), self.output_size), np.float32)
+        for t in range(len(xs)):
+            out[t] = self.step(xs[t])
+        return out, {}
+
+
+def given_initial_state(given, shapes: dict, file=None, resolve=None) -> dict:
+    """The sidecar's ``initial_state`` checked against the states' ``shapes`` (state input name → shape):
+    ``{state input name: float64 array of its shape}`` for the states it names (each a number or a nested
+    list, broadcast), ``{}`` for None. ``resolve`` maps a name as written to the state's name. Anything else:
+    one :class:`InputError` naming the field (``file``: the sidecar)."""
+    if given is None:
+        return {}
+    if not isinstance(given, dict):
+        raise InputError("field 'initial_state' must be an object of state input names to a number or a nested "
+                         "list of the state's shape", file=file)
+    out = {}
+    for name, v in given.items():
+        name = resolve(name) if resolve is not None else name
+        if name not in shapes:
+            raise InputError(f"field 'initial_state' names '{name}', which is not a state input (states: "
+                             f"{', '.join(shapes) or 'none'})", file=file)
+        try:
+            a = np.broadcast_to(np.asarray(v, np.float64), tuple(shapes[name]))
+            if not np.isfinite(a).all():
+                raise ValueError
+        except (ValueError, TypeError):
+            raise InputError(f"field 'initial_state.{name}' cannot be the state {list(shapes[name])}: "
+                             "expected a number or a nested list of that shape", file=file) from None
+        out[name] = a
+    return out

@@ -29,18 +29,17 @@ already has the tensor's integer dtype is passed unchanged.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
 import tempfile
 from contextlib import contextmanager
-from types import SimpleNamespace
 
 import numpy as np
 
 from .errors import EdgebrainError, FormatError, InputError, ModelError
-from .state_pairs import pair_states
+from .sidecar import read_sidecar as _read_sidecar
+from .state_pairs import StepSession, given_initial_state, pair_states
 from .tflite_io import INSTALL_HINT, read_bytes, read_tflite
 
 #: the sidecar's fields (docs/tflite.md): stream settings, window geometry, the state convention
@@ -125,33 +124,11 @@ def tensor_base(name: str) -> str:
     return n.removeprefix("serving_default_")
 
 
-def sidecar_path(path: str) -> str | None:
-    """The sidecar of the model at ``path``: ``PATH.json`` (``m.tflite.json``), else the name with
-    ``.json`` in place of ``.tflite``; None when neither exists."""
-    for c in (path + ".json", os.path.splitext(path)[0] + ".json"):
-        if os.path.isfile(c):
-            return c
-    return None
-
-
 def read_sidecar(path: str, keys=SIDECAR_KEYS, example: str = '{"encoder": "direct", "rate": 50, "labels": [...]}'
                  ) -> tuple[dict | None, str | None]:
     """``(fields, sidecar path)`` of the model at ``path``, ``(None, None)`` without a sidecar. Not JSON, not
     an object, or a field not in ``keys``: an :class:`InputError` naming the sidecar."""
-    side = sidecar_path(path)
-    if side is None:
-        return None, None
-    try:
-        with open(side, encoding="utf-8") as f:
-            d = json.load(f)
-    except (OSError, ValueError) as e:
-        raise InputError(f"cannot read it as JSON: {' '.join(str(e).split())}", file=side) from None
-    if not isinstance(d, dict):
-        raise InputError(f"a JSON {type(d).__name__}; expected an object such as {example}", file=side)
-    unknown = sorted(set(d) - set(keys))
-    if unknown:
-        raise InputError(f"unknown field '{unknown[0]}'; the fields are {', '.join(keys)}", file=side)
-    return d, side
+    return _read_sidecar(path, keys, example)
 
 
 def requantize(q: np.ndarray, src: tuple, dst: tuple, dtype) -> np.ndarray:
@@ -251,8 +228,12 @@ class TFLiteModel:
             d = ins[i]
             dt = np.dtype(d["dtype"])
             init[i] = np.full(tuple(int(v) for v in d["shape"]), d["quantization"][1] if _quantized(d) else 0, dt)
-        if given is None:
-            return init
+        named = [{"name": k} for k in init]
+        for name, a in given_initial_state(given, {k: v.shape for k, v in init.items()}, self.sidecar_file,
+                                           resolve=lambda n: self._full(n, named)).items():
+            d = ins[name]
+            init[name][...] = requantize(a, (1.0, 0), d["quantization"], d["dtype"]) if _quantized(d) else a
+        return init
         file = self.sidecar_file
         if not isinstance(given, dict):
             raise InputError("field 'initial_state' must be an object of state input names to a number or a nested "
@@ -419,23 +400,18 @@ class TFLiteModel:
                 {o: self.dequantize_output(byname[o], np.stack(v)) for o, v in states.items()})
 
 
-class TFLiteStepSession:
+class TFLiteStepSession(StepSession):
     """A stateful TFLite model one timestep per call, its state kept between calls (the stream pipeline's
     session interface, as :class:`edgebrain.onnx_session.OnnxStepSession`): ``step(x)`` takes one step's
     real values and returns the outputs that are not states, dequantized, flattened and concatenated. Each
     state output is fed back as its input, requantized when their quantization differs (:func:`requantize`)."""
 
-    batch = 1
+    what = "a TFLite model"
 
     def __init__(self, model: TFLiteModel):
         if not model.stateful:
             raise ModelError("a stateless model: no state to step", file=model.path)
-        self.model = model
-        self.spiking_nodes: list = []
-        self.program = SimpleNamespace(input_shape=model.input_shape)
-        self.precision = "int" if np.dtype(model.data["dtype"]).kind in "iu" else "float"
-        self.saturations = np.zeros(1, np.int64)
-        self.output_size = int(sum(int(np.prod(s)) for s in model.output_shapes.values()))
+        self._setup(model, "int" if np.dtype(model.data["dtype"]).kind in "iu" else "float")
         ins = {d["name"]: d for d in model.inputs}
         outs = {d["name"]: d for d in model.all_outputs}
         self._it = model.interpreter
@@ -454,20 +430,10 @@ class TFLiteStepSession:
     @property
     def state(self) -> dict:
         """The current state: ``{state input name: raw tensor}`` (what the next step is fed)."""
-        return self._state
+        return self._slots
 
     def reset(self) -> None:
-        self._state = self.model.initial_state()
-
-    def snapshot(self) -> dict:
-        return {k: v.copy() for k, v in self._state.items()}
-
-    def restore(self, snap: dict) -> None:
-        for k, v in snap.items():
-            self._state[k] = v.copy()
-
-    def output_buffer(self, name):
-        raise InputError(f"no node named '{name}': a TFLite model's nodes are not read", file=self.model.path)
+        self._slots = self.model.initial_state()
 
     def advance(self, q: np.ndarray) -> list:
         """One timestep on one sample ``q`` (the data input's dtype already): the raw output tensors that are
@@ -475,13 +441,13 @@ class TFLiteStepSession:
         it = self._it
         it.set_tensor(self._data, np.asarray(q).reshape(self._dshape))
         for i, idx, _, _, _ in self._pairs:
-            it.set_tensor(idx, self._state[i])
+            it.set_tensor(idx, self._slots[i])
         it.invoke()
         got = [it.get_tensor(d["index"]) for d in self.model.outputs]
         for i, _, o, odx, rq in self._pairs:
             v = it.get_tensor(odx)
             self.raw_state_out[o] = v
-            self._state[i] = v if rq is None else requantize(v, *rq)
+            self._slots[i] = v if rq is None else requantize(v, *rq)
         return got
 
     def step(self, x) -> np.ndarray:
@@ -489,12 +455,3 @@ class TFLiteStepSession:
         q = m.quantize_input(np.asarray(x, np.float32).reshape(m.input_shape))
         got = [np.ravel(m.dequantize_output(d, o)) for d, o in zip(m.outputs, self.advance(q))]
         return got[0] if len(got) == 1 else np.concatenate(got)
-
-    def run(self, xs, record=()):
-        if record:
-            raise InputError("recording names nodes of spiking models; a TFLite model has none", file=self.model.path)
-        xs = np.asarray(xs)
-        out = np.empty((len(xs), self.output_size), np.float32)
-        for t in range(len(xs)):
-            out[t] = self.step(xs[t])
-        return out, {}

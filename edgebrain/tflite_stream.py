@@ -23,7 +23,6 @@ chooses.
 
 from __future__ import annotations
 
-import json
 import os
 from types import SimpleNamespace
 
@@ -31,8 +30,9 @@ import numpy as np
 
 from .card import StreamConfig
 from .errors import InputError, ModelError
+from .sidecar import read_fields, sidecar_path
 from .stream.window_session import PerWindowDecoder, WindowSession, softmax
-from .tflite_session import TFLiteModel, sidecar_path
+from .tflite_session import TFLiteModel
 
 KEYS = ("encoder", "rate", "hop", "channels", "labels", "output", "source_options")
 EXAMPLE = '{"encoder": "direct", "rate": 100, "hop": 25, "channels": 6, "labels": [...], "output": "logits"}'
@@ -71,16 +71,7 @@ class WindowedTFLite:
             raise InputError(f"streaming a TFLite model needs a sidecar JSON beside it: write {self.path}.json, "
                              f"e.g. {EXAMPLE} (docs/tflite.md)", file=self.path)
         self.sidecar = side
-        try:
-            with open(side, encoding="utf-8") as f:
-                d = json.load(f)
-        except (OSError, ValueError) as e:
-            raise InputError(f"cannot read it as JSON: {' '.join(str(e).split())}", file=side) from None
-        if not isinstance(d, dict):
-            raise InputError(f"a JSON {type(d).__name__}; expected an object such as {EXAMPLE}", file=side)
-        unknown = sorted(set(d) - set(KEYS))
-        if unknown:
-            raise InputError(f"unknown field '{unknown[0]}'; the fields are {', '.join(KEYS)}", file=side)
+        d = read_fields(side, KEYS, EXAMPLE)
         self.tfl = model if model is not None else TFLiteModel.load(self.path, threads)
         if self.tfl.stateful:
             raise InputError("a stateful per-step model does not decide once per window; stream it with "

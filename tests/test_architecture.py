@@ -33,7 +33,7 @@ LAYERS = [
     ["edgebrain.qparams", "edgebrain.graph", "edgebrain.dialects", "edgebrain.arrays", "edgebrain.card"],
     ["edgebrain.nir_io", "edgebrain.nir_reset", "edgebrain.program", "edgebrain.blob", "edgebrain.cbuild",
      "edgebrain.proto", "edgebrain.tflite_io", "edgebrain.tflite_ann", "edgebrain.tflite_convert", "edgebrain.onnx_io",
-     "edgebrain.state_pairs"],
+     "edgebrain.state_pairs", "edgebrain.sidecar"],
     ["edgebrain.session", "edgebrain.csession", "edgebrain.tflite_session", "edgebrain.onnx_session"],
     ["edgebrain.ebm"],
     ["edgebrain.zoo"],

@@ -124,7 +124,8 @@ def stream_settings(model: str, tfl, *, encoder=None, class_names=None, rate=Non
     ``source_options``, from the TFLite model's sidecar (:mod:`edgebrain.tflite_stream`) when there is one,
     else the window from a ``(1, T, C)`` input (side by side); ``encoder``, ``class_names`` and ``rate``
     given here override the sidecar's. ``present_steps`` and the layout are added by the conversion."""
-    from ..tflite_stream import WindowedTFLite, sidecar_path
+    from ..sidecar import sidecar_path
+    from ..tflite_stream import WindowedTFLite
 
     out = {}
     if sidecar_path(model):

@@ -5,13 +5,9 @@ supported."""
 
 from __future__ import annotations
 
-import time
-
-import numpy as np
-
-from ..errors import InputError, ModelError
+from ..errors import ModelError
 from ..onnx_session import OnnxModel
-from ..safeio import atomic_write, check_output, reading
+from .interpreted import refuse_spiking_options, run_and_save
 
 
 def load_onnx(path: str, command, dt=None, dialect=None, reset=None):
@@ -36,39 +32,9 @@ def run_onnx_file(model: OnnxModel, input: str, output: str, precision=None, rec
     the initial state, each state output fed back. Saved: ``output`` (one output) or ``output/NAME`` (several),
     ``(N, *output sample)``, and for a stateful model ``state/NAME`` for each state output after each step.
     Returns the summary ``--json`` prints (the keys of a spiking model's run)."""
-    from ..arrays import load_array
-
     name = model_name if model_name is not None else model.path
-    if precision is not None:
-        raise InputError(f"--precision {precision}: an ONNX model runs at the precision it was exported at "
-                         f"({model.precision} input)", file=name)
-    if record:
-        raise InputError("--record names nodes of spiking models; an ONNX model has none", file=name)
-    if backend != "numba":
-        raise InputError(f"--backend {backend}: an ONNX model runs on ONNX Runtime", file=name)
-    with reading(input, model.path):
-        check_output(output)
-        xs = model.check_input(load_array(input, "input"), file=input)
-        t0 = time.perf_counter()
-        outs, states = model.run(xs, file=input)
-        elapsed = time.perf_counter() - t0
-        arrays = ({"output": next(iter(outs.values()))} if len(outs) == 1 else
-                  {f"output/{k}": v for k, v in outs.items()})
-        arrays.update({f"state/{k}": v for k, v in states.items()})
-        with atomic_write(output, "output") as f:
-            np.savez(f, **arrays)
-    return {"model": name, "format": "onnx", "input": input, "output": output, "precision": model.precision,
-            "deployed_precision": model.precision, "backend": model.runtime, "threads": model.threads,
-            "stateful": model.stateful, "steps": int(xs.shape[0]), "batch": 1, "seconds": elapsed,
-            "us_per_step": 1e6 * elapsed / max(1, xs.shape[0]), "arrays": sorted(arrays), "spike_rate": {}}
-
-
-def format_run(s: dict) -> str:
-    """The line ``edgebrain run`` prints for an ONNX model."""
-    what = "timesteps (states fed back)" if s["stateful"] else "inferences"
-    return (f"ran {s['steps']} {what} ({s['precision']} input) on {s['backend']} with {s['threads']} "
-            f"thread{'s' if s['threads'] != 1 else ''} in {s['seconds']:.3f} s ({s['us_per_step']:.1f} µs each); "
-            f"wrote {s['output']}: " + ", ".join(s["arrays"]))
+    refuse_spiking_options(name, model, precision, record, backend, "an ONNX model", "exported at", "ONNX Runtime")
+    return run_and_save(model, name, "onnx", input, output, lambda xs: model.run(xs, file=input))
 
 
 def print_inspect(c, s: dict) -> None:

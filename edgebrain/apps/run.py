@@ -103,14 +103,10 @@ def _run_file(model, input, output, precision, record, progress, model_name, bac
 
 def format_run(s: dict) -> str:
     """The line ``edgebrain run`` prints for the summary ``s`` of :func:`run_file`."""
-    if s.get("format") == "tflite":
-        from .tflite import format_run as format_tflite_run
+    if s.get("format") in ("tflite", "onnx"):  # a model another runtime ran
+        from .interpreted import format_run as format_interpreted_run
 
-        return format_tflite_run(s)
-    if s.get("format") == "onnx":
-        from .onnx import format_run as format_onnx_run
-
-        return format_onnx_run(s)
+        return format_interpreted_run(s)
     as_deployed = " (as deployed)" if s.get("deployed_precision") == s["precision"] else ""
     on_c = s.get("backend") == "c"
     return (f"ran {s['steps']} steps × batch {s['batch']} in {s['precision']} precision{as_deployed}"

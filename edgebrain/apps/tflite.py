@@ -4,13 +4,8 @@
 
 from __future__ import annotations
 
-import time
-
-import numpy as np
-
-from ..errors import InputError
-from ..safeio import atomic_write, check_output, reading
 from ..tflite_session import TFLiteModel
+from .interpreted import refuse_spiking_options, run_and_save
 
 
 def run_tflite_file(model: TFLiteModel, input: str, output: str, precision=None, record=(), backend: str = "numba",
@@ -21,39 +16,14 @@ def run_tflite_file(model: TFLiteModel, input: str, output: str, precision=None,
     :func:`edgebrain.apps.onnx.run_onnx_file`): one timestep per row of ``X`` (``(T, *sample)``) from the
     initial state, each state output fed back, and ``state/NAME`` for each state output after each step.
     Returns the summary ``--json`` prints (the keys of a spiking model's run, ``steps`` being the samples)."""
-    from ..arrays import load_array
-
     name = model_name if model_name is not None else model.path
-    if precision is not None:
-        raise InputError(f"--precision {precision}: a TFLite model runs at the precision it was converted to "
-                         f"({model.precision} input)", file=name)
-    if record:
-        raise InputError("--record names nodes of spiking models; a TFLite model has none", file=name)
-    if backend != "numba":
-        raise InputError(f"--backend {backend}: a TFLite model runs on the TFLite interpreter", file=name)
-    with reading(input, model.path):
-        check_output(output)
-        xs = model.check_input(load_array(input, "input"), file=input)
-        t0 = time.perf_counter()
-        outs, states = model.run_steps(xs, file=input) if model.stateful else (model.run(xs, file=input), {})
-        elapsed = time.perf_counter() - t0
-        arrays = ({"output": next(iter(outs.values()))} if len(outs) == 1 else
-                  {f"output/{k}": v for k, v in outs.items()})
-        arrays.update({f"state/{k}": v for k, v in states.items()})
-        with atomic_write(output, "output") as f:
-            np.savez(f, **arrays)
-    return {"model": name, "format": "tflite", "input": input, "output": output, "precision": model.precision,
-            "deployed_precision": model.precision, "backend": model.runtime, "threads": model.threads,
-            "stateful": model.stateful, "steps": int(xs.shape[0]), "batch": 1, "seconds": elapsed,
-            "us_per_step": 1e6 * elapsed / max(1, xs.shape[0]), "arrays": sorted(arrays), "spike_rate": {}}
+    refuse_spiking_options(name, model, precision, record, backend, "a TFLite model", "converted to",
+                           "the TFLite interpreter")
 
+    def compute(xs):
+        return model.run_steps(xs, file=input) if model.stateful else (model.run(xs, file=input), {})
 
-def format_run(s: dict) -> str:
-    """The line ``edgebrain run`` prints for a TFLite model."""
-    what = "timesteps (states fed back)" if s.get("stateful") else "inferences"
-    return (f"ran {s['steps']} {what} ({s['precision']} input) on {s['backend']} with {s['threads']} "
-            f"thread{'s' if s['threads'] != 1 else ''} in {s['seconds']:.3f} s ({s['us_per_step']:.1f} µs each); "
-            f"wrote {s['output']}: " + ", ".join(s["arrays"]))
+    return run_and_save(model, name, "tflite", input, output, compute)
 
 
 def print_inspect(c, s: dict) -> None:
