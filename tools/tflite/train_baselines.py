@@ -51,15 +51,17 @@ import argparse
 import hashlib
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
-LABELS = ["SEATED", "STANDING_UP", "WALKING", "TURNING", "SITTING_DOWN"]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+# the fixtures' class names, windows and per-file standardisation, so the baselines see the same windows
+from make_tflite_fixtures import HOP, LABELS, WINDOW, load_file  # noqa: I001 - after the path above
 SPLIT = {"train": range(1, 13), "val": range(13, 16), "test": range(16, 19)}
-WINDOW, HOP = 50, 25
 
 
 def data_root(arg: str | None) -> Path:
@@ -67,14 +69,6 @@ def data_root(arg: str | None) -> Path:
         if c and (Path(c) / "imu" / "sp-sw-har").is_dir():
             return Path(c)
     raise SystemExit("no imu/sp-sw-har recordings found (--data DIR)")
-
-
-def load_file(path: Path):
-    """(T, 6) float32 standardised per channel over the file (tests/conftest.load_imu) and (T,) labels."""
-    raw = np.loadtxt(path, delimiter=",", skiprows=1, usecols=range(6), dtype=np.float64)
-    lab = np.loadtxt(path, delimiter=",", skiprows=1, usecols=[7], dtype=str)
-    x = ((raw - raw.mean(0)) / np.maximum(raw.std(0), 1e-9)).astype(np.float32)
-    return x, np.array([LABELS.index(v) for v in lab])
 
 
 def windows(root: Path, subjects, context: int = WINDOW):
