@@ -105,3 +105,23 @@ class Endpoint:
                 "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none",
                 "-p", str(self.offline_port if offline else self.port), "-n", f"{self.user}@{self.host}", command]
         return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def running(board_module, require_env: str, work: Path):
+    """A board of ``board_module`` (``why_absent()``, ``start(work)``) for a fixture to ``yield from``:
+    skips saying why where it cannot run, or fails instead when ``require_env`` is 1 (.ci/run sets it);
+    stopped at the fixture's end."""
+    import os
+
+    import pytest
+
+    why = board_module.why_absent()
+    if why:
+        if os.environ.get(require_env) == "1":
+            pytest.fail(f"{require_env}=1 but {why}")
+        pytest.skip(why)
+    b = board_module.start(work)
+    try:
+        yield b
+    finally:
+        b.stop()

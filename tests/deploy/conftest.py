@@ -23,6 +23,7 @@ from tests.deploy.chroot_board import (  # noqa: F401
     keygen,
     known_hosts,
     launch,
+    running,
     sshd_config,
     stop,
 )
@@ -131,13 +132,4 @@ def pi(tmp_path_factory):
     EDGEBRAIN_REQUIRE_ARM64=1 (.ci/run)."""
     from tests.deploy import arm64_sshd
 
-    why = arm64_sshd.why_absent()
-    if why:
-        if os.environ.get("EDGEBRAIN_REQUIRE_ARM64") == "1":
-            pytest.fail(f"EDGEBRAIN_REQUIRE_ARM64=1 but {why}")
-        pytest.skip(why)
-    b = arm64_sshd.start(tmp_path_factory.mktemp("arm64-sshd"))
-    try:
-        yield b
-    finally:
-        b.stop()
+    yield from running(arm64_sshd, "EDGEBRAIN_REQUIRE_ARM64", tmp_path_factory.mktemp("arm64-sshd"))

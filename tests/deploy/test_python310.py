@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import shlex
 import shutil
 import subprocess
@@ -32,7 +31,7 @@ import pytest
 
 from edgebrain.deploy.bundle import FALLBACK_PINS, pinned_requirements
 from tests.conftest import REPO
-from tests.deploy import jammy_sshd
+from tests.deploy import chroot_board, jammy_sshd
 from tests.deploy.conftest import deploy as _deploy
 
 #: (name excluded from vermin's check, file, the fallback that makes it safe on 3.10)
@@ -70,16 +69,7 @@ def deploy(*args, timeout=1200):
 def jammy(tmp_path_factory):
     """The Python 3.10 board, one per module. Skips, saying why, without root or the root filesystem
     (tools/install-test-deps.sh builds it); fails instead with EDGEBRAIN_REQUIRE_JAMMY=1 (.ci/run)."""
-    why = jammy_sshd.why_absent()
-    if why:
-        if os.environ.get("EDGEBRAIN_REQUIRE_JAMMY") == "1":
-            pytest.fail(f"EDGEBRAIN_REQUIRE_JAMMY=1 but {why}")
-        pytest.skip(why)
-    b = jammy_sshd.start(tmp_path_factory.mktemp("jammy-sshd"))
-    try:
-        yield b
-    finally:
-        b.stop()
+    yield from chroot_board.running(jammy_sshd, "EDGEBRAIN_REQUIRE_JAMMY", tmp_path_factory.mktemp("jammy-sshd"))
 
 
 def _freeze(board, path: str) -> dict:
