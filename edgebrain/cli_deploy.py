@@ -81,11 +81,7 @@ def deploy(
                              "--source, --sink, --service-name, --user-service); per-host ssh options and "
                              "edgebrain_remote_python go in the inventory (ansible_ssh_private_key_file, "
                              "edgebrain_ssh_options)")
-        if not service and (source or sink or user_service or service_name or env_file):
-            raise InputError("--source, --sink, --user-service, --service-name and --service-env-file go with "
-                             "--service")
-        spec = {"source": source, "sinks": list(sink), "user": user_service, "name": service_name,
-                "env_file": env_file} if service else None
+        spec = _service_spec(service, source, sink, user_service, service_name, env_file)
         say = (lambda text: None) if json_out else (lambda text: typer.echo(text, err=True))
         res = F.run(model, fleet, device=device, offline=offline, wheel=wheel, service=spec, say=say)
         typer.echo(json.dumps(res, indent=1) if json_out else F.format_fleet(res))
@@ -99,15 +95,19 @@ def deploy(
     else:
         if model is None:
             raise InputError("give a MODEL to deploy (an .ebm file or zoo:NAME), or --rollback")
-        if not service and (source or sink or user_service or service_name or env_file):
-            raise InputError("--source, --sink, --user-service, --service-name and --service-env-file go with "
-                             "--service")
-        spec = {"source": source, "sinks": list(sink), "user": user_service, "name": service_name,
-                "env_file": env_file} if service else None
+        spec = _service_spec(service, source, sink, user_service, service_name, env_file)
         say = (lambda text: None) if json_out else (lambda text: typer.echo(text, err=True))
         res = D.deploy(model, to, device=device, ssh_options=ssh_option, offline=offline, recording=recording,
                        python=remote_python, wheel=wheel, copy=copy.value, service=spec, say=say)
     typer.echo(json.dumps(res, indent=1) if json_out else format_report(res) + format_lines(res))
+
+
+def _service_spec(service: bool, source, sinks, user_service: bool, name, env_file) -> dict | None:
+    """deploy's ``service`` argument from the --service options (refused without --service)."""
+    if not service and (source or sinks or user_service or name or env_file):
+        raise InputError("--source, --sink, --user-service, --service-name and --service-env-file go with --service")
+    return {"source": source, "sinks": list(sinks), "user": user_service, "name": name,
+            "env_file": env_file} if service else None
 
 
 def remote(
