@@ -279,9 +279,10 @@ def bench(
 
 @app.command()
 def profile(
-    model: str = typer.Argument(..., help=".ebm or .nir model, or zoo:NAME"),
+    model: str = typer.Argument(..., help=".ebm or .nir model, zoo:NAME, or a .tflite/.onnx model"),
     input: Optional[str] = typer.Option(None, "--input", "-i", help=".npy input, time-major (T, *input) or (T, B, *input): "
-                                        "one inference = one pass over the T steps, per sample"),
+                                        "one inference = one pass over the T steps, per sample (a stateless "
+                                        ".tflite/.onnx model: (N, *sample), one inference per sample)"),
     source: Optional[str] = typer.Option(None, "--source", "-s", help="recording or live link (as for edgebrain stream): "
                                          "one inference = one decision"),
     meter: str = typer.Option("model", "--meter", "-m", help="model (no sensor: estimate only), rapl, hwmon, ina3221, "
@@ -311,7 +312,7 @@ def profile(
 
     if (input is None) == (source is None):
         raise InputError("give exactly one of --input X.npy or --source SRC")
-    res = P.profile_files(load_model(model), input=input, source=source, plot=plot, meter=meter, device=device,
+    res = P.profile_files(load_model(model, tflite="stream" if source else True), input=input, source=source, plot=plot, meter=meter, device=device,
                           precision=precision.value if precision else None, baseline_s=baseline, duration_s=duration,
                           source_format=format, source_options=parse_options(option), model_name=model)
     typer.echo(json.dumps(res, indent=1, default=str) if json_out else P.format_report(res))

@@ -88,7 +88,7 @@ def load_model(path: str, dt=None, dialect=None, reset=None, tflite: bool | str 
         from .tflite_session import TFLiteModel
 
         if not tflite:
-            raise ModelError("a TensorFlow Lite model; edgebrain runs those with run, stream, inspect and bench "
+            raise ModelError("a TensorFlow Lite model; edgebrain runs those with run, stream, inspect, bench and profile "
                              "(docs/tflite.md), not with this command", file=path)
         if any(v is not None for v in (dt, dialect, reset)):
             raise ModelError("--dt, --dialect and --reset apply to NIR files; this is a TFLite model", file=path)

@@ -74,6 +74,7 @@ class _Streamed:
 
     def __init__(self, m: OnnxModel, stream: dict, n_out: int):
         self.onnx, self.path = m, m.path
+        self.interpreted = m  # the model under the stream settings (what ``profile`` counts)
         self.graph = SimpleNamespace(meta={"stream": stream})
         self.quant = m.data["dtype"].kind in "iub"
         self.output_shapes = {"output": (n_out,)}

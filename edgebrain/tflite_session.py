@@ -234,28 +234,6 @@ class TFLiteModel:
             d = ins[name]
             init[name][...] = requantize(a, (1.0, 0), d["quantization"], d["dtype"]) if _quantized(d) else a
         return init
-        file = self.sidecar_file
-        if not isinstance(given, dict):
-            raise InputError("field 'initial_state' must be an object of state input names to a number or a nested "
-                             "list of the state's shape", file=file)
-        for name, v in given.items():
-            name = self._full(name, [{"name": n} for n in init])
-            if name not in init:
-                raise InputError(f"field 'initial_state' names '{name}', which is not a state input (states: "
-                                 f"{', '.join(init) or 'none'})", file=file)
-            try:
-                a = np.broadcast_to(np.asarray(v, np.float64), init[name].shape)
-                if not np.isfinite(a).all():
-                    raise ValueError
-            except (ValueError, TypeError):
-                raise InputError(f"field 'initial_state.{name}' cannot be the state {list(init[name].shape)}: "
-                                 "expected a number or a nested list of that shape", file=file) from None
-            d = ins[name]
-            if _quantized(d):
-                init[name][...] = requantize(a, (1.0, 0), d["quantization"], d["dtype"])
-            else:
-                init[name][...] = a
-        return init
 
     def initial_state(self) -> dict:
         """A fresh copy of the initial state: ``{state input name: raw tensor}``."""

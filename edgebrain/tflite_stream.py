@@ -112,6 +112,11 @@ class WindowedTFLite:
         """What ``stream --plot`` asks a model for: not drawn for a TFLite model yet (one line, exit 2)."""
         raise InputError("--plot draws spiking models' timelines; a TFLite model's is not drawn yet", file=self.path)
 
+    @property
+    def interpreted(self) -> TFLiteModel:
+        """The model under the stream settings (what ``profile`` counts)."""
+        return self.tfl
+
     def infer(self, window: np.ndarray) -> np.ndarray:
         """Class probabilities for one ``(T, C)`` window: the interpreter's output (dequantized),
         softmax-ed when the sidecar says it is logits."""
@@ -168,6 +173,10 @@ class SteppedTFLite:
     def input_shape(self):
         """What ``stream --plot`` asks a model for: not drawn for a TFLite model yet (one line, exit 2)."""
         raise InputError("--plot draws spiking models' timelines; a TFLite model's is not drawn yet", file=self.path)
+
+    @property
+    def interpreted(self) -> TFLiteModel:
+        return self.tfl
 
     def session(self, precision: str, backend: str = "numba"):
         mine = "int" if self.quant else "float"

@@ -14,7 +14,7 @@ def load_onnx(path: str, command, dt=None, dialect=None, reset=None):
     """The ONNX model at ``path`` for a command (:func:`edgebrain.cli_common.load_model`): ``command`` false for
     a command that does not run ONNX models (one line), ``"stream"`` for the stream pipeline's model."""
     if not command:
-        raise ModelError("an ONNX model; edgebrain runs those with run, stream, inspect and bench (docs/onnx.md), not "
+        raise ModelError("an ONNX model; edgebrain runs those with run, stream, inspect, bench and profile (docs/onnx.md), not "
                          "with this command", file=path)
     if any(v is not None for v in (dt, dialect, reset)):
         raise ModelError("--dt, --dialect and --reset apply to NIR files; this is an ONNX model", file=path)

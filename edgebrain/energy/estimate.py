@@ -204,15 +204,20 @@ def latency(counts: dict, device) -> tuple[float, list]:
     return t, text
 
 
-def estimate_for(model, counts: dict, dev, precision: str, steps_per_inference: float) -> dict:
+def estimate_for(model, counts: dict, dev, precision: str, steps_per_inference: float,
+                 footprint_bytes: float | None = None) -> dict:
     """The analytical estimate of one inference on ``dev`` (a :class:`edgebrain.devices.Device`) from
     per-sample ``counts`` over ``counts["steps"]`` timesteps, an inference being
     ``steps_per_inference`` timesteps: the energy and its breakdown, the latency, the device-level
-    energy at active power, and the assumptions in words (what ``edgebrain profile`` reports)."""
-    from .. import metrics as M
+    energy at active power, and the assumptions in words (what ``edgebrain profile`` reports).
+    ``footprint_bytes``: the resident bytes, when ``model`` is not a spiking model (then None) whose
+    footprint edgebrain computes."""
+    if footprint_bytes is None:
+        from .. import metrics as M
 
-    fp = M.footprint(model, precision)
-    est = estimate(counts, dev, time_s=None, static=None, footprint_bytes=fp["param_bytes"] + fp["state_bytes"])
+        fp = M.footprint(model, precision)
+        footprint_bytes = fp["param_bytes"] + fp["state_bytes"]
+    est = estimate(counts, dev, time_s=None, static=None, footprint_bytes=footprint_bytes)
     steps = max(int(counts["steps"]), 1)
     scale = steps_per_inference / steps
     t_step, lat_text = latency(counts, dev)

@@ -205,9 +205,12 @@ def test_sidecar_that_is_not_json_or_has_an_unknown_field(tmp_path):
     one_error_line(*cli("inspect", tmp_path / "m.onnx")[::2], "m.onnx.json", "[1, 160]", "[1, 5]")
 
 
-def test_commands_that_do_not_take_onnx_models_say_so(datasets):
-    csv = need(datasets / HAR / FIRST)
-    one_error_line(*cli("profile", STEP, "--source", csv)[::2], "har_lif_step.onnx", "run, stream, inspect and bench")
+def test_commands_that_do_not_take_onnx_models_say_so(tmp_path):
+    # profile: tests/tflite/test_profile_interpreted.py
+    for cmd in (("devices", "fit", STEP, "--device", "rpi4b"),
+                ("firmware", "export", STEP, "--target", "stm32f446", "-o", tmp_path / "fw")):
+        one_error_line(*cli(*cmd)[::2], "har_lif_step.onnx", "run, stream, inspect, bench and profile")
+    assert not (tmp_path / "fw").exists()
 
 
 def test_without_onnx_runtime(tmp_path):

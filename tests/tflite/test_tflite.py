@@ -235,8 +235,11 @@ def test_not_a_tflite_file(tmp_path):
 
 def test_commands_that_do_not_take_tflite_models_yet_say_so(tmp_path):
     csv = REPO / "tests" / "data" / "imu" / "sp-sw-har" / "s16" / "s16_01_sw.csv"
-    for cmd in (("profile", DATA / "har_mlp_float.tflite", "--source", csv),):  # stream: test_tflite_stream.py
-        one_error_line(*cli(*cmd)[::2], "har_mlp_float.tflite", "run, stream, inspect and bench")
+    # profile: test_profile_interpreted.py; stream: test_tflite_stream.py
+    for cmd in (("devices", "fit", DATA / "har_mlp_float.tflite", "--device", "rpi4b"),
+                ("firmware", "export", DATA / "har_mlp_float.tflite", "--target", "stm32f446", "-o", tmp_path / "fw")):
+        one_error_line(*cli(*cmd)[::2], "har_mlp_float.tflite", "run, stream, inspect, bench and profile")
+    assert not (tmp_path / "fw").exists()
 
 
 def test_a_tflite_file_is_known_by_its_identifier_whatever_its_name(tmp_path):

@@ -199,10 +199,21 @@ def train(tf, name, build, data, a):
         calls.append(tf.keras.callbacks.ReduceLROnPlateau(monitor="val_accuracy", mode="max", factor=0.5,
                                                           patience=a.plateau, min_lr=1e-5))
     t0 = time.time()
-    h = t.fit(xtr, ytr, batch_size=64, epochs=a.max_epochs, validation_data=(xva, yva), callbacks=calls,
+    if a.refit_epochs:
+        # the final fit of the search protocol: training and validation subjects together, for the epoch count
+        # chosen on validation (no early stopping: nothing is held out any more)
+        t.fit(np.concatenate([xtr, xva]), np.concatenate([ytr, yva]), batch_size=64, epochs=a.refit_epochs,
               verbose=0, shuffle=True)
+        h = type("H", (), {"history": {"loss": [0] * a.refit_epochs, "val_accuracy": [float("nan")]}})()
+    else:
+        h = t.fit(xtr, ytr, batch_size=64, epochs=a.max_epochs, validation_data=(xva, yva), callbacks=calls,
+                  verbose=0, shuffle=True)
     ran = len(h.history["loss"])
-    best = int(np.argmax(h.history["val_accuracy"])) + 1
+    best = a.refit_epochs or int(np.argmax(h.history["val_accuracy"])) + 1
+    if a.trials:  # the search: the validation facts only, no files
+        return {"best_epoch": best, "epochs_run": ran, "minutes": round((time.time() - t0) / 60, 2),
+                "val_accuracy": float(max(h.history["val_accuracy"])),
+                "test_accuracy": float((t.predict(xte, verbose=0).argmax(1) == yte).mean())}
     m = build(tf, 1, False, a)
     m.set_weights(t.get_weights())
     conv = tf.lite.TFLiteConverter.from_keras_model(m)
@@ -215,7 +226,8 @@ def train(tf, name, build, data, a):
     conv.inference_input_type = tf.int8
     conv.inference_output_type = tf.int8
     q = conv.convert()
-    facts = {"val_accuracy_per_epoch": [round(v, 4) for v in h.history["val_accuracy"]], "epochs_run": ran, "best_epoch": best, "minutes": round((time.time() - t0) / 60, 2),
+    facts = {"val_accuracy_per_epoch": [round(v, 4) for v in h.history["val_accuracy"]] if not a.refit_epochs
+             else [], "epochs_run": ran, "best_epoch": best, "minutes": round((time.time() - t0) / 60, 2),
              "keras_val_accuracy": float((m.predict(xva, verbose=0).argmax(1) == yva).mean()),
              "keras_test_accuracy": float((m.predict(xte, verbose=0).argmax(1) == yte).mean()),
              "params": int(m.count_params()), "files": {}}
@@ -234,6 +246,45 @@ def train(tf, name, build, data, a):
     facts["int8"] = f"{name}_int8.tflite"
     facts["test_windows" if name.startswith("har") else "test_samples"] = len(yte)
     return facts
+
+
+def search(tf, a, data) -> None:
+    """The model selection behind ``har_base``: every configuration of ``--grid`` trained with each of
+    ``--seeds`` and early stopping on the validation subjects, one JSON line each in ``--trials``. The test
+    accuracy is recorded beside, for the report, and never read to choose: ``choose`` reads validation only."""
+    import itertools
+
+    grid = [(k, [type(getattr(a, k))(v) for v in vs.split(",")]) for k, vs in
+            (item.split("=") for item in a.grid.split(";"))]
+    path = Path(a.trials)
+    done = {ln for ln in (path.read_text().splitlines() if path.is_file() else [])}
+    seen = {json.dumps(json.loads(ln)["config"], sort_keys=True) + str(json.loads(ln)["seed"]) for ln in done}
+    for values in itertools.product(*(vs for _, vs in grid)):
+        for k, v in zip((k for k, _ in grid), values):
+            setattr(a, k, v)
+        config = {k: getattr(a, k) for k in ("context", "pool", "stride1", "width", "hidden", "lr", "plateau")}
+        for seed in (int(s) for s in a.seeds.split(",")):
+            if json.dumps(config, sort_keys=True) + str(seed) in seen:
+                continue
+            a.seed = seed
+            r = {"config": config, "seed": seed, **train(tf, "har_base", build_ctx, data[a.context], a)}
+            with path.open("a") as f:
+                f.write(json.dumps(r) + "\n")
+            print(json.dumps(r), flush=True)
+    print(json.dumps(choose(path)), flush=True)
+
+
+def choose(path: Path) -> dict:
+    """The configuration with the best mean validation accuracy over its seeds, and the median of their best
+    epochs (the refit's epoch count)."""
+    runs: dict[str, list] = {}
+    for ln in path.read_text().splitlines():
+        r = json.loads(ln)
+        runs.setdefault(json.dumps(r["config"], sort_keys=True), []).append(r)
+    key = max(runs, key=lambda k: np.mean([r["val_accuracy"] for r in runs[k]]))
+    rs = runs[key]
+    return {"chosen": json.loads(key), "seeds": len(rs), "mean_val_accuracy": float(np.mean([r["val_accuracy"] for r in rs])),
+            "refit_epochs": int(np.median([r["best_epoch"] for r in rs])), "configs": len(runs)}
 
 
 def main(argv=None):
@@ -255,8 +306,18 @@ def main(argv=None):
     ap.add_argument("--plateau", type=int, default=0, help="halve the learning rate after this many epochs "
                     "without a better validation accuracy (0: constant rate)")
     ap.add_argument("--no-json", action="store_true", help="do not write models.json (trials)")
+    ap.add_argument("--trials", help="har_base search: append one JSON line per (configuration, seed) of the "
+                    "grid to this file (resumable: lines already there are skipped); writes no model")
+    ap.add_argument("--seeds", default="0,1,2", help="--trials: the seeds of each configuration")
+    ap.add_argument("--grid", default="width=32,48,64;hidden=64,128;context=400,600",
+                    help="--trials: NAME=V1,V2;… over the har_base options (context, pool, width, hidden, "
+                    "stride1, lr, plateau)")
+    ap.add_argument("--refit-epochs", type=int, default=0, help="train on the training and validation "
+                    "subjects together for this many epochs (the search's chosen count), no early stopping")
     ap.add_argument("--save-npy", help="also write the test windows and labels as .npy files here")
     a = ap.parse_args(argv)
+    if a.refit_epochs and a.plateau:
+        ap.error("--refit-epochs has no validation subjects for --plateau to watch")
     import tensorflow as tf
 
     root = data_root(a.data)
@@ -274,6 +335,11 @@ def main(argv=None):
             np.save(Path(a.save_npy) / f"{n}_test_y.npy", cache[contexts[n]][2][1].astype(np.int64))
             np.save(Path(a.save_npy) / f"{n}_train_x.npy", cache[contexts[n]][0][0])
     builders = {"har_win50": build_har, "har_base": build_ctx, "nmnist_base": build_nmnist}
+    if a.trials:
+        cache = {c: tuple(windows(root, SPLIT[k], c) for k in ("train", "val", "test"))
+                 for c in {int(v) for item in a.grid.split(";") if item.startswith("context=")
+                           for v in item.split("=")[1].split(",")} | {a.context}}
+        return search(tf, a, cache)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     mj = out / "models.json"

@@ -30,11 +30,14 @@ are computed on the captured input at the deployed precision, and the analytical
 per operation: per inference = per step × steps per inference.
 """
 
+from .files import profile_files
+from .interpreted import call_counts, is_interpreted, profile_interpreted
 from .report import format_report, measurement_warnings
 from .run import (DEFAULT_BASELINE_S, MIN_PERIODS, MODEL_METER_DURATION_S, check_duration, check_plot_path,
-                  default_precision, profile, profile_files)
+                  default_precision, profile)
 from .workload import METRIC_STEPS_CAP, Workload, input_workload, source_workload
 
 __all__ = ["DEFAULT_BASELINE_S", "METRIC_STEPS_CAP", "MIN_PERIODS", "MODEL_METER_DURATION_S", "Workload",
-           "check_duration", "check_plot_path", "default_precision", "format_report", "input_workload",
-           "measurement_warnings", "profile", "profile_files", "source_workload"]
+           "call_counts", "check_duration", "check_plot_path", "default_precision", "format_report", "input_workload",
+           "is_interpreted", "measurement_warnings", "profile", "profile_files", "profile_interpreted",
+           "source_workload"]

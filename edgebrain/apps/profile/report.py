@@ -58,19 +58,7 @@ def format_report(r: dict) -> str:
                  + (f"; measured total / device-level estimate = {c['measured_total_over_device_estimate']:.3g}×"
                     if c.get("measured_total_over_device_estimate") else ""))
     L.append("")
-    fp = met["footprint"]
-    so = met["synaptic_operations"]
-    pi = met["per_inference"]
-    L.append(f"metrics (NeuroBench definitions, {met['precision']}; on {met['steps']} steps × {met['samples']} sample(s))")
-    L.append(f"  footprint             {fp['total_bytes']} B ({fp['param_bytes']} B parameters + {fp['state_bytes']} B "
-             f"state{', estimated' if fp.get('estimated') else ''}); NeuroBench float model {fp['neurobench_bytes']} B")
-    L.append(f"  connection sparsity   {met['connection_sparsity']:.4f}")
-    L.append(f"  activation sparsity   {met['activation_sparsity']:.4f}")
-    L.append(f"  synaptic operations   per sample over the steps: eff MACs {so.get('Effective_MACs', 0):.6g}, "
-             f"eff ACs {so.get('Effective_ACs', 0):.6g}, dense {so.get('Dense', 0):.6g}")
-    L.append(f"                        per inference ({spi:.4g} steps): eff MACs {pi.get('Effective_MACs', 0):.6g}, "
-             f"eff ACs {pi.get('Effective_ACs', 0):.6g}, dense {pi.get('Dense', 0):.6g}")
-    L.append(f"  membrane updates      {met['membrane_updates']:.6g} per sample ({pi['membrane_updates']:.6g} per inference)")
+    L.extend(_interpreted_metrics(met, spi) if r.get("kind") == "interpreted" else _spiking_metrics(met, spi))
     L.append("")
     L.append("assumptions (analytical estimate)")
     L.extend(f"  - {a}" for a in e["assumptions"])
@@ -80,6 +68,38 @@ def format_report(r: dict) -> str:
                 ", estimated power: no sensor)" if p["estimate"] else ")")
         L.append(f"\nwrote {p['path']} ({p['width']}×{p['height']} px{what}")
     return "\n".join(L)
+
+
+def _footprint(fp: dict) -> str:
+    return (f"  footprint             {fp['total_bytes']} B ({fp['param_bytes']} B parameters + {fp['state_bytes']} B "
+            f"state{', estimated' if fp.get('estimated') else ''}); NeuroBench float model {fp['neurobench_bytes']} B")
+
+
+def _interpreted_metrics(met: dict, spi: float) -> list[str]:
+    """A TFLite or ONNX model's: what its file says it computes."""
+    return [f"metrics (counted from the file; {met['runtime']}, {met['threads']} thread"
+            f"{'s' if met['threads'] != 1 else ''})",
+            _footprint(met["footprint"]),
+            f"  parameters            {met['parameter_count']}",
+            f"  MACs                  {met['macs_per_call']} per call, {met['macs_per_inference']:.6g} per inference "
+            f"({spi:.4g} call{'s' if spi != 1 else ''}); every one executed, zeros included"]
+
+
+def _spiking_metrics(met: dict, spi: float) -> list[str]:
+    L = []
+    fp = met["footprint"]
+    so = met["synaptic_operations"]
+    pi = met["per_inference"]
+    L.append(f"metrics (NeuroBench definitions, {met['precision']}; on {met['steps']} steps × {met['samples']} sample(s))")
+    L.append(_footprint(fp))
+    L.append(f"  connection sparsity   {met['connection_sparsity']:.4f}")
+    L.append(f"  activation sparsity   {met['activation_sparsity']:.4f}")
+    L.append(f"  synaptic operations   per sample over the steps: eff MACs {so.get('Effective_MACs', 0):.6g}, "
+             f"eff ACs {so.get('Effective_ACs', 0):.6g}, dense {so.get('Dense', 0):.6g}")
+    L.append(f"                        per inference ({spi:.4g} steps): eff MACs {pi.get('Effective_MACs', 0):.6g}, "
+             f"eff ACs {pi.get('Effective_ACs', 0):.6g}, dense {pi.get('Dense', 0):.6g}")
+    L.append(f"  membrane updates      {met['membrane_updates']:.6g} per sample ({pi['membrane_updates']:.6g} per inference)")
+    return L
 
 
 def measurement_warnings(r: dict) -> list[str]:

@@ -127,7 +127,8 @@ def source_workload(model, source: str, precision: str, *, format: str | None = 
     if live:
         # compile on zeros, then stream once for the whole measurement (captured during it)
         sess = model.session(precision)
-        sess.run(np.zeros((2, *model.input_shape), np.float32))
+        shape = tuple(sess.program.input_shape)  # a window model's is one step's, as the encoder feeds it
+        sess.run(np.zeros((2, *shape), np.float32))
         seconds = duration_s if duration_s is not None else 10.0
 
         def run() -> int:
@@ -135,7 +136,7 @@ def source_workload(model, source: str, precision: str, *, format: str | None = 
 
         definition = (f"one inference = one decision of the model's decoder; the live source is streamed once for "
                       f"{seconds:g} s of stream time")
-        wl = Workload("source", run, definition, float("nan"), np.zeros((0, 1, *model.input_shape), np.float32),
+        wl = Workload("source", run, definition, float("nan"), np.zeros((0, 1, *shape), np.float32),
                       {"source": source, "live": True})
         wl.info["_state"], wl.info["_captured"], wl.info["_capture"] = state, captured, capture
         return wl
@@ -146,7 +147,7 @@ def source_workload(model, source: str, precision: str, *, format: str | None = 
                          "a decision is what an inference is counted as: give a longer recording or a decoder with "
                          "a shorter window", file=source)
     steps, dec = state["steps"], state["decisions"]
-    xs = np.concatenate(captured)[:, None] if captured else np.zeros((0, 1, *model.input_shape), np.float32)
+    xs = np.concatenate(captured)[:, None] if captured else np.zeros((0, 1), np.float32)
     definition = (f"one inference = one decision of the model's decoder ({dec} decisions over {steps} model steps "
                   f"per pass, {steps / dec:.4g} steps per decision); the recording is streamed again from its "
                   "start to fill the run")
