@@ -1,0 +1,77 @@
+"""tools/train/har_cv.py, the leave-subjects-out cross-validation of issue 18: the folds partition the subjects
+(fold 5 is the zoo's fixed split), the augmentation is what its docstring says (a rotation keeps the
+accelerometer's magnitude, the other wrist is a reflection), and a sweep is resumable and refuses to run beside
+another one."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.conftest import REPO
+
+for mod in ("torch", "snntorch", "nir"):
+    pytest.importorskip(mod, reason=f"{mod} not installed (the train extra: pip install -e '.[train]')")
+sys.path.insert(0, str(REPO / "tools" / "train"))
+import har_cv  # noqa: E402
+
+
+def test_six_folds_partition_the_subjects_and_fold_5_is_the_fixed_split():
+    tests = [s for k in range(6) for s in har_cv.fold_split(k)["test"]]
+    assert sorted(tests) == list(range(1, 19))
+    for k in range(6):
+        f = har_cv.fold_split(k)
+        assert sorted(f["train"] + f["val"] + f["test"]) == list(range(1, 19))
+        assert len(f["train"]) == 12 and len(f["val"]) == 3 and not set(f["val"]) & set(f["test"])
+    assert har_cv.fold_split(5) == {"train": list(range(1, 13)), "val": [13, 14, 15], "test": [16, 17, 18]}
+
+
+def test_augmentation_acts_on_the_raw_axes():
+    rng = np.random.default_rng(0)
+    off = np.array([0.1, -0.2, 9.6, 0.01, 0.02, -0.03], np.float32)
+    sc = np.array([2.0, 1.5, 3.0, 0.7, 0.9, 1.1], np.float32)
+    raw = rng.standard_normal((300, 6)).astype(np.float32) * 3
+    x = (raw - off) * sc
+
+    def back(xa):
+        return xa / sc + off
+    same = har_cv.augment(x, rng, stats=(off, sc))
+    np.testing.assert_allclose(same, x, rtol=1e-6, atol=1e-5)
+    rot = back(har_cv.augment(x, rng, rotate_deg=40, stats=(off, sc)))
+    # a rotation of the frame: each sensor's vector keeps its length, and both sensors turn alike
+    np.testing.assert_allclose(np.linalg.norm(rot[:, :3], axis=1), np.linalg.norm(raw[:, :3], axis=1), rtol=1e-4)
+    np.testing.assert_allclose(np.linalg.norm(rot[:, 3:], axis=1), np.linalg.norm(raw[:, 3:], axis=1), rtol=1e-4)
+    R = np.linalg.lstsq(raw[:, :3], rot[:, :3], rcond=None)[0]
+    np.testing.assert_allclose(raw[:, 3:] @ R, rot[:, 3:], atol=1e-3)
+    assert np.linalg.det(R) == pytest.approx(1, abs=1e-4) and np.degrees(np.arccos((np.trace(R) - 1) / 2)) <= 40.01
+    mir = back(har_cv.augment(x, rng, mirror=1.0, stats=(off, sc)))
+    np.testing.assert_allclose(mir, raw * np.array([-1, 1, 1, 1, -1, -1]), rtol=1e-4, atol=1e-4)
+    g = har_cv.augment(x, rng, gain=0.2, stats=(off, sc)) / np.where(x == 0, 1, x)
+    assert np.all(np.abs(g - 1) <= 0.2 + 1e-5) and np.allclose(g, g[0], rtol=1e-4)   # one gain per channel
+    w = har_cv.augment(x, rng, warp=0.2, stats=(off, sc))
+    assert 300 / 1.2 - 1 <= len(w) <= 300 / 0.8 + 1 and w.shape[1] == 6
+
+
+def test_a_sweep_is_resumable_and_never_runs_beside_another(datasets, tmp_path):
+    if not (datasets / "imu" / "sp-sw-har" / "s16").is_dir():
+        pytest.skip(f"no s16 recordings under {datasets}")
+    env = dict(os.environ, EDGEBRAIN_DATA=str(datasets))
+    cmd = [sys.executable, str(REPO / "tools" / "train" / "har_cv.py"), "--models", "gru", "--folds", "5",
+           "--seeds", "0", "--epochs", "1", "--variant", "smoke", "--results", str(tmp_path)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=REPO)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    res = json.loads((tmp_path / "gru-smoke-f5-s0.json").read_text())
+    assert res["subjects"]["test"] == [16, 17, 18] and res["float"]["decisions"] > 0
+    assert 0 <= res["float"]["accuracy"] <= 1 and all(n.startswith("s1") for n in res["test_files"])
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=REPO)
+    assert r.returncode == 0 and "done before, skipped" in r.stdout, r.stdout + r.stderr
+    with open(tmp_path / ".training.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=REPO)
+    assert r.returncode != 0 and "never two at once" in r.stderr, r.stdout + r.stderr
