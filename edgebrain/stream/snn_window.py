@@ -51,6 +51,22 @@ def present_input(window: np.ndarray, present_shape, input_shape) -> np.ndarray:
     return np.ascontiguousarray(x.reshape(tuple(input_shape)), dtype=np.float32)
 
 
+def presented_windows(model, steps: np.ndarray, max_windows: int = 256) -> np.ndarray:
+    """What a windowed ``model`` (a :class:`WindowedSNN`) is run on for the encoded ``steps`` ``(N, channels)``
+    of a stream: its windows cut as :class:`~.window_session.WindowSession` cuts them (the first ending at step
+    ``window − 1``, then one every ``hop``; at most ``max_windows``), each presented for ``present_steps`` steps,
+    as a batch ``(T, windows, *input)``: every window from the initial state (``edgebrain profile`` counts the
+    operations of the decisions on it)."""
+    w = model if isinstance(model, WindowedSNN) else WindowedSNN(model)
+    x = np.asarray(steps, np.float32).reshape(len(steps), -1)
+    ends = np.arange(w.window - 1, len(x), w.hop)[:max_windows]
+    shape = tuple(w.model.input_shape)
+    if not len(ends):
+        return np.zeros((w.present_steps, 0) + shape, np.float32)
+    wins = np.stack([present_input(x[e - w.window + 1:e + 1], w.present_shape, shape) for e in ends])
+    return np.ascontiguousarray(np.broadcast_to(wins, (w.present_steps,) + wins.shape))
+
+
 def _pos_int(d: dict, k: str, path) -> int:
     v = d.get(k)
     if isinstance(v, bool) or not isinstance(v, int) or v < 1:

@@ -174,3 +174,28 @@ def test_convert_options_and_bad_settings(converted, tmp_path):
     assert rc == 0, err
     one_error_line(*cli("stream", tmp_path / "res.ebm", "--source", converted["rec"])[::2], "meta.stream.window",
                    "sidecar")
+
+
+def test_profile_counts_each_decision_as_one_window_presented_for_T_steps(converted):
+    """``edgebrain profile snn.ebm --source REC``: one inference per decision (the stream's), T model steps
+    each, the operations counted on the windows cut here by NumPy, each run from the initial state."""
+    from edgebrain.metrics import count_ops
+    from edgebrain.model import Model
+
+    rc, out, err = cli("profile", converted["dir"] / "snn.ebm", "--source", converted["rec"], "--device", "rpi4b",
+                       "--json")
+    assert rc == 0, err
+    r = json.loads(out)
+    w, met = r["workload"], r["metrics"]
+    assert w["decisions_per_pass"] == converted["summary"]["decisions"] == len(converted["wins"])
+    assert w["steps_per_inference"] == T and met["steps"] == T and met["samples"] == len(converted["wins"])
+    m = Model.load(converted["dir"] / "snn.ebm")
+    x = np.broadcast_to(converted["wins"].reshape(len(converted["wins"]), -1), (T,) + converted["wins"].reshape(
+        len(converted["wins"]), -1).shape)
+    want = count_ops(m, np.ascontiguousarray(x, np.float32), "int")
+    assert met["per_inference"]["Effective_MACs"] == pytest.approx(want["eff_macs"])
+    assert met["per_inference"]["Effective_ACs"] == pytest.approx(want["eff_acs"])
+    assert met["per_inference"]["membrane_updates"] == pytest.approx(want["membrane_updates"])
+    # the windows are counted from reset: a continuous run over them would count other spikes
+    cont = count_ops(m, np.ascontiguousarray(x.transpose(1, 0, 2).reshape(-1, x.shape[2]), np.float32), "int")
+    assert cont["eff_acs"] / len(converted["wins"]) != pytest.approx(want["eff_acs"], rel=1e-9)

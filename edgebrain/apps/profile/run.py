@@ -14,6 +14,7 @@ from ...energy import measure as energy_measure
 from ...energy.estimate import estimate_for
 from ...energy.meters import make_meter
 from ...errors import InputError
+from ...stream.snn_window import presented_windows, presents_windows
 from .workload import input_workload, source_workload
 
 #: idle baseline (s) for a real meter when none is given: the recipe's ≥ 30 s
@@ -96,7 +97,13 @@ def profile(model, *, xs=None, source: str | None = None, meter: str = "model", 
         wl.info.update({"format": state.get("format"), "source_kind": state.get("kind"), "steps_per_pass": steps,
                         "decisions_per_pass": dec})
         wl.definition += f" ({dec} decisions over {steps} model steps, {steps / dec:.4g} steps per decision)"
-    if len(wl.xs) == 0:
+    windowed = wl.kind == "source" and presents_windows(model)
+    if windowed:  # a converted ANN: each decision is one window presented for T steps from the initial state
+        wl.xs = presented_windows(model, wl.xs[:, 0])
+        wl.steps_per_inference = float(len(wl.xs))
+        wl.definition += (f"; each decision presents one window to the model for {len(wl.xs)} steps from its initial "
+                          f"state, so counted per window on {wl.xs.shape[1]} windows")
+    if len(wl.xs) == 0 or (windowed and wl.xs.shape[1] == 0):
         raise InputError("the model received no input steps; nothing to count", file=source or input_name)
 
     # -- metrics and counts on the input the model actually saw
@@ -104,7 +111,7 @@ def profile(model, *, xs=None, source: str | None = None, meter: str = "model", 
     counts = M.count_ops(model, wl.xs, precision)
     est = estimate_for(model, counts, dev, precision, wl.steps_per_inference)
     tl = None
-    if timeline and unmeasured:
+    if timeline and unmeasured and not windowed:
         from .activity import energy_timeline
 
         if capture is None:
