@@ -75,3 +75,35 @@ def test_a_sweep_is_resumable_and_never_runs_beside_another(datasets, tmp_path):
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=REPO)
     assert r.returncode != 0 and "never two at once" in r.stderr, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("mode", ["global", "layer"])
+def test_magnitude_pruning_keeps_the_largest_weights(mode):
+    """Pruning to 80 %: that share of the trained weights is zero (in each layer for ``layer``), every kept
+    weight is at least as large as every pruned one of its scope, and the L2MU's fixed Legendre matrices and the
+    zeros of its block-diagonal input layer are left alone."""
+    import har as H
+
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    net = H.L2MU()
+    fixed = {n: m.weight.detach().clone() for n, m in (("A", net.A), ("B", net.B))}
+    before = {n: m.weight.detach().clone() for n, m in har_cv.prunable(net).items()}
+    assert "A" not in before and "B" not in before
+    har_cv.apply_masks(net, har_cv.prune_masks(net, 0.8, mode))
+    assert har_cv.weight_sparsity(net) == pytest.approx(0.8, abs=2e-3)
+    for n, m in fixed.items():
+        assert torch.equal(getattr(net, n).weight, m)
+    kept, cut = [], []
+    for n, m in har_cv.prunable(net).items():
+        w0 = before[n] * (net.mask if n == "enc0" else 1)
+        live = w0 != 0
+        k = (m.weight.detach() != 0) & live
+        assert torch.equal(m.weight.detach()[k], before[n][k])      # kept weights unchanged
+        if mode == "layer":
+            assert 1 - k.sum() / live.sum() == pytest.approx(0.8, abs=0.02)
+            assert w0[k].abs().min() >= w0[live & ~k].abs().max()
+        kept.append(w0[k].abs())
+        cut.append(w0[live & ~k].abs())
+    if mode == "global":
+        assert torch.cat(kept).min() >= torch.cat(cut).max()

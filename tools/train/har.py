@@ -272,7 +272,10 @@ class GRUNet(nn.Module):
 # ---------------------------------------------------------------------- training and evaluation
 
 
-def train(net, train_seqs, val_seqs, epochs, rng, lr=3e-3, batch=64, length=200, spiking=True, log=print, clip=1.0):
+def train(net, train_seqs, val_seqs, epochs, rng, lr=3e-3, batch=64, length=200, spiking=True, log=print, clip=1.0,
+          after_step=None):
+    """Adam with a cosine schedule on random crops; the weights of the best validation epoch are kept.
+    ``after_step(net)``: called after every optimizer step (e.g. to keep pruned weights at zero)."""
     opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
     n_steps = sum(len(x) for x, _ in train_seqs)
@@ -297,6 +300,8 @@ def train(net, train_seqs, val_seqs, epochs, rng, lr=3e-3, batch=64, length=200,
             opt.step()
             if spiking:
                 C.clamp_lifs(net)
+            if after_step is not None:
+                after_step(net)
             tl += loss.item()
         sched.step()
         net.eval()

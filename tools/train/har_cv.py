@@ -18,9 +18,10 @@ sweep (the machine has 2 cores; two would halve both and change nothing else).
     python tools/train/har_cv.py --models lif --folds 5 --seeds 0 --epochs 1 --results /tmp/cv   # a smoke run
 
 ``--variant NAME --config JSON`` trains a variant (a lever of issue 18: augmentation, longer training, model
-hyper-parameters) under its own name: ``{"model": {...}, "train": {...}, "augment": {...}}``; ``model`` goes to
-the model's constructor, ``train`` to the training loop (``epochs``, ``lr``), ``augment`` to
-:func:`augment` (rotation in degrees, gain and offset jitter, time warp, mirror probability).
+hyper-parameters, compression) under its own name: ``{"model": {...}, "train": {...}, "augment": {...},
+"compress": {...}}``; ``model`` goes to the model's constructor, ``train`` to the training loop (``epochs``,
+``lr``), ``augment`` to :func:`augment` (rotation in degrees, gain and offset jitter, time warp, mirror
+probability), ``compress`` to :func:`compress` (magnitude pruning to each sparsity with fine-tuning, int4).
 """
 
 from __future__ import annotations
@@ -112,6 +113,87 @@ class AugmentedSeqs(list):
         return xa, y
 
 
+# ---------------------------------------------------------------------- compression
+
+
+def prunable(net) -> dict:
+    """The trainable dense weights a pruned model zeroes: every ``nn.Linear`` whose weight is trained (the
+    L2MU's fixed Legendre matrices Ā, B̄ are not), by name."""
+    return {n: m for n, m in net.named_modules() if isinstance(m, torch.nn.Linear) and m.weight.requires_grad}
+
+
+def prune_masks(net, sparsity: float, mode: str = "global") -> dict:
+    """Magnitude pruning: masks keeping the largest |w|, ``sparsity`` of the weights zero, over all prunable
+    layers together (``global``) or in each layer (``layer``). The L2MU's per-channel input layer counts only its
+    block-diagonal weights (the others are zero by construction)."""
+    layers = prunable(net)
+
+    def live(name, m):
+        w = m.weight.detach()
+        return w * net.mask if name == "enc0" and hasattr(net, "mask") else w
+    masks = {}
+    if mode == "global":
+        allw = torch.cat([live(n, m).abs().flatten()[live(n, m).flatten() != 0] for n, m in layers.items()])
+        k = int(round(sparsity * allw.numel()))
+        thr = torch.kthvalue(allw, k).values if k > 0 else torch.tensor(-1.0)
+        for n, m in layers.items():
+            masks[n] = (live(n, m).abs() > thr).float()
+    elif mode == "layer":
+        for n, m in layers.items():
+            w = live(n, m)
+            nz = w.abs().flatten()[w.flatten() != 0]
+            k = int(round(sparsity * nz.numel()))
+            thr = torch.kthvalue(nz, k).values if k > 0 else torch.tensor(-1.0)
+            masks[n] = (w.abs() > thr).float()
+    else:
+        raise ValueError(f"prune mode {mode!r}; expected global or layer")
+    return masks
+
+
+def apply_masks(net, masks: dict) -> None:
+    with torch.no_grad():
+        for n, m in prunable(net).items():
+            if n in masks:
+                m.weight.mul_(masks[n])
+
+
+def weight_sparsity(net) -> float:
+    """Zeros among the prunable weights (the L2MU's input layer: among its block-diagonal ones)."""
+    zero = total = 0
+    for n, m in prunable(net).items():
+        w = m.weight.detach() * (net.mask if n == "enc0" and hasattr(net, "mask") else 1)
+        live = (net.mask.numel() and int(net.mask.sum())) if n == "enc0" and hasattr(net, "mask") else w.numel()
+        zero += live - int((w != 0).sum())
+        total += live
+    return zero / max(total, 1)
+
+
+def evaluate_spiking(net, tr, test_files, stats, weight_bits: int = 8, keep: Path | None = None) -> dict:
+    """Export, convert, quantize (``weight_bits``) and stream the test recordings with edgebrain (float and
+    integer); ``keep``: also write the quantized model there (.ebm)."""
+    tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"har-cv-{os.getpid()}.nir"
+    model = C.to_edgebrain(net.export(), tmp)
+    tmp.unlink(missing_ok=True)
+    enc = ("direct:scale=" + "|".join(f"{v:.6g}" for v in stats[1]) + ",offset="
+           + "|".join(f"{v:.6g}" for v in stats[0]))
+    stream = {"encoder": enc, "decoder": f"count:window={H.WINDOW},hop={H.HOP}", "labels": H.LABELS, "rate": H.RATE}
+    calib = H.crops(tr, 250, 16, np.random.default_rng(7))[0].numpy()
+    from edgebrain.quant import quantize
+
+    qmodel, _ = quantize(model, calib, weight_bits=weight_bits, state_bits=16, progress=False)
+    qmodel.graph.meta["stream"] = dict(stream)
+    out = {}
+    for prec, key in (("float", "float"), ("int", f"int{weight_bits}")):
+        r = C.stream_files(qmodel, test_files, prec)
+        out[key] = {k2: r[k2] for k2 in ("accuracy", "confusion", "decisions", "no_decision")}
+    out["params"] = C.footprint(qmodel)["params"]
+    if keep is not None:
+        keep.parent.mkdir(parents=True, exist_ok=True)
+        qmodel.save(keep)
+        out["model_file"] = keep.name
+    return out
+
+
 # ---------------------------------------------------------------------- one run
 
 
@@ -141,25 +223,56 @@ def run_one(kind: str, k: int, seed: int, config: dict, root: Path, log=print) -
         res["val_window_accuracy"] = H.train(net, train_seqs, va, tcfg["epochs"], rng,
                                              lr=tcfg.get("lr", 2e-3 if kind == "l2mu" else 3e-3), log=log)
         res["torch_accuracy"], _ = H.torch_stream_accuracy(net, te)
-        tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"har-cv-{os.getpid()}.nir"
-        model = C.to_edgebrain(net.export(), tmp)
-        tmp.unlink(missing_ok=True)
-        enc = ("direct:scale=" + "|".join(f"{v:.6g}" for v in stats[1]) + ",offset="
-               + "|".join(f"{v:.6g}" for v in stats[0]))
-        stream = {"encoder": enc, "decoder": f"count:window={H.WINDOW},hop={H.HOP}", "labels": H.LABELS,
-                  "rate": H.RATE}
-        calib = H.crops(tr, 250, 16, np.random.default_rng(7))[0].numpy()
-        qmodel, _ = C.quantize_int8(model, calib)
-        qmodel.graph.meta["stream"] = dict(stream)
-        for prec, key in (("float", "float"), ("int", "int8")):
-            r = C.stream_files(qmodel, test_files, prec)
-            res[key] = {k2: r[k2] for k2 in ("accuracy", "confusion", "decisions", "no_decision")}
-        res["params"] = C.footprint(qmodel)["params"]
+        ev = evaluate_spiking(net, tr, test_files, stats)
+        res.update({"float": ev["float"], "int8": ev["int8"], "params": ev["params"]})
+        comp = config.get("compress")
+        if comp:  # the compressed variants of this dense model: each pruned from it and fine-tuned
+            res["compressed"] = compress(kind, net, comp, tr, va, test_files, stats, seed, k, log)
     res["minutes"] = (time.time() - t0) / 60
     res["machine"] = C.machine()
     res["date"] = time.strftime("%Y-%m-%d")
     res["torch"] = torch.__version__
     return res
+
+
+def compress(kind, dense, comp: dict, tr, va, test_files, stats, seed: int, k: int, log) -> list:
+    """``comp``: ``{"sparsity": [0.5, 0.8, 0.9], "mode": "global"|"layer", "finetune": epochs, "int4": true,
+    "keep": DIR}``. Each sparsity is pruned by magnitude from the dense model and fine-tuned with its mask held
+    (the zeros stay zero), then scored at int8 and, with ``int4``, int4 weights (the fine-tuned float weights
+    quantized to 4 bits). With ``keep`` the quantized models are written there (fold 5 only: the footprints
+    are measured on the fixed split's models)."""
+    import copy
+
+    out = []
+    weights_bits = [8, 4] if comp.get("int4") else [8]
+    if comp.get("int4") and 0.0 not in comp.get("sparsity", []):
+        levels = [0.0] + list(comp.get("sparsity", []))
+    else:
+        levels = list(comp.get("sparsity", []))
+    for sp in levels:
+        net = copy.deepcopy(dense)
+        row = {"sparsity_target": sp, "mode": comp.get("mode", "global"), "finetune_epochs": 0}
+        if sp > 0:
+            masks = prune_masks(net, sp, row["mode"])
+            apply_masks(net, masks)
+            row["finetune_epochs"] = int(comp.get("finetune", 15))
+            H.train(net, tr, va, row["finetune_epochs"], np.random.default_rng(seed + 77),
+                    lr=comp.get("lr", 1e-3), log=log, after_step=lambda n: apply_masks(n, masks))
+            apply_masks(net, masks)
+        row["sparsity"] = weight_sparsity(net)
+        for bits in weights_bits:
+            keep = None
+            if comp.get("keep") and k == 5:
+                keep = Path(comp["keep"]) / f"{kind}-sp{int(round(100 * sp))}{row['mode'][0]}-int{bits}-s{seed}.ebm"
+            ev = evaluate_spiking(net, tr, test_files, stats, weight_bits=bits, keep=keep)
+            row[f"int{bits}"] = ev[f"int{bits}"]
+            row.setdefault("float", ev["float"])
+            if keep is not None:
+                row.setdefault("model_files", []).append(str(keep.name))
+        out.append(row)
+        log(f"sparsity {row['sparsity']:.3f}: " + ", ".join(f"int{b} {100 * row[f'int{b}']['accuracy']:.2f} %"
+                                                             for b in weights_bits))
+    return out
 
 
 def result_path(out: Path, kind: str, variant: str, k: int, seed: int) -> Path:
