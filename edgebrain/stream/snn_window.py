@@ -1,6 +1,9 @@
 """A spiking model that classifies *windows* of the stream (one converted from a TFLite ANN by
 ``edgebrain convert MODEL.tflite --to-snn``; docs/conversion.md, "Streaming"), as the stream pipeline
 runs it: each window of the encoded stream presented for ``present_steps`` steps from the initial state.
+Its spiking layers' spikes over those T steps are counted at the step that decides the window (zero at the
+other steps), so ``stream``'s spike rates are spikes per neuron per stream step and ``stream --plot`` draws one
+column of dots per window.
 
 The model says so in its stream settings (``graph.meta["stream"]``, written by the converter):
 
@@ -120,12 +123,19 @@ class WindowedSNN:
             inner.reset()
         ws = WindowSession(None, self.window, self.channels, self.n_out, self.hop, precision=precision)
         gain = self.output_lambda / T
+        # the spiking layers' counts over a window's T steps, for the pipeline's spike rates and raster (a board
+        # session reads none)
+        ws.spiking_nodes = list(getattr(inner, "spiking_nodes", []) or [])
+        ws.spikes = {n: np.zeros((1, inner.output_buffer(n).size), np.float32) for n in ws.spiking_nodes}
 
         def infer(window: np.ndarray) -> np.ndarray:
             inner.reset()
             sat0 = int(np.sum(inner.saturations))   # a board keeps its count across RESET, Numba zeroes it
             x = present_input(window, self.present_shape, shape)
-            out, _ = inner.run(np.ascontiguousarray(np.broadcast_to(x, (T,) + shape)))
+            counted = sorted(ws.counting)
+            out, rec = inner.run(np.ascontiguousarray(np.broadcast_to(x, (T,) + shape)), record=counted)
+            for n in counted:
+                ws.spikes[n][0] = np.asarray(rec[f"spikes/{n}"]).reshape(T, -1).sum(0)
             ws.saturations[0] += int(np.sum(inner.saturations)) - sat0
             last = np.concatenate([np.ravel(v[-1]) for v in out.values()]) if isinstance(out, dict) else \
                 np.ravel(np.asarray(out)[-1])

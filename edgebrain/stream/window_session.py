@@ -37,7 +37,6 @@ class WindowSession:
     """A session (the pipeline's interface: ``step``, ``run``, ``reset``, ``snapshot``/``restore``)
     over a function of whole windows; see the module."""
 
-    spiking_nodes: list = []
     batch = 1
 
     def __init__(self, infer, window: int, channels: int, n_out: int, hop: int, precision: str = "float"):
@@ -47,6 +46,11 @@ class WindowSession:
         self.program = _Program(self.channels)
         self.saturations = np.zeros(1, np.int64)
         self.windows = 0
+        #: node → (1, n) spike counts of the latest window (a window function that has spiking layers fills
+        #: them, for the nodes in :attr:`counting`); ``spiking_nodes`` lists them for the pipeline
+        self.spikes: dict = {}
+        self.spiking_nodes = []
+        self.counting: set = set()
         self.reset()
 
     def reset(self) -> None:
@@ -61,9 +65,16 @@ class WindowSession:
         self._buf = buf.copy()
 
     def output_buffer(self, name):
-        raise KeyError(name)
+        """The spike counts a window function left for node ``name`` (:attr:`spikes`), a live view: the window's
+        counts at the step that decided it, zeros at every other step. Asking for it turns the counting on."""
+        if name not in self.spikes:
+            raise KeyError(name)
+        self.counting.add(name)
+        return self.spikes[name]
 
     def step(self, x) -> np.ndarray:
+        for v in self.spikes.values():
+            v[...] = 0
         self._buf[:-1] = self._buf[1:]
         self._buf[-1] = np.asarray(x, np.float32).reshape(self.channels)
         self._seen += 1
@@ -79,9 +90,14 @@ class WindowSession:
     def run(self, x, record=()):
         x = np.asarray(x, np.float32).reshape(len(x), self.channels)
         out = np.empty((len(x), self.output_size), np.float64)
+        names = [n for n in record if n in self.spikes]
+        self.counting.update(names)
+        rec = {f"spikes/{n}": np.zeros((len(x), self.spikes[n].size), np.float32) for n in names}
         for k in range(len(x)):
             out[k] = self.step(x[k])
-        return out, {}
+            for n in names:
+                rec[f"spikes/{n}"][k] = self.spikes[n].ravel()
+        return out, rec
 
 
 class PerWindowDecoder(Decoder):

@@ -199,3 +199,20 @@ def test_profile_counts_each_decision_as_one_window_presented_for_T_steps(conver
     # the windows are counted from reset: a continuous run over them would count other spikes
     cont = count_ops(m, np.ascontiguousarray(x.transpose(1, 0, 2).reshape(-1, x.shape[2]), np.float32), "int")
     assert cont["eff_acs"] / len(converted["wins"]) != pytest.approx(want["eff_acs"], rel=1e-9)
+
+
+def test_spike_rates_count_each_window_at_its_decision(converted):
+    """The stream's spike rate of the IF layer: the spikes of every window's T steps (counted here by running the
+    session on each window with the layer recorded), per neuron and stream step."""
+    from edgebrain.model import Model
+
+    s = Model.load(converted["dir"] / "snn.ebm").session("int")
+    total, n = 0.0, None
+    for w in converted["wins"]:
+        s.reset()
+        _, rec = s.run(np.repeat(w.reshape(1, -1), T, 0), record=["if0"])
+        total += float(rec["spikes/if0"].sum())
+        n = rec["spikes/if0"].reshape(T, -1).shape[1]
+    rate = converted["summary"]["spike_rate"]
+    assert set(rate) == {"if0"} and total > 0
+    assert rate["if0"] == pytest.approx(total / (converted["summary"]["steps"] * n), rel=1e-4)
