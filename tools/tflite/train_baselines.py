@@ -105,6 +105,28 @@ def build_har(tf, batch_size, train: bool, a=None):
     return tf.keras.Sequential(lay)
 
 
+def rotation_layer(tf, max_deg: float):
+    """The training twin's rotation of the sensor frame (issue 18's augmentation for other wearers and watches):
+    each sample's accelerometer and gyroscope triads turned by one random rotation of at most ``max_deg`` about a
+    random axis (Rodrigues' formula). No weights, so the weights still copy one to one; identity at inference."""
+
+    class RandomFrameRotation(tf.keras.layers.Layer):
+        def call(self, x, training=None):
+            if not training:
+                return x
+            n = tf.shape(x)[0]
+            axis = tf.math.l2_normalize(tf.random.normal((n, 3)), axis=1)
+            ang = tf.random.uniform((n, 1, 1), -1.0, 1.0) * (max_deg * np.pi / 180)
+            ax, ay, az = axis[:, 0], axis[:, 1], axis[:, 2]
+            z = tf.zeros_like(ax)
+            K = tf.stack([tf.stack([z, -az, ay], 1), tf.stack([az, z, -ax], 1), tf.stack([-ay, ax, z], 1)], 1)
+            R = tf.eye(3, batch_shape=[n]) + tf.sin(ang) * K + (1 - tf.cos(ang)) * tf.matmul(K, K)
+            acc = tf.matmul(x[..., :3], R, transpose_b=True)
+            gyr = tf.matmul(x[..., 3:], R, transpose_b=True)
+            return tf.concat([acc, gyr], -1)
+    return RandomFrameRotation()
+
+
 def build_ctx(tf, batch_size, train: bool, a):
     """``har_base``: ``context`` samples (the window and the samples before it) → Conv1D 16×5 stride 2 →
     Conv1D 32×5 stride 2 → Conv1D 32×3 stride 2 → Conv1D 32×3 stride 2 (all + ReLU) → Flatten → Dense 64 +
@@ -112,6 +134,8 @@ def build_ctx(tf, batch_size, train: bool, a):
     context, pool, width, hidden, stride1 = a.context, a.pool, a.width, a.hidden, a.stride1
     L = tf.keras.layers
     lay = [tf.keras.Input((context, 6), batch_size=batch_size)]
+    if train and getattr(a, "rotate", 0):
+        lay.append(rotation_layer(tf, a.rotate))
     if train:
         lay.append(L.GaussianNoise(0.1))
     if pool > 1:
@@ -244,6 +268,11 @@ def train(tf, name, build, data, a):
             "val_accuracy": float((tflite_predict(tf, content, xva) == yva).mean()),
             "test_accuracy": right / len(yte), "test_right": right}
     facts["int8"] = f"{name}_int8.tflite"
+    if a.refit_epochs:
+        facts["refit"] = {"epochs": a.refit_epochs, "trained_on": "training and validation subjects (s01-s15)",
+                          "note": "val_accuracy of the files is on subjects it was trained on (not held out)"}
+        if a.search_file and Path(a.search_file).is_file():
+            facts["refit"]["search"] = {"file": Path(a.search_file).name, **choose(Path(a.search_file))}
     facts["test_windows" if name.startswith("har") else "test_samples"] = len(yte)
     return facts
 
@@ -263,6 +292,7 @@ def search(tf, a, data) -> None:
         for k, v in zip((k for k, _ in grid), values):
             setattr(a, k, v)
         config = {k: getattr(a, k) for k in ("context", "pool", "stride1", "width", "hidden", "lr", "plateau")}
+        config.update({k: getattr(a, k) for k in ("rotate",) if getattr(a, k)})  # older lines lack it
         for seed in (int(s) for s in a.seeds.split(",")):
             if json.dumps(config, sort_keys=True) + str(seed) in seen:
                 continue
@@ -305,13 +335,17 @@ def main(argv=None):
                     "without input pooling, else 1)")
     ap.add_argument("--plateau", type=int, default=0, help="halve the learning rate after this many epochs "
                     "without a better validation accuracy (0: constant rate)")
+    ap.add_argument("--rotate", type=float, default=0.0, help="har_base: rotate each training sample's sensor "
+                    "frame by up to this many degrees (augmentation)")
     ap.add_argument("--no-json", action="store_true", help="do not write models.json (trials)")
     ap.add_argument("--trials", help="har_base search: append one JSON line per (configuration, seed) of the "
                     "grid to this file (resumable: lines already there are skipped); writes no model")
     ap.add_argument("--seeds", default="0,1,2", help="--trials: the seeds of each configuration")
     ap.add_argument("--grid", default="width=32,48,64;hidden=64,128;context=400,600",
-                    help="--trials: NAME=V1,V2;… over the har_base options (context, pool, width, hidden, "
+                    help="--trials: NAME=V1,V2;… over the har_base options (context, pool, width, hidden, rotate, "
                     "stride1, lr, plateau)")
+    ap.add_argument("--search-file", help="with --refit-epochs: the --trials file the configuration was chosen "
+                    "from (its choice is recorded in models.json)")
     ap.add_argument("--refit-epochs", type=int, default=0, help="train on the training and validation "
                     "subjects together for this many epochs (the search's chosen count), no early stopping")
     ap.add_argument("--save-npy", help="also write the test windows and labels as .npy files here")
@@ -352,11 +386,14 @@ def main(argv=None):
             f.update({"context_samples": contexts[name], "windows": {k: len(d[1]) for k, d in zip(
                 ("train", "val", "test"), cache[contexts[name]])},
                 "test_files": len(list((root / "imu" / "sp-sw-har").glob("s1[678]/s1[678]_*_sw.csv"))),
-                "data": "imu/sp-sw-har: train s01-s12, validation s13-s15 (early stopping), test s16-s18; "
+                "data": ("imu/sp-sw-har: trained on s01-s15 (the search's training and validation subjects), "
+                         "test s16-s18; " if a.refit_epochs else
+                         "imu/sp-sw-har: train s01-s12, validation s13-s15 (early stopping), test s16-s18; ") +
                         "a decision every 25 samples on the 50-sample window ending there (its most frequent "
                         "label), files standardised per channel over the file",
                 "args": {k: getattr(a, k) for k in ("context", "pool", "stride1", "width", "hidden", "lr",
-                                                    "patience", "max_epochs", "plateau")}})
+                                                    "patience", "max_epochs", "plateau", "rotate",
+                                                    "refit_epochs")}})
         else:
             f["data"] = ("events/nmnist-small: train 1-900, validation 901-1000 (early stopping), test "
                          "60001-60100; event counts per pixel and polarity over the first 320 ms, / 10")
