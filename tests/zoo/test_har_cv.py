@@ -107,3 +107,32 @@ def test_magnitude_pruning_keeps_the_largest_weights(mode):
         cut.append(w0[live & ~k].abs())
     if mode == "global":
         assert torch.cat(kept).min() >= torch.cat(cut).max()
+
+
+def test_current_based_memory_l2mu_is_snntorch_and_edgebrain_alike(tmp_path):
+    """The L2MU ablation with a current-based memory population: the written-out step equals snnTorch's own
+    Synaptic module, and the network's output spikes equal edgebrain's (float) after its NIR export (CubaLIF)."""
+    import common as C
+    import har as H
+    import snntorch as snn
+    import torch
+
+    torch.manual_seed(0)
+    pop = C.cuba(8, alpha=0.6, beta=0.8, threshold=0.7)
+    cur = torch.randn(50, 3, 8) * 0.8
+    syn = mem = torch.zeros(3, 8)
+    syn_ref, mem_ref = torch.zeros(3, 8), torch.zeros(3, 8)
+    ref = snn.Synaptic(alpha=pop.alpha.detach(), beta=pop.beta.detach(), threshold=pop.threshold.detach(),
+                       reset_mechanism="subtract")
+    for t in range(50):
+        s, syn, mem = C.synaptic_step(pop, cur[t], syn, mem)
+        s_ref, syn_ref, mem_ref = ref(cur[t], syn_ref, mem_ref)
+        assert torch.equal(s, s_ref) and torch.allclose(mem, mem_ref, atol=1e-6)
+    net = H.L2MU(mem_neuron="cuba")
+    x = np.random.default_rng(0).standard_normal((300, 6)).astype(np.float32)
+    with torch.no_grad():
+        want = net(torch.tensor(x)[:, None])[:, 0].numpy()
+    m = C.to_edgebrain(net.export(), tmp_path / "cuba.nir")
+    assert "CubaLIF" in {type(m.graph.nodes[n]).__name__ for n in m.graph.order}
+    got, _ = m.session("float").run(x)
+    assert want.sum() > 0 and np.array_equal(np.asarray(got), want)

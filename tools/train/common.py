@@ -85,13 +85,35 @@ def leaky_step(mod: snn.Leaky, cur: torch.Tensor, mem: torch.Tensor, slope: floa
     return _FastSigmoid.apply(mem - thr, slope), mem
 
 
+def cuba(n: int, alpha: float = 0.8, beta: float = 0.9, threshold: float = 1.0, learn: bool = True) -> snn.Synaptic:
+    """A population of n snnTorch Synaptic (current-based LIF) neurons: the input filtered by a synaptic current
+    that decays by α, feeding a membrane that decays by β (reset by subtraction); per-neuron α, β, threshold."""
+    return snn.Synaptic(alpha=torch.full((n,), float(alpha)), beta=torch.full((n,), float(beta)),
+                        threshold=torch.full((n,), float(threshold)), learn_alpha=learn, learn_beta=learn,
+                        learn_threshold=learn, spike_grad=surrogate.fast_sigmoid(slope=5), init_hidden=False,
+                        reset_mechanism="subtract")
+
+
+def synaptic_step(mod: snn.Synaptic, cur: torch.Tensor, syn: torch.Tensor, mem: torch.Tensor, slope: float = 5.0):
+    """One step of snnTorch's Synaptic written out, as :func:`leaky_step`: syn' = α·syn + cur, mem' = β·mem + syn'
+    − reset·θ (reset from the previous membrane). Returns (spikes, synaptic current, membrane)."""
+    thr = mod.threshold
+    reset = (mem - thr > 0).to(mem.dtype)
+    syn = mod.alpha.clamp(0, 1) * syn + cur
+    mem = mod.beta.clamp(0, 1) * mem + syn - reset * thr
+    return _FastSigmoid.apply(mem - thr, slope), syn, mem
+
+
 def clamp_lifs(module: torch.nn.Module) -> None:
-    """Keep every population's β in [0, 0.995] and threshold ≥ 0.05 (what the exporter can express)."""
+    """Keep every population's β (and a current-based one's α) in [0, 0.995] and threshold ≥ 0.05 (what the
+    exporter can express)."""
     with torch.no_grad():
         for m in module.modules():
-            if isinstance(m, snn.Leaky):
+            if isinstance(m, (snn.Leaky, snn.Synaptic)):
                 m.beta.clamp_(0.0, 0.995)
                 m.threshold.clamp_(min=0.05)
+            if isinstance(m, snn.Synaptic):
+                m.alpha.clamp_(0.0, 0.995)
 
 
 def n_params(module: torch.nn.Module) -> int:

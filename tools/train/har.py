@@ -151,7 +151,11 @@ class L2MU(Net):
     with the loops back in time weaker (``rec_gain``)."""
 
     def __init__(self, pop=16, enc=64, mem=16, order=4, theta=25.0, hidden=64, thr_m=1.0, beta_m=0.3, gain=3.0,
-                 enc_layers=1, in_gain=2.0, b_gain=8.0, rec_gain=0.3):
+                 enc_layers=1, in_gain=2.0, b_gain=8.0, rec_gain=0.3, mem_neuron="lif", alpha_m=0.5,
+                 learn_mem=True):
+        """``mem_neuron``: ``"lif"`` (the zoo's memory population) or ``"cuba"`` (current-based: the memory's
+        input filtered by a synaptic current decaying by ``alpha_m``, issue 18's ablation); ``learn_mem``: whether
+        the memory population's decay(s) and threshold are trained."""
         super().__init__()
         self.enc_layers = enc_layers
         self.pop, self.mem, self.order = pop, mem, order
@@ -176,7 +180,13 @@ class L2MU(Net):
             self.B.weight.copy_(torch.tensor(b_gain * np.kron(np.eye(mem), Bb), dtype=torch.float32))
         self.A.weight.requires_grad_(False)
         self.B.weight.requires_grad_(False)
-        self.lif_m = C.lif(mem * order, beta_m, thr_m)
+        self.mem_neuron = mem_neuron
+        if mem_neuron == "cuba":
+            self.lif_m = C.cuba(mem * order, alpha_m, beta_m, thr_m, learn=learn_mem)
+        elif mem_neuron == "lif":
+            self.lif_m = C.lif(mem * order, beta_m, thr_m, learn=learn_mem)
+        else:
+            raise ValueError(f"mem_neuron {mem_neuron!r}; expected lif or cuba")
         self.w_x, self.w_h, self.w_m = nn.Linear(enc, hidden), nn.Linear(hidden, hidden, bias=False), \
             nn.Linear(mem * order, hidden, bias=False)
         self.lif_h = C.lif(hidden, 0.9)
@@ -216,6 +226,7 @@ class L2MU(Net):
                                                      self.lif2.threshold.numel(), self.mem, self.mem * self.order,
                                                      self.lif_h.threshold.numel(), 5))
         s_m, s_h = z(self.mem * self.order), z(self.lif_h.threshold.numel())
+        i_m = z(self.mem * self.order)  # the memory's synaptic current (mem_neuron "cuba")
         out = []
         w0 = self.enc0.weight * self.mask
         for t in range(T):
@@ -226,7 +237,10 @@ class L2MU(Net):
             else:
                 s2 = s1
             s_u, mu = C.leaky_step(self.lif_u, self.e_x(s2) + self.e_h(s_h) + self.e_m(s_m), mu)
-            s_m, mm = C.leaky_step(self.lif_m, self.A(s_m) + self.B(s_u), mm)
+            if self.mem_neuron == "cuba":
+                s_m, i_m, mm = C.synaptic_step(self.lif_m, self.A(s_m) + self.B(s_u), i_m, mm)
+            else:
+                s_m, mm = C.leaky_step(self.lif_m, self.A(s_m) + self.B(s_u), mm)
             s_h, mh = C.leaky_step(self.lif_h, self.w_x(s2) + self.w_h(s_h) + self.w_m(s_m), mh)
             so, mo = C.leaky_step(self.lif_o, self.ro(s_h), mo)
             out.append(so)
