@@ -12,6 +12,11 @@ The layout is defined here once; :func:`c_header` generates the C header
     wbuf     wbuf_n int8 or int16 (weight_bits)
     outputs  n_outputs × OUTPUT_FIELDS records (column, size, shape, scale, name)
 
+``format_version`` is the oldest layout that describes the blob: 1 unless a row uses what version 2
+added (a sparse row, ``OP_SPARSE``, or a dense row with 4-bit weights, ``int4``; kernels/compact.py),
+so that a model without compact weights keeps the bytes it had, and a runtime that reads version 1
+only refuses a compact blob by its version instead of misreading it.
+
 Every section starts at a multiple of :data:`ALIGN` bytes from the blob's start (the C runtime
 reads the int64 rows in place, so the blob itself must be 8-byte aligned). ``crc32`` is the
 CRC-32 (zlib's, IEEE 802.3) of the whole blob with the ``crc32`` field read as zero.
@@ -29,12 +34,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import FormatError, ModelError
+from .kernels import compact as C
 from .kernels import layout as L
 from .version import __version__
 
 MAGIC = b"EBBL"
-#: bump when anything below changes meaning; readers refuse other versions
-FORMAT_VERSION = 1
+#: the newest layout; bump when anything below changes meaning. A blob carries the oldest version that
+#: describes it (:func:`format_version`); readers refuse versions outside FORMAT_VERSIONS
+FORMAT_VERSION = 2
+#: the versions this edgebrain reads: 1 (every dense synapse stored dense, int8/int16), 2 (adds sparse
+#: rows and dense rows with 4-bit weights)
+FORMAT_VERSIONS = (1, 2)
 #: section alignment in bytes
 ALIGN = 8
 #: dims of the input shape and of each output shape the header has room for
@@ -160,6 +170,17 @@ def _dims(shape, what: str) -> tuple:
     return shape + (0,) * (MAX_DIMS - len(shape))
 
 
+def compact_rows(prog: np.ndarray) -> np.ndarray:
+    """Indices of the rows only format version 2 describes: sparse rows, dense rows with 4-bit weights."""
+    ops = prog[:, L.OP]
+    return np.flatnonzero((ops == L.OP_SPARSE) | ((ops == L.OP_DENSE) & (prog[:, L.DENSE_INT4] != 0)))
+
+
+def format_version(prog: np.ndarray) -> int:
+    """The format version a blob of these rows carries: the oldest that describes them."""
+    return 2 if compact_rows(prog).size else 1
+
+
 def pack(program) -> bytes:
     """The blob of an integer program (any object with a Program's attributes)."""
     p = program
@@ -195,7 +216,7 @@ def pack(program) -> bytes:
     total = off
     ver = __version__.encode("ascii")  # c_header() refuses a version too long for the field
     head = struct.pack(
-        _fmt(HEADER_FIELDS), MAGIC, FORMAT_VERSION, HEADER_SIZE, total, 0, ver, L.WIDTH, prog.shape[0],
+        _fmt(HEADER_FIELDS), MAGIC, format_version(prog), HEADER_SIZE, total, 0, ver, L.WIDTH, prog.shape[0],
         sdt.itemsize * 8, wdt.itemsize * 8, int(p.state_size), int(p.act_size), int(p.acc_size), n_in,
         int(p.n_out), len(p.input_shape), *_dims(p.input_shape, "the input"),
         float(p.scales.get(p.input_name, 1.0)), len(p.outputs), sections["prog"][0], sections["ipar"][0],
@@ -233,9 +254,11 @@ def read_header(data: bytes, file=None) -> dict:
         k += n
     if h["magic"] != MAGIC:
         raise _bad(f"not an edgebrain blob: first bytes {h['magic']!r}, expected {MAGIC!r}", "magic", file)
-    if h["format_version"] != FORMAT_VERSION:
+    if h["format_version"] not in FORMAT_VERSIONS:
+        older = ", ".join(str(v) for v in FORMAT_VERSIONS if v != FORMAT_VERSION)
         raise _bad(f"blob format version {h['format_version']}; this edgebrain ({__version__}) reads format "
-                   f"version {FORMAT_VERSION}: export the model again with this version", "format_version", file)
+                   f"version {FORMAT_VERSION} (and {older}): export the model again with this version",
+                   "format_version", file)
     ver = h["edgebrain_version"].rstrip(b"\0").decode("ascii", "replace")
     h["edgebrain_version"] = ver
     if ver != __version__:
@@ -293,7 +316,65 @@ def unpack(data: bytes, file=None) -> Blob:
             raise _bad(f"output record {k} (column {col}, size {size}, shape {shape[:ndim]}) does not fit "
                        f"n_out = {h['n_out']}", "outputs_off", file)
         outputs[raw.rstrip(b"\0").decode("utf-8", "replace")] = (col, size, tuple(shape[:ndim]), scale)
+    check_compact_rows(prog, ipar, wbuf, h, file)
     return Blob(header=h, prog=prog, ipar=ipar, fpar=fpar, wbuf=wbuf, outputs=outputs)
+
+
+def _row_error(r: int, opcode: int, col: int, what: str, file) -> FormatError:
+    name = (L.HEADER + L.FIELDS[opcode])[col]
+    return FormatError(f"{what}: the blob is corrupted or was not written by edgebrain", file=file,
+                       where=f"row {r} ({'sparse' if opcode == L.OP_SPARSE else 'dense'}), column '{name}'")
+
+
+def check_compact_rows(prog, ipar, wbuf, h: dict, file=None) -> None:
+    """The rows of format version 2, checked as the C runtime checks them (eb_model_load): a
+    version-1 blob has none; a 4-bit row needs an int8 wbuf; a sparse row's parts lie inside their
+    buffers and its row pointers and output indices are those of a CSR (kernels/compact.py).
+    A :class:`FormatError` names the row, its column and what is wrong."""
+    rows = compact_rows(prog)
+    for r in rows:
+        p = prog[r]
+        op = int(p[L.OP])
+        if h["format_version"] < 2:
+            raise _row_error(r, op, L.OP if op == L.OP_SPARSE else L.DENSE_INT4,
+                             "a sparse or 4-bit row in a blob of format version 1 (which has neither)", file)
+        i4 = L.DENSE_INT4 if op == L.OP_DENSE else L.SPARSE_INT4
+        if p[i4] not in (0, 1) or (p[i4] and h["weight_bits"] != 8):
+            raise _row_error(r, op, i4, f"int4 = {int(p[i4])} with {h['weight_bits']}-bit weight storage "
+                             "(expected 0, or 1 with 8-bit storage)", file)
+        if op == L.OP_SPARSE:
+            _check_sparse_row(r, p, ipar, wbuf, file)
+
+
+def _check_sparse_row(r: int, p, ipar, wbuf, file) -> None:
+    n_in, n_out, nnz = int(p[L.SPARSE_N_IN]), int(p[L.SPARSE_N_OUT]), int(p[L.SPARSE_NNZ])
+    bad = lambda col, what: _row_error(r, L.OP_SPARSE, col, what, file)  # noqa: E731
+    if not 0 <= n_in < 2 ** 32:
+        raise bad(L.SPARSE_N_IN, f"n_in = {n_in}")
+    if not 0 <= n_out <= C.MAX_SPARSE_OUT:
+        raise bad(L.SPARSE_N_OUT, f"n_out = {n_out}; expected 0 to {C.MAX_SPARSE_OUT}")
+    if not 0 <= nnz <= n_in * n_out:
+        raise bad(L.SPARSE_NNZ, f"nnz = {nnz}; expected 0 to n_in·n_out = {n_in * n_out}")
+    pw, cw = int(p[L.SPARSE_PTR_BYTES]), int(p[L.SPARSE_IDX_BYTES])
+    if pw not in (2, 4) or (pw == 2 and nnz > 0xFFFF):
+        raise bad(L.SPARSE_PTR_BYTES, f"ptr_bytes = {pw}; expected 4, or 2 for at most 65535 entries")
+    if cw not in (1, 2) or (cw == 1 and n_out > 256):
+        raise bad(L.SPARSE_IDX_BYTES, f"idx_bytes = {cw}; expected 2, or 1 for at most 256 outputs")
+    nv = (nnz + 1) // 2 if p[L.SPARSE_INT4] else nnz
+    w0 = int(p[L.SPARSE_W])
+    if not (0 <= w0 and w0 + nv <= wbuf.size):
+        raise bad(L.SPARSE_W, f"{nv} weights at element {w0} lie outside wbuf's {wbuf.size}")
+    ib = ipar.view(np.uint8)
+    parts = {}
+    for col, width, count, dt in ((L.SPARSE_PTR, pw, n_in + 1, {2: "<u2", 4: "<u4"}[pw]),
+                                  (L.SPARSE_IDX, cw, nnz, {1: "|u1", 2: "<u2"}[cw])):
+        o = int(p[col])
+        if not (0 <= o and 4 * o + width * count <= ib.size):
+            raise bad(col, f"{count} entries of {width} bytes at ipar element {o} lie outside ipar's {ipar.size}")
+        parts[col] = np.frombuffer(ib[4 * o:4 * o + width * count].tobytes(), dt)
+    msg = C.check_csr(parts[L.SPARSE_PTR], parts[L.SPARSE_IDX], n_in, n_out)
+    if msg is not None:
+        raise bad(L.SPARSE_IDX if msg.startswith("output ind") else L.SPARSE_PTR, msg)
 
 
 # ---------------------------------------------------------------------- the C header
@@ -317,6 +398,7 @@ def c_header() -> str:
            "#ifndef EB_LAYOUT_H", "#define EB_LAYOUT_H", "",
            f'#define EB_EDGEBRAIN_VERSION "{__version__}"',
            f"#define EB_FORMAT_VERSION {FORMAT_VERSION}u",
+           f"#define EB_FORMAT_VERSION_MIN {min(FORMAT_VERSIONS)}u",
            "#define EB_MAGIC \"" + MAGIC.decode("ascii") + "\"",
            f"#define EB_ALIGN {ALIGN}u", f"#define EB_MAX_DIMS {MAX_DIMS}u", f"#define EB_NAME_BYTES {NAME_BYTES}u",
            "", "/* header: byte offsets (and element counts of arrays) */",

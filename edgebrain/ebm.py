@@ -15,6 +15,22 @@ buffers; edges), the model metadata, the fixed-point parameters when quantized, 
 entry per buffer: dtype (a fixed list of little-endian numeric types), shape, offset,
 size and SHA-256. A reader checks the magic, the version, the header CRC, that every
 buffer lies inside the file and matches its hash, and that nothing follows the data.
+
+Format 1.1 adds two compact forms of an array reference (kernels/compact.py), used by the writer
+only where they make the file smaller, and only then is the file marked 1.1 (a model without them
+is written as 1.0, byte for byte as before):
+
+* ``{"$csr": {"shape": [out, in], "ptr": ref, "idx": ref, "val": ref, "int4": bool}}``: the weight
+  (out, in) of a dense synapse (Affine, Linear; the float weight and the quantized one), stored as
+  the CSR of its transpose (in, out), as the kernels read it: ``in + 1`` row pointers (uint16 or
+  uint32), the output index of every non-zero (uint8 or uint16) and the non-zero values (the
+  array's dtype, or with ``int4`` two 4-bit values per byte);
+* ``{"$int4": {"shape": [...], "data": ref}}``: the quantized weights of a model of
+  ``weight_bits`` 4, two per byte (the flattened array, even elements in the low nibble).
+
+A reader checks them like any buffer, then their structure (pointers from 0, never decreasing,
+ending at the number of values; indices in range and increasing within a row), and refuses one
+that would expand a small file into a huge matrix.
 """
 
 from __future__ import annotations
@@ -33,13 +49,20 @@ from .errors import FormatError, ModelError
 from .card import ModelCard, StreamConfig
 from .graph import Graph
 from .infile import open_regular, read_at
+from .kernels import compact as C
 from .qparams import check_quant, is_num
 from .safeio import atomic_write
 from .version import __version__
 
 MAGIC = b"EDGEBRN\x00"
-VERSION = (1, 0)
+#: the newest format this edgebrain writes and reads; a file without compact weights is written as 1.0
+VERSION = (1, 1)
+PLAIN_VERSION = (1, 0)
+#: header bytes a compact entry costs beyond a plain one (two more buffer entries and the reference):
+#: the CSR is written only where its buffers save more than this
+CSR_OVERHEAD = 320
 ALIGN = 64
+_SYNAPSES = (ops.Affine, ops.Conv1d, ops.Conv2d)  # nodes whose quantized weights 'w' a 4-bit model packs
 DTYPES = {"<f4", "<f8", "|i1", "<i2", "<i4", "<i8", "|u1", "<u2", "<u4", "|b1"}
 MAX_HEADER = 8 * 1024 * 1024  # bytes of JSON header (the zoo's are under 32 KiB)
 
@@ -47,6 +70,8 @@ MAX_HEADER = 8 * 1024 * 1024  # bytes of JSON header (the zoo's are under 32 KiB
 class _Buffers:
     def __init__(self):
         self.arrays: list[np.ndarray] = []
+        #: whether a compact reference was written (the file is then format 1.1)
+        self.compact = False
 
     def ref(self, a: np.ndarray) -> dict:
         a = np.ascontiguousarray(a)
@@ -55,6 +80,31 @@ class _Buffers:
         a = a.astype(a.dtype.newbyteorder("<"), copy=False)
         self.arrays.append(a)
         return {"$buf": len(self.arrays) - 1}
+
+    def weight(self, a: np.ndarray, sparse: bool, int4: bool) -> dict:
+        """A reference to a synapse's weight ``a``: the CSR of its transpose when ``sparse`` is
+        allowed (a 2-D dense synapse weight) and that makes the file smaller, packed two per byte
+        when ``int4`` (a quantized weight of a 4-bit model, values in [-8, 7]), else plain."""
+        a = np.asarray(a)
+        if a.dtype.kind == "f" and a.dtype != np.float64:
+            a = a.astype("<f4")
+        int4 = int4 and C.fits_int4(a)
+        if sparse and a.ndim == 2:
+            n_out, n_in = a.shape
+            bits = 4 if int4 else a.dtype.itemsize * 8
+            nnz = int(np.count_nonzero(a))
+            parts = C.csr_parts(n_in, n_out, nnz, bits)
+            dense = C.padded(C.value_bytes(a.size, bits), ALIGN)
+            if parts is not None and C.expansion_ok(n_in, n_out, nnz) and \
+                    sum(C.padded(p, ALIGN) for p in parts) + CSR_OVERHEAD < dense:
+                ptr, idx, val = C.to_csr(a.T)
+                self.compact = True
+                return {"$csr": {"shape": [n_out, n_in], "ptr": self.ref(ptr), "idx": self.ref(idx),
+                                 "val": self.ref(C.pack_int4(val) if int4 else val), "int4": bool(int4)}}
+        if int4:
+            self.compact = True
+            return {"$int4": {"shape": list(a.shape), "data": self.ref(C.pack_int4(a))}}
+        return self.ref(a)
 
 
 def _encode(v, bufs: _Buffers):
@@ -73,31 +123,91 @@ def _encode(v, bufs: _Buffers):
     return v
 
 
-def _decode(v, arrays):
+def _decode(v, arrays, where: str = "", compact: bool = False):
+    """The header value ``v`` with its buffer references replaced by arrays; ``where`` names it in
+    errors; ``compact``: compact references are allowed (format 1.1)."""
     if isinstance(v, dict):
         if set(v) == {"$buf"}:
             i = v["$buf"]
             if not isinstance(i, int) or not 0 <= i < len(arrays):
                 raise FormatError(f"reference to buffer {i!r}, but the file has {len(arrays)} buffers")
             return arrays[i]
-        return {k: _decode(x, arrays) for k, x in v.items()}
+        if len(v) == 1 and next(iter(v)) in ("$csr", "$int4"):
+            key = next(iter(v))
+            if not compact:
+                raise FormatError(f"{where}: a compact weight ('{key}') where none may be (only a synapse's weights, "
+                                  "in a file of model format 1.1; the file is corrupted or not written by edgebrain)")
+            return _decode_compact(key, v[key], arrays, where)
+        return {k: _decode(x, arrays, f"{where}.{k}" if where else str(k), compact) for k, x in v.items()}
     if isinstance(v, list):
-        return [_decode(x, arrays) for x in v]
+        return [_decode(x, arrays, f"{where}[{i}]", compact) for i, x in enumerate(v)]
     return v
+
+
+def _decode_compact(key: str, spec, arrays, where: str) -> np.ndarray:
+    """A ``$csr`` or ``$int4`` reference as the dense array it stands for, after checking it."""
+    def bad(msg):
+        return FormatError(f"{where}: {'sparse (CSR)' if key == '$csr' else '4-bit'} weight: {msg} (the file is "
+                           "corrupted or not written by edgebrain)")
+
+    parts = ("shape", "ptr", "idx", "val", "int4") if key == "$csr" else ("shape", "data")
+    if not isinstance(spec, dict) or set(spec) != set(parts):
+        raise bad(f"entry {spec!r:.80}; expected an object with {', '.join(parts)}")
+    shape = spec["shape"]
+    if not (isinstance(shape, list) and len(shape) <= 32 and all(_int(d) and d >= 0 for d in shape)
+            and (key == "$int4" or len(shape) == 2)):
+        raise bad(f"shape {shape!r:.80}; expected {'2 sizes' if key == '$csr' else 'a list of sizes'} >= 0")
+    bufs = {}
+    for k in parts[1:]:
+        if k == "int4":
+            continue
+        ref = spec[k]
+        if not (isinstance(ref, dict) and set(ref) == {"$buf"} and _int(ref["$buf"])
+                and 0 <= ref["$buf"] < len(arrays)):
+            raise bad(f"'{k}' = {ref!r:.80}; expected a reference to one of the file's {len(arrays)} buffers")
+        a = arrays[ref["$buf"]]
+        if a.ndim != 1 or (k != "val" and a.dtype.kind != "u"):
+            raise bad(f"'{k}' is a {a.ndim}-D {a.dtype} buffer; expected 1-D"
+                      + (" unsigned integers" if k != "val" else ""))
+        bufs[k] = a
+    if key == "$int4":
+        n = math.prod(shape)
+        if bufs["data"].dtype != np.uint8 or bufs["data"].size != (n + 1) // 2:
+            raise bad(f"'data' holds {bufs['data'].size} {bufs['data'].dtype} values; expected (n + 1) / 2 = "
+                      f"{(n + 1) // 2} bytes for {n} weights")
+        return C.unpack_int4(bufs["data"], n).reshape(shape)
+    if not isinstance(spec["int4"], bool):
+        raise bad(f"'int4' = {spec['int4']!r:.40}; expected true or false")
+    n_out, n_in = shape
+    ptr, idx, val = bufs["ptr"], bufs["idx"], bufs["val"]
+    nnz = idx.size
+    if n_out > C.MAX_SPARSE_OUT or not C.expansion_ok(n_in, n_out, nnz):
+        raise bad(f"a ({n_out}, {n_in}) matrix from {nnz} stored values: more than edgebrain writes")
+    want = (nnz + 1) // 2 if spec["int4"] else nnz
+    if val.size != want or (spec["int4"] and val.dtype != np.uint8):
+        raise bad(f"'val' holds {val.size} {val.dtype} values; expected {want}"
+                  + (" bytes (two 4-bit values each)" if spec["int4"] else " (one per index)"))
+    msg = C.check_csr(ptr, idx, n_in, n_out)
+    if msg is not None:
+        raise bad(msg)
+    vals = C.unpack_int4(val, nnz) if spec["int4"] else val
+    return np.ascontiguousarray(C.from_csr(ptr, idx, vals, n_in, n_out).T)
 
 
 def save(path, graph: Graph, quant: dict | None = None) -> None:
     bufs = _Buffers()
     nodes = []
     for name, op in graph.nodes.items():
+        dense = isinstance(op, ops.Affine)  # (and Linear): its weight may be stored sparse
         nodes.append({"name": name, "kind": op.kind, "attrs": _encode(op.attrs(), bufs),
-                      "arrays": {k: bufs.ref(a) for k, a in op.arrays().items()}})
+                      "arrays": {k: bufs.weight(a, True, False) if dense and k == "weight" else bufs.ref(a)
+                                 for k, a in op.arrays().items()}})
     header = {
         "format": "edgebrain-model",
         "writer": f"edgebrain {__version__}",
         "graph": {"nodes": nodes, "edges": [list(e) for e in graph.edges]},
         "meta": _encode(graph.meta, bufs),
-        "quant": _encode(quant, bufs) if quant else None,
+        "quant": _encode_quant(quant, graph, bufs) if quant else None,
     }
     entries, off = [], 0
     for a in bufs.arrays:
@@ -108,7 +218,8 @@ def save(path, graph: Graph, quant: dict | None = None) -> None:
     header["buffers"] = entries
     header["data_size"] = off
     hj = json.dumps(header, separators=(",", ":"), allow_nan=False).encode()
-    pre = MAGIC + struct.pack("<HHI", *VERSION, len(hj)) + hj + struct.pack("<I", zlib.crc32(hj))
+    version = VERSION if bufs.compact else PLAIN_VERSION
+    pre = MAGIC + struct.pack("<HHI", *version, len(hj)) + hj + struct.pack("<I", zlib.crc32(hj))
     pre += b"\0" * ((-len(pre)) % ALIGN)
     with atomic_write(path, "model file") as f:  # a new file renamed into place; never through a link
         f.write(pre)
@@ -117,6 +228,30 @@ def save(path, graph: Graph, quant: dict | None = None) -> None:
             f.write(b"\0" * (e["offset"] - pos))
             f.write(a.tobytes())
             pos = e["offset"] + e["nbytes"]
+
+
+def _encode_quant(quant: dict, graph: Graph, bufs: _Buffers):
+    """``quant`` encoded as :func:`_encode` does, the synapses' integer weights ``w`` in compact form
+    where it is smaller (sparse: dense synapses; 4-bit: every synapse of a model of weight_bits 4)."""
+    nodes = quant.get("nodes") if isinstance(quant, dict) else None
+    if not isinstance(nodes, dict):
+        return _encode(quant, bufs)
+    int4 = quant.get("weight_bits") == 4
+    out = {}
+    for k, v in quant.items():
+        if k != "nodes":
+            out[str(k)] = _encode(v, bufs)
+            continue
+        enc = {}
+        for n, q in v.items():
+            op = graph.nodes.get(n)
+            if isinstance(q, dict) and isinstance(q.get("w"), np.ndarray) and isinstance(op, _SYNAPSES):
+                enc[str(n)] = {str(f): (bufs.weight(x, isinstance(op, ops.Affine), int4 and x.dtype.kind == "i")
+                                        if f == "w" else _encode(x, bufs)) for f, x in q.items()}
+            else:
+                enc[str(n)] = _encode(q, bufs)
+        out[k] = enc
+    return out
 
 
 def load(path) -> tuple[Graph, dict | None]:
@@ -170,7 +305,7 @@ def _load_open(f, size: int, path):
     data0 = 16 + hlen + 4
     data0 += (-data0) % ALIGN
     try:
-        return _parse(_Blob(f, size), header, hlen, data0)
+        return _parse(_Blob(f, size), header, hlen, data0, (major, minor) >= VERSION)
     except (FormatError, ModelError):
         raise
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError, RecursionError) as e:
@@ -216,6 +351,11 @@ def _buffer_owners(header: dict) -> dict:
         if isinstance(v, dict):
             if set(v) == {"$buf"} and isinstance(v["$buf"], int):
                 owners.setdefault(v["$buf"], label)
+                return
+            if len(v) == 1 and next(iter(v)) in ("$csr", "$int4") and isinstance(v[next(iter(v))], dict):
+                kind = "sparse" if "$csr" in v else "4-bit"
+                for k, x in v[next(iter(v))].items():
+                    walk(x, f"{label} ({kind}: '{k}')")
                 return
             for k, x in v.items():
                 walk(x, f"{label}.{k}" if label else str(k))
@@ -271,7 +411,7 @@ def _buffer_entries(entries, data_size: int) -> list[tuple]:
     return out
 
 
-def _parse(blob: _Blob, header: dict, hlen: int, data0: int):
+def _parse(blob: _Blob, header: dict, hlen: int, data0: int, compact: bool = False):
     _check_zero(blob, 16 + hlen + 4, min(data0, blob.size), "after the header")
     try:
         entries = header["buffers"]
@@ -301,13 +441,14 @@ def _parse(blob: _Blob, header: dict, hlen: int, data0: int):
         _check_zero(blob, data0 + pos, data0 + off, "between buffers")
         pos = max(pos, off + nb)
     _check_zero(blob, data0 + pos, end, "at the end of the data")
-    g = Graph(meta=_decode(header.get("meta") or {}, arrays))
+    g = Graph(meta=_decode(header.get("meta") or {}, arrays, "metadata"))
     for nd in gnodes:
         try:
             name, kind = nd["name"], nd["kind"]
-            attrs = _decode(nd.get("attrs", {}), arrays)
-            arrs = _decode(nd.get("arrays", {}), arrays)
-        except (KeyError, TypeError):
+            attrs = _decode(nd.get("attrs", {}), arrays, f"node '{name}' attrs")
+            arrs = {k: _decode(v, arrays, f"node '{name}' field '{k}'", compact)
+                    for k, v in (nd.get("arrays") or {}).items()}
+        except (KeyError, TypeError, AttributeError):
             raise FormatError("malformed node entry in the header") from None
         try:
             g.add(name, ops.make_op(kind, attrs, arrs))
@@ -321,7 +462,8 @@ def _parse(blob: _Blob, header: dict, hlen: int, data0: int):
         g.connect(*ed)
     g.prepare()
     _check_meta(g.meta, sum(math.prod(g.in_shapes[n]) for n in g.outputs))
-    quant = _decode(header.get("quant"), arrays) if header.get("quant") is not None else None
+    quant = _decode(header.get("quant"), arrays, "quantization parameters", compact) \
+        if header.get("quant") is not None else None
     if quant is not None:
         try:
             check_quant(g, quant)

@@ -37,7 +37,9 @@ import numpy as np
 
 from . import ops
 from .errors import InputError, ModelError
+from .kernels import compact
 from .kernels.dense import DENSE_ABOVE
+from .qparams import weight_dtype
 
 #: node types NeuroBench counts as connection (synaptic) layers
 SYNAPTIC = (ops.Affine, ops.Conv1d, ops.Conv2d)  # Linear is an Affine
@@ -188,7 +190,9 @@ def footprint(model, precision: str = "float") -> dict:
     runtime stores them) and float32 state; for "int" the fixed-point layout (weights at
     ``weight_bits``, int32 biases and requantisation multipliers, int32 neuron constants, state at
     ``state_bits``), estimated with the defaults (8-bit weights, 16-bit state) when the model is not
-    quantized (``estimated`` is then True).
+    quantized (``estimated`` is then True). A dense synapse's weights count as the runtime stores
+    them (kernels/compact.py): sparse (values, output indices and row pointers) where that is
+    smaller, 4-bit weights two per byte; its layer says which (``weights``).
 
     ``neurobench_bytes`` is NeuroBench's ``Footprint`` of the equivalent float32 snnTorch model
     (``init_hidden=True``) after it has run one sample, as a trained or exported model has: weights
@@ -215,16 +219,45 @@ def footprint(model, precision: str = "float") -> dict:
             pb = r["int_bytes"]
         else:
             pb = _int_bytes_estimate(op, g.in_shapes.get(name), wbytes)
+        stored = _stored_weights(model, name, precision)
+        if stored is not None:  # a dense synapse: its weights as the runtime stores them
+            pb += stored[1] - stored[0]
         stb = sbytes * _n_state(model, name)
         nb = _neurobench_bytes(model, name)
         if pb or stb or nb:
             layers[name] = {"kind": op.kind, "param_bytes": int(pb), "state_bytes": int(stb), "neurobench_bytes": nb}
+            if stored is not None:
+                layers[name]["weights"] = stored[2]
         p_total += pb
         st_total += stb
         nb_total += nb
     return {"precision": precision, "param_bytes": int(p_total), "state_bytes": int(st_total),
             "total_bytes": int(p_total + st_total), "neurobench_bytes": int(nb_total), "estimated": assumed,
             "layers": layers}
+
+
+def _stored_weights(model, name: str, precision: str) -> tuple[int, int, str] | None:
+    """For a dense synapse (Affine, Linear): (bytes its weights were counted at in the summary, bytes
+    the runtime stores them in, the layout: "dense", "dense 4-bit", "sparse" or "sparse 4-bit"), as
+    the lowering chooses it (kernels/dense.py: the CSR where smaller, 4-bit packed two per byte);
+    None for other nodes."""
+    from .program import ALIGN  # the parameter buffers' alignment, which the choice pads parts to
+
+    op = model.graph.nodes[name]
+    if not isinstance(op, ops.Affine):
+        return None
+    w = _weights(model, name, precision)
+    n_out, n_in = w.shape
+    if precision == "float":
+        bits, item, counted = 32, 4, 4 * w.size
+    else:
+        bits = int((model.quant or {}).get("weight_bits", DEFAULT_WEIGHT_BITS))
+        item = weight_dtype(bits).itemsize
+        counted = (w.size * bits + 7) // 8 if model.quant else int(np.ceil(w.size * bits / 8))
+    nnz = int(np.count_nonzero(w))
+    sparse = compact.sparse_saves(n_in, n_out, nnz, bits, align=ALIGN * item, index_align=4)
+    stored = compact.stored_nbytes(n_in, n_out, nnz, bits, align=ALIGN * item, index_align=4)
+    return counted, stored, ("sparse" if sparse else "dense") + (" 4-bit" if bits == 4 else "")
 
 
 def _int_bytes_estimate(op, shape_in, wbytes) -> int:

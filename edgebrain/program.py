@@ -58,6 +58,18 @@ class Pack:
             self.size += a.size
         return off
 
+    @property
+    def align_bytes(self) -> int:
+        """Bytes an :meth:`add` aligns to (what a kernel family's size decisions pad parts to)."""
+        return ALIGN * self.dtype.itemsize
+
+    def add_raw(self, a, align=ALIGN) -> int:
+        """Like :meth:`add`, but the bytes of ``a`` (little-endian; row pointers, indices, packed
+        4-bit weights) are stored as they are, padded with zeros to whole elements."""
+        raw = np.ascontiguousarray(np.asarray(a).reshape(-1)).astype(np.asarray(a).dtype.newbyteorder("<")).tobytes()
+        raw += b"\0" * ((-len(raw)) % self.dtype.itemsize)
+        return self.add(np.frombuffer(raw, self.dtype.newbyteorder("<")).astype(self.dtype), align)
+
     def array(self) -> np.ndarray:
         out = aligned_empty((max(self.size, 1),), self.dtype)
         if self.parts:
@@ -124,14 +136,19 @@ class Builder:
     ``add``, which returns the offset to write in the row, and writes rows with :meth:`emit`.
     """
 
-    def __init__(self, graph: Graph, precision: str, quant: dict | None):
+    def __init__(self, graph: Graph, precision: str, quant: dict | None, compact: bool = True):
         self.graph = graph
+        #: whether weights may be stored compactly (sparse, 4-bit packed) where that is smaller;
+        #: False lays every dense synapse out dense, as before (tests and benchmarks compare both)
+        self.compact = compact
         self.is_int = is_int = precision == "int"
         self.state_dtype = state_dtype(int((quant or {}).get("state_bits", 32))) if is_int else np.dtype(np.float32)
         self.act_dtype = np.dtype(np.int32 if is_int else np.float32)
         self.fpar = Pack(np.float32)
         self.ipar = Pack(np.int32)
-        self.wbuf = Pack(weight_dtype(int((quant or {}).get("weight_bits", 8)))) if is_int else self.fpar
+        #: the model's weight width (4, 8 or 16; int mode)
+        self.weight_bits = int((quant or {}).get("weight_bits", 8))
+        self.wbuf = Pack(weight_dtype(self.weight_bits)) if is_int else self.fpar
         self.fpar.add(np.zeros(1))  # offset 0 is a harmless scalar
         self.act_size = 0
         self.state_size = 0
@@ -180,8 +197,10 @@ class Builder:
         self.idx_size = max(self.idx_size, idx)
 
 
-def build(graph: Graph, precision: str = "float", quant: dict | None = None) -> Program:
-    """Lower ``graph`` (already prepared) for ``precision`` 'float' or 'int' (needs ``quant``)."""
+def build(graph: Graph, precision: str = "float", quant: dict | None = None, compact: bool = True) -> Program:
+    """Lower ``graph`` (already prepared) for ``precision`` 'float' or 'int' (needs ``quant``).
+    ``compact`` False stores every dense synapse's weights dense (int8/int16, float32) even where
+    a sparse or 4-bit form would be smaller: the reference the compact kernels are tested against."""
     if precision not in ("float", "int"):
         raise ModelError(f"precision '{precision}'; expected float or int")
     if precision == "int" and not quant:
@@ -190,7 +209,7 @@ def build(graph: Graph, precision: str = "float", quant: dict | None = None) -> 
         graph.prepare()
     if len(graph.inputs) != 1:
         raise ModelError(f"the graph has {len(graph.inputs)} Input nodes; exactly one is supported")
-    b = Builder(graph, precision, quant)
+    b = Builder(graph, precision, quant, compact)
     is_int = b.is_int
     qn = (quant or {}).get("nodes", {})
     nodes = graph.nodes

@@ -27,9 +27,19 @@ void eb_delay(const int32_t *x, int32_t *y, int32_t *ring, int64_t ring_len, con
               int64_t clock);
 void eb_output(const int32_t *x, float *y, int64_t n, float scale);
 
-/* eb_dense.c: y = requant(b + x·W) for `rows` input rows; w (n_in, n_out) int8 or int16 */
-void eb_dense(const int32_t *x, const void *w, int wbits, const int32_t *b, const int32_t *m, const int32_t *s,
-              int32_t *y, int64_t *acc, int64_t rows, int64_t n_in, int64_t n_out, int identity, int wide);
+/* a sparse row's CSR of (n_in, n_out): n_in + 1 row pointers (uint16 or uint32: ptr_bytes) and nnz output
+ * indices (uint8 or uint16: idx_bytes), checked by eb_model_load */
+typedef struct {
+    const void *ptr, *cols;
+    int ptr_bytes, idx_bytes;
+} eb_csr;
+
+/* eb_dense.c: y = requant(b + x·W) for `rows` input rows; w (n_in, n_out) int8 or int16 (wbits 8, 16),
+ * or 4-bit (wbits 4: (n_out + 1) / 2 bytes per input row, two weights per byte); with csr, w holds
+ * the CSR's nnz weights (int8, int16 or 4-bit two per byte) */
+void eb_dense(const int32_t *x, const void *w, int wbits, const eb_csr *csr, const int32_t *b, const int32_t *m,
+              const int32_t *s, int32_t *y, int64_t *acc, int64_t rows, int64_t n_in, int64_t n_out, int identity,
+              int wide);
 
 /* eb_conv.c: dims = the row's CONV block (c, h, w, co, kh, kw, sh, sw, pt, pl, dh, dw, groups, ho, wo);
  * w in the kernels' scatter layout (C/groups, kh, kw reversed, Co) */

@@ -5,7 +5,8 @@
 #define EB_LAYOUT_H
 
 #define EB_EDGEBRAIN_VERSION "0.1.0"
-#define EB_FORMAT_VERSION 1u
+#define EB_FORMAT_VERSION 2u
+#define EB_FORMAT_VERSION_MIN 1u
 #define EB_MAGIC "EBBL"
 #define EB_ALIGN 8u
 #define EB_MAX_DIMS 4u
@@ -79,7 +80,8 @@ typedef enum {
 #define EB_OP_NEURON 9
 #define EB_OP_DELAY 10
 #define EB_OP_OUTPUT 11
-#define EB_OP_MAX 11
+#define EB_OP_SPARSE 12
+#define EB_OP_MAX 12
 #define EB_COL_OP 0
 #define EB_COL_IN_OFF 1
 #define EB_COL_IN_N 2
@@ -97,6 +99,7 @@ typedef enum {
 #define EB_DENSE_RQ_S_OFF 11
 #define EB_DENSE_IDENTITY 12
 #define EB_DENSE_WIDE 13
+#define EB_DENSE_INT4 14
 #define EB_CONV_C 5
 #define EB_CONV_H 6
 #define EB_CONV_W 7
@@ -155,6 +158,21 @@ typedef enum {
 #define EB_DELAY_RING_LEN 7
 #define EB_OUTPUT_COLUMN 5
 #define EB_OUTPUT_SCALE_OFF 6
+#define EB_SPARSE_ROWS 5
+#define EB_SPARSE_N_IN 6
+#define EB_SPARSE_N_OUT 7
+#define EB_SPARSE_W_OFF 8
+#define EB_SPARSE_NNZ 9
+#define EB_SPARSE_PTR_OFF 10
+#define EB_SPARSE_PTR_BYTES 11
+#define EB_SPARSE_IDX_OFF 12
+#define EB_SPARSE_IDX_BYTES 13
+#define EB_SPARSE_B_OFF 14
+#define EB_SPARSE_RQ_M_OFF 15
+#define EB_SPARSE_RQ_S_OFF 16
+#define EB_SPARSE_IDENTITY 17
+#define EB_SPARSE_WIDE 18
+#define EB_SPARSE_INT4 19
 
 /* neuron flags */
 #define EB_NF_CUBA 1

@@ -88,6 +88,53 @@ static int between(int64_t v, int64_t lo, int64_t hi) { return v >= lo && v <= h
 
 static int finite(float v);
 
+/* the k-th little-endian unsigned integer of w (1, 2 or 4) bytes from p (aligned to w: checked) */
+static uint32_t rdw(const uint8_t *p, int64_t w, uint32_t k) {
+    if (w == 1) return p[k];
+    return w == 2 ? ((const uint16_t *)(const void *)p)[k] : ((const uint32_t *)(const void *)p)[k];
+}
+
+/* a sparse row (format version 2; kernels/compact.py): its parts inside their buffers, then its CSR:
+ * row pointers from 0, never decreasing, ending at nnz; output indices below n_out, increasing within
+ * a row. -1 when valid, else the column at fault (the pointers': ptr_off, the indices': idx_off). */
+static int32_t check_sparse(const eb_model *m, const int64_t *p) {
+    const int64_t rows = p[EB_SPARSE_ROWS], n_in = p[EB_SPARSE_N_IN], n_out = p[EB_SPARSE_N_OUT];
+    const int64_t nnz = p[EB_SPARSE_NNZ], pw = p[EB_SPARSE_PTR_BYTES], cw = p[EB_SPARSE_IDX_BYTES];
+    const int64_t int4 = p[EB_SPARSE_INT4], I = m->ipar_n;
+    const uint8_t *pb, *cb;
+    uint32_t j, e, v, c, prev = 0;
+    if (m->format_version < 2) return EB_COL_OP;
+    if (rows < 0 || cm(rows, n_in) > p[EB_COL_IN_N] || cm(rows, n_out) > p[EB_COL_OUT_N]) return EB_SPARSE_ROWS;
+    if (n_in < 0) return EB_SPARSE_N_IN;
+    if (n_out < 0 || n_out > (int64_t)m->acc_size || n_out > 65536) return EB_SPARSE_N_OUT;
+    if (nnz < 0 || nnz > cm(n_in, n_out)) return EB_SPARSE_NNZ;
+    if (int4 != 0 && (int4 != 1 || m->weight_bits != 8)) return EB_SPARSE_INT4;
+    if (!inside(p[EB_SPARSE_W_OFF], int4 ? (nnz + 1) / 2 : nnz, m->wbuf_n)) return EB_SPARSE_W_OFF;
+    if (!(pw == 4 || (pw == 2 && nnz <= 0xFFFF))) return EB_SPARSE_PTR_BYTES;
+    if (!(cw == 2 || (cw == 1 && n_out <= 256))) return EB_SPARSE_IDX_BYTES;
+    /* the parts are raw bytes from int32 element ptr_off / idx_off of ipar (so 4-byte aligned); inside
+     * ipar (< 2^30 elements), n_in + 1 and nnz fit 32 bits */
+    if (!inside(p[EB_SPARSE_PTR_OFF], (cm(pw, n_in + 1) + 3) / 4, I)) return EB_SPARSE_PTR_OFF;
+    if (!inside(p[EB_SPARSE_IDX_OFF], (cm(cw, nnz) + 3) / 4, I)) return EB_SPARSE_IDX_OFF;
+    if (p[EB_SPARSE_B_OFF] != -1 && !inside(p[EB_SPARSE_B_OFF], n_out, I)) return EB_SPARSE_B_OFF;
+    if (!inside(p[EB_SPARSE_RQ_M_OFF], n_out, I)) return EB_SPARSE_RQ_M_OFF;
+    if (!inside(p[EB_SPARSE_RQ_S_OFF], n_out, I)) return EB_SPARSE_RQ_S_OFF;
+    pb = (const uint8_t *)(m->ipar + p[EB_SPARSE_PTR_OFF]);
+    cb = (const uint8_t *)(m->ipar + p[EB_SPARSE_IDX_OFF]);
+    for (j = 0; j <= (uint32_t)n_in; j++) { /* the pointers first, then the indices (as blob.py checks them) */
+        v = rdw(pb, pw, j);
+        if ((j == 0 && v != 0) || v < prev || v > (uint64_t)nnz) return EB_SPARSE_PTR_OFF;
+        prev = v;
+    }
+    if (prev != (uint64_t)nnz) return EB_SPARSE_PTR_OFF;
+    for (j = 0; j < (uint32_t)n_in; j++)
+        for (e = rdw(pb, pw, j); e < rdw(pb, pw, j + 1); e++) {
+            c = rdw(cb, cw, e);
+            if (c >= (uint64_t)n_out || (e > rdw(pb, pw, j) && c <= rdw(cb, cw, e - 1))) return EB_SPARSE_IDX_OFF;
+        }
+    return -1;
+}
+
 /* -1 when row p is valid for model m, else the column at fault */
 static int32_t check_row(const eb_model *m, const int64_t *p) {
     const int64_t op = p[EB_COL_OP], i0 = p[EB_COL_IN_OFF], ni = p[EB_COL_IN_N];
@@ -116,15 +163,19 @@ static int32_t check_row(const eb_model *m, const int64_t *p) {
         return -1;
     case EB_OP_DENSE: {
         const int64_t rows = p[EB_DENSE_ROWS], n_in = p[EB_DENSE_N_IN], n_out = p[EB_DENSE_N_OUT];
+        const int64_t int4 = p[EB_DENSE_INT4];
         if (rows < 0 || cm(rows, n_in) > ni || cm(rows, n_out) > no) return EB_DENSE_ROWS;
         if (n_in < 0) return EB_DENSE_N_IN;
         if (n_out < 0 || n_out > (int64_t)m->acc_size) return EB_DENSE_N_OUT;
-        if (!inside(p[EB_DENSE_W_OFF], cm(n_in, n_out), W)) return EB_DENSE_W_OFF;
+        /* 4-bit weights: format version 2, in an int8 wbuf, (n_out + 1) / 2 bytes per input row */
+        if (int4 != 0 && (int4 != 1 || m->format_version < 2 || m->weight_bits != 8)) return EB_DENSE_INT4;
+        if (!inside(p[EB_DENSE_W_OFF], cm(n_in, int4 ? (n_out + 1) / 2 : n_out), W)) return EB_DENSE_W_OFF;
         if (p[EB_DENSE_B_OFF] != -1 && !inside(p[EB_DENSE_B_OFF], n_out, I)) return EB_DENSE_B_OFF;
         if (!inside(p[EB_DENSE_RQ_M_OFF], n_out, I)) return EB_DENSE_RQ_M_OFF;
         if (!inside(p[EB_DENSE_RQ_S_OFF], n_out, I)) return EB_DENSE_RQ_S_OFF;
         return -1;
     }
+    case EB_OP_SPARSE: return check_sparse(m, p);
     case EB_OP_CONV: {
         const int64_t *d = p + EB_CONV_C;
         const int64_t c = d[0], co = d[3], kh = d[4], kw = d[5], groups = d[12];
@@ -202,7 +253,7 @@ eb_status eb_model_load(eb_model *m, const void *blob, size_t len, eb_error *err
     if ((uintptr_t)blob % EB_ALIGN) return fail(err, EB_ERR_ALIGN, 0, -1, -1);
     if (len < EB_HEADER_SIZE) return fail(err, EB_ERR_TRUNCATED, EB_H_TOTAL_SIZE, -1, -1);
     if (memcmp(b + EB_H_MAGIC, EB_MAGIC, 4) != 0) return fail(err, EB_ERR_MAGIC, EB_H_MAGIC, -1, -1);
-    if (rd32(b + EB_H_FORMAT_VERSION) != EB_FORMAT_VERSION)
+    if (rd32(b + EB_H_FORMAT_VERSION) < EB_FORMAT_VERSION_MIN || rd32(b + EB_H_FORMAT_VERSION) > EB_FORMAT_VERSION)
         return fail(err, EB_ERR_FORMAT_VERSION, EB_H_FORMAT_VERSION, -1, -1);
     memcpy(version, EB_EDGEBRAIN_VERSION, sizeof EB_EDGEBRAIN_VERSION - 1);
     if (memcmp(b + EB_H_EDGEBRAIN_VERSION, version, sizeof version) != 0)
@@ -227,6 +278,7 @@ eb_status eb_model_load(eb_model *m, const void *blob, size_t len, eb_error *err
     m->wbuf_n = rd32(b + EB_H_WBUF_N);
     m->n_outputs = rd32(b + EB_H_N_OUTPUTS);
     m->input_scale = rdf32(b + EB_H_INPUT_SCALE);
+    m->format_version = rd32(b + EB_H_FORMAT_VERSION);
     if (rd32(b + EB_H_ROW_WIDTH) != EB_ROW_WIDTH) return fail(err, EB_ERR_HEADER, EB_H_ROW_WIDTH, -1, -1);
     if (m->state_bits != 16 && m->state_bits != 32) return fail(err, EB_ERR_HEADER, EB_H_STATE_BITS, -1, -1);
     if (m->weight_bits != 8 && m->weight_bits != 16) return fail(err, EB_ERR_HEADER, EB_H_WEIGHT_BITS, -1, -1);
@@ -319,8 +371,22 @@ static void exec_row(eb_session *s, int64_t r, const float *x, float *y) {
     case EB_OP_DENSE: {
         const void *w = (const int8_t *)m->wbuf + p[EB_DENSE_W_OFF] * (wb / 8);
         const int32_t *b = p[EB_DENSE_B_OFF] >= 0 ? ip + p[EB_DENSE_B_OFF] : NULL;
-        eb_dense(in, w, wb, b, ip + p[EB_DENSE_RQ_M_OFF], ip + p[EB_DENSE_RQ_S_OFF], out, s->acc, p[EB_DENSE_ROWS],
-                 p[EB_DENSE_N_IN], p[EB_DENSE_N_OUT], p[EB_DENSE_IDENTITY] != 0, p[EB_DENSE_WIDE] != 0);
+        eb_dense(in, w, p[EB_DENSE_INT4] ? 4 : wb, NULL, b, ip + p[EB_DENSE_RQ_M_OFF], ip + p[EB_DENSE_RQ_S_OFF], out,
+                 s->acc, p[EB_DENSE_ROWS], p[EB_DENSE_N_IN], p[EB_DENSE_N_OUT], p[EB_DENSE_IDENTITY] != 0,
+                 p[EB_DENSE_WIDE] != 0);
+        break;
+    }
+    case EB_OP_SPARSE: {
+        const void *w = (const int8_t *)m->wbuf + p[EB_SPARSE_W_OFF] * (wb / 8);
+        const int32_t *b = p[EB_SPARSE_B_OFF] >= 0 ? ip + p[EB_SPARSE_B_OFF] : NULL;
+        eb_csr csr;
+        csr.ptr = ip + p[EB_SPARSE_PTR_OFF];
+        csr.cols = ip + p[EB_SPARSE_IDX_OFF];
+        csr.ptr_bytes = (int)p[EB_SPARSE_PTR_BYTES];
+        csr.idx_bytes = (int)p[EB_SPARSE_IDX_BYTES];
+        eb_dense(in, w, p[EB_SPARSE_INT4] ? 4 : wb, &csr, b, ip + p[EB_SPARSE_RQ_M_OFF], ip + p[EB_SPARSE_RQ_S_OFF],
+                 out, s->acc, p[EB_SPARSE_ROWS], p[EB_SPARSE_N_IN], p[EB_SPARSE_N_OUT], p[EB_SPARSE_IDENTITY] != 0,
+                 p[EB_SPARSE_WIDE] != 0);
         break;
     }
     case EB_OP_CONV: {

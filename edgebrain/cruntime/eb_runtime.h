@@ -37,6 +37,7 @@ typedef struct {
     uint32_t state_size, act_size, acc_size, n_in, n_out;
     uint32_t ipar_n, fpar_n, wbuf_n, n_outputs;
     float input_scale;
+    uint32_t format_version; /* EB_FORMAT_VERSION_MIN .. EB_FORMAT_VERSION: 2 when a row is sparse or 4-bit */
 } eb_model;
 
 /* where a blob was refused: the header field's byte offset, or the row and its column */

@@ -37,14 +37,16 @@ def _template(f):
 from .conv import conv2d_f32, conv2d_int
 from .layout import (
     CONV_B, CONV_C, CONV_CO, CONV_DIMS, CONV_GROUPS, CONV_IDENTITY, CONV_KH, CONV_KW, CONV_NDIMS, CONV_RQ_M,
-    CONV_RQ_S, CONV_W, CONV_WIDE, DELAY_RING, DELAY_RING_LEN, DELAY_STEPS, DENSE_B, DENSE_IDENTITY, DENSE_N_IN,
-    DENSE_N_OUT, DENSE_ROWS, DENSE_RQ_M, DENSE_RQ_S, DENSE_W, DENSE_WIDE, IN_N, IN_OFF, INPUT_HI,
+    CONV_RQ_S, CONV_W, CONV_WIDE, DELAY_RING, DELAY_RING_LEN, DELAY_STEPS, DENSE_B, DENSE_IDENTITY, DENSE_INT4,
+    DENSE_N_IN, DENSE_N_OUT, DENSE_ROWS, DENSE_RQ_M, DENSE_RQ_S, DENSE_W, DENSE_WIDE, IN_N, IN_OFF, INPUT_HI,
     INPUT_INV_SCALE, INPUT_LO, NEURON_ALPHA, NEURON_BETA, NEURON_BIAS, NEURON_DQ, NEURON_FLAGS, NEURON_G_MEM,
     NEURON_G_SYN, NEURON_GMEM_S, NEURON_GSYN_S, NEURON_HI, NEURON_LO, NEURON_MAX_SPIKES, NEURON_STATE,
     NEURON_THR, NEURON_V_RESET, OP, OP_ADD, OP_CONV, OP_COPY, OP_DELAY, OP_DENSE, OP_INPUT, OP_NEURON,
-    OP_OUTPUT, OP_POOL, OP_SCALE, OP_THRESHOLD, OUT_N, OUT_OFF, OUTPUT_COLUMN, OUTPUT_SCALE, POOL_DIMS,
-    POOL_FACTOR, POOL_M, POOL_NDIMS, POOL_S, SCALE_SCALE, SCALE_SHIFT, THRESHOLD_TH)
-from .dense import dense_f32, dense_int
+    OP_OUTPUT, OP_POOL, OP_SCALE, OP_SPARSE, OP_THRESHOLD, OUT_N, OUT_OFF, OUTPUT_COLUMN, OUTPUT_SCALE, POOL_DIMS,
+    POOL_FACTOR, POOL_M, POOL_NDIMS, POOL_S, SCALE_SCALE, SCALE_SHIFT, SPARSE_B, SPARSE_IDENTITY, SPARSE_IDX,
+    SPARSE_IDX_BYTES, SPARSE_INT4, SPARSE_N_IN, SPARSE_N_OUT, SPARSE_NNZ, SPARSE_PTR, SPARSE_PTR_BYTES, SPARSE_ROWS,
+    SPARSE_RQ_M, SPARSE_RQ_S, SPARSE_W, SPARSE_WIDE, THRESHOLD_TH)
+from .dense import dense_f32, dense_int, dense_int4, sparse_f32, sparse_int
 from .elementwise import add_into, add_into_sat, copy_into, delay, scale_f32, scale_int, threshold
 from .neuron import NARROW as NEURON_NARROW, SIMPLE as NEURON_SIMPLE, neuron_f32, neuron_int, neuron_int32, \
     neuron_int_simple
@@ -58,6 +60,8 @@ _HAS_WIDE_ACC = True         # integer dense and conv rows with int64 accumulato
 _HAS_SIMPLE_NEURON = True    # integer neuron rows flagged SIMPLE (neuron_int_simple)
 _HAS_GENERAL_NEURON = True   # integer neuron rows neither NARROW nor SIMPLE (neuron_int)
 _NARROW_ONLY = False         # every integer neuron row NARROW (neuron_int32)
+_HAS_SPARSE = True           # sparse (CSR) dense rows (sparse_int, sparse_f32)
+_HAS_INT4 = True             # integer dense rows with 4-bit weights (dense_int4)
 
 
 @_template
@@ -80,6 +84,15 @@ def _exec_f32(prog, fpar, ipar, state, act, idx, clock, x, out):
             for q in range(rows):
                 dense_f32(act[i0 + q * n_in:i0 + (q + 1) * n_in], wt, b,
                           act[o0 + q * n_out:o0 + (q + 1) * n_out], idx)
+        elif _HAS_SPARSE and op == OP_SPARSE:
+            rows, n_in, n_out, nnz = p[SPARSE_ROWS], p[SPARSE_N_IN], p[SPARSE_N_OUT], p[SPARSE_NNZ]
+            ib = ipar.view(np.uint8)
+            pw, cw, pb, cb = p[SPARSE_PTR_BYTES], p[SPARSE_IDX_BYTES], 4 * p[SPARSE_PTR], 4 * p[SPARSE_IDX]
+            b = fpar[p[SPARSE_B]:p[SPARSE_B] + n_out] if p[SPARSE_B] >= 0 else fpar[0:0]
+            for q in range(rows):
+                sparse_f32(act[i0 + q * n_in:i0 + (q + 1) * n_in], fpar[p[SPARSE_W]:p[SPARSE_W] + nnz],
+                           ib[pb:pb + pw * (n_in + 1)], pw, ib[cb:cb + cw * nnz], cw, b,
+                           act[o0 + q * n_out:o0 + (q + 1) * n_out], idx)
         elif _HAS_CONV and op == OP_CONV:
             dims = p[CONV_DIMS:CONV_DIMS + CONV_NDIMS]
             co, ci_g, kh, kw = p[CONV_CO], p[CONV_C] // p[CONV_GROUPS], p[CONV_KH], p[CONV_KW]
@@ -134,9 +147,20 @@ def _exec_int(prog, fpar, ipar, wbuf, state, act, acc32, acc64, idx, clock, x, o
             add_into_sat(act[i0:i0 + ni], act[o0:o0 + no])
         elif op == OP_DENSE:
             rows, n_in, n_out, w0 = p[DENSE_ROWS], p[DENSE_N_IN], p[DENSE_N_OUT], p[DENSE_W]
-            wt = wbuf[w0:w0 + n_in * n_out].reshape((n_in, n_out))
             b = ipar[p[DENSE_B]:p[DENSE_B] + n_out] if p[DENSE_B] >= 0 else ipar[0:0]
             m, s = ipar[p[DENSE_RQ_M]:p[DENSE_RQ_M] + n_out], ipar[p[DENSE_RQ_S]:p[DENSE_RQ_S] + n_out]
+            if _HAS_INT4 and p[DENSE_INT4]:
+                nb = (n_out + 1) // 2
+                wp = wbuf[w0:w0 + n_in * nb].reshape((n_in, nb))
+                for q in range(rows):
+                    xin = act[i0 + q * n_in:i0 + (q + 1) * n_in]
+                    y = act[o0 + q * n_out:o0 + (q + 1) * n_out]
+                    if _HAS_WIDE_ACC and p[DENSE_WIDE]:
+                        dense_int4(xin, wp, b, y, idx, acc64[:n_out], m, s, p[DENSE_IDENTITY])
+                    else:
+                        dense_int4(xin, wp, b, y, idx, acc32[:n_out], m, s, p[DENSE_IDENTITY])
+                continue
+            wt = wbuf[w0:w0 + n_in * n_out].reshape((n_in, n_out))
             for q in range(rows):
                 xin = act[i0 + q * n_in:i0 + (q + 1) * n_in]
                 y = act[o0 + q * n_out:o0 + (q + 1) * n_out]
@@ -144,6 +168,21 @@ def _exec_int(prog, fpar, ipar, wbuf, state, act, acc32, acc64, idx, clock, x, o
                     dense_int(xin, wt, b, y, idx, acc64[:n_out], m, s, p[DENSE_IDENTITY])
                 else:
                     dense_int(xin, wt, b, y, idx, acc32[:n_out], m, s, p[DENSE_IDENTITY])
+        elif _HAS_SPARSE and op == OP_SPARSE:
+            rows, n_in, n_out, nnz, int4 = p[SPARSE_ROWS], p[SPARSE_N_IN], p[SPARSE_N_OUT], p[SPARSE_NNZ], p[SPARSE_INT4]
+            vals = wbuf[p[SPARSE_W]:p[SPARSE_W] + ((nnz + 1) // 2 if int4 else nnz)]
+            ib = ipar.view(np.uint8)
+            pw, cw, pb, cb = p[SPARSE_PTR_BYTES], p[SPARSE_IDX_BYTES], 4 * p[SPARSE_PTR], 4 * p[SPARSE_IDX]
+            ptrb, colb = ib[pb:pb + pw * (n_in + 1)], ib[cb:cb + cw * nnz]
+            b = ipar[p[SPARSE_B]:p[SPARSE_B] + n_out] if p[SPARSE_B] >= 0 else ipar[0:0]
+            m, s = ipar[p[SPARSE_RQ_M]:p[SPARSE_RQ_M] + n_out], ipar[p[SPARSE_RQ_S]:p[SPARSE_RQ_S] + n_out]
+            for q in range(rows):
+                xin = act[i0 + q * n_in:i0 + (q + 1) * n_in]
+                y = act[o0 + q * n_out:o0 + (q + 1) * n_out]
+                if _HAS_WIDE_ACC and p[SPARSE_WIDE]:
+                    sparse_int(xin, vals, ptrb, pw, colb, cw, b, y, idx, acc64[:n_out], m, s, p[SPARSE_IDENTITY], int4)
+                else:
+                    sparse_int(xin, vals, ptrb, pw, colb, cw, b, y, idx, acc32[:n_out], m, s, p[SPARSE_IDENTITY], int4)
         elif _HAS_CONV and op == OP_CONV:
             dims = p[CONV_DIMS:CONV_DIMS + CONV_NDIMS]
             co, ci_g, kh, kw = p[CONV_CO], p[CONV_C] // p[CONV_GROUPS], p[CONV_KH], p[CONV_KW]
@@ -330,7 +369,9 @@ USES_CONV = 1             # convolution or pooling rows
 USES_GENERAL_NEURON = 2   # an integer neuron row with a current, multi-spike or a delayed reset off int32
 USES_WIDE_ACC = 4         # an integer dense or conv row with int64 accumulators
 USES_SIMPLE_NEURON = 8    # an integer neuron row of the simple kinds off int32 (e.g. 32-bit state)
-ALL = USES_CONV | USES_GENERAL_NEURON | USES_WIDE_ACC | USES_SIMPLE_NEURON
+USES_SPARSE = 16          # a sparse (CSR) dense row (pruned weights)
+USES_INT4 = 32            # an integer dense row with 4-bit weights
+ALL = USES_CONV | USES_GENERAL_NEURON | USES_WIDE_ACC | USES_SIMPLE_NEURON | USES_SPARSE | USES_INT4
 
 
 def features(prog, integer: bool) -> int:
@@ -343,8 +384,13 @@ def features(prog, integer: bool) -> int:
         bits |= USES_GENERAL_NEURON
     if integer and ((flags & NEURON_SIMPLE) != 0).any():
         bits |= USES_SIMPLE_NEURON
-    if integer and ((prog[ops == OP_DENSE, DENSE_WIDE] != 0).any() or (prog[ops == OP_CONV, CONV_WIDE] != 0).any()):
+    if integer and ((prog[ops == OP_DENSE, DENSE_WIDE] != 0).any() or (prog[ops == OP_CONV, CONV_WIDE] != 0).any()
+                    or (prog[ops == OP_SPARSE, SPARSE_WIDE] != 0).any()):
         bits |= USES_WIDE_ACC
+    if (ops == OP_SPARSE).any():
+        bits |= USES_SPARSE
+    if integer and (prog[ops == OP_DENSE, DENSE_INT4] != 0).any():
+        bits |= USES_INT4
     return bits
 
 
@@ -361,10 +407,12 @@ def executor(bits: int = ALL):
     if ns is None:
         import types
         tag = "all" if bits == ALL else "".join(c for b, c in ((USES_CONV, "c"), (USES_GENERAL_NEURON, "n"),
-                                                                  (USES_WIDE_ACC, "a"), (USES_SIMPLE_NEURON, "s"))
+                                                                  (USES_WIDE_ACC, "a"), (USES_SIMPLE_NEURON, "s"),
+                                                                  (USES_SPARSE, "z"), (USES_INT4, "h"))
                                                 if bits & b) or "core"
         g = dict(globals(), _HAS_CONV=bool(bits & USES_CONV), _HAS_WIDE_ACC=bool(bits & USES_WIDE_ACC),
-                 _HAS_SIMPLE_NEURON=bool(bits & USES_SIMPLE_NEURON),
+                 _HAS_SIMPLE_NEURON=bool(bits & USES_SIMPLE_NEURON), _HAS_SPARSE=bool(bits & USES_SPARSE),
+                 _HAS_INT4=bool(bits & USES_INT4),
                  _HAS_GENERAL_NEURON=bool(bits & USES_GENERAL_NEURON),
                  _NARROW_ONLY=not bits & (USES_GENERAL_NEURON | USES_SIMPLE_NEURON))
         ns = types.SimpleNamespace(bits=bits, name=tag)

@@ -30,6 +30,7 @@ OP_THRESHOLD = 8
 OP_NEURON = 9
 OP_DELAY = 10
 OP_OUTPUT = 11
+OP_SPARSE = 12
 
 #: the common header
 HEADER = ("op", "in_off", "in_n", "out_off", "out_n")
@@ -48,10 +49,21 @@ def _columns(opcode: int, names: tuple[str, ...]) -> range:
 INPUT_INV_SCALE, INPUT_LO, INPUT_HI = _columns(OP_INPUT, ("inv_scale_off", "lo", "hi"))
 
 # Dense: rows (input rows sharing the weights), weights (n_in, n_out) at w_off (fpar | wbuf),
-# bias at b_off (-1: none) and per-output requantisation (m, s) (ipar, int mode)
+# bias at b_off (-1: none) and per-output requantisation (m, s) (ipar, int mode); int4 (int mode,
+# int8 wbuf): the weights are 4-bit, two per byte, each input row ceil(n_out / 2) bytes
+# (kernels/compact.py)
 (DENSE_ROWS, DENSE_N_IN, DENSE_N_OUT, DENSE_W, DENSE_B, DENSE_RQ_M, DENSE_RQ_S, DENSE_IDENTITY,
- DENSE_WIDE) = _columns(OP_DENSE, ("rows", "n_in", "n_out", "w_off", "b_off", "rq_m_off", "rq_s_off", "identity",
-                                   "wide"))
+ DENSE_WIDE, DENSE_INT4) = _columns(OP_DENSE, ("rows", "n_in", "n_out", "w_off", "b_off", "rq_m_off", "rq_s_off",
+                                               "identity", "wide", "int4"))
+
+# Sparse: a dense synapse whose weights are stored as the CSR of (n_in, n_out) (kernels/compact.py):
+# nnz values at w_off (fpar | wbuf; int4: ceil(nnz / 2) bytes of two 4-bit values), n_in + 1 row
+# pointers of ptr_bytes (2 | 4) bytes and nnz output indices of idx_bytes (1 | 2) bytes, both raw
+# little-endian bytes starting at int32 element ptr_off / idx_off of ipar; the rest as Dense
+(SPARSE_ROWS, SPARSE_N_IN, SPARSE_N_OUT, SPARSE_W, SPARSE_NNZ, SPARSE_PTR, SPARSE_PTR_BYTES, SPARSE_IDX,
+ SPARSE_IDX_BYTES, SPARSE_B, SPARSE_RQ_M, SPARSE_RQ_S, SPARSE_IDENTITY, SPARSE_WIDE, SPARSE_INT4) = _columns(
+    OP_SPARSE, ("rows", "n_in", "n_out", "w_off", "nnz", "ptr_off", "ptr_bytes", "idx_off", "idx_bytes", "b_off",
+                "rq_m_off", "rq_s_off", "identity", "wide", "int4"))
 
 #: the shape block of a convolution row, handed to the conv kernels as ``dims``
 CONV_DIM_NAMES = ("c", "h", "w", "co", "kh", "kw", "sh", "sw", "pt", "pl", "dh", "dw", "groups", "ho", "wo")

@@ -81,6 +81,10 @@ static uint64_t fz_step_cost(const eb_model *m) {
             c += fz_mul(fz_mul(fz_pos(p[EB_DENSE_ROWS]) + 1, fz_pos(p[EB_DENSE_N_IN]) + 1),
                         fz_pos(p[EB_DENSE_N_OUT]) + 1);
             break;
+        case EB_OP_SPARSE: /* per input row: the nonzero scan, every stored weight, the outputs */
+            c += fz_mul(fz_pos(p[EB_SPARSE_ROWS]) + 1,
+                        fz_pos(p[EB_SPARSE_N_IN]) + fz_pos(p[EB_SPARSE_NNZ]) + fz_pos(p[EB_SPARSE_N_OUT]) + 1);
+            break;
         case EB_OP_CONV: {
             const int64_t *d = p + EB_CONV_C; /* c h w co | kh kw sh sw | pt pl | dh dw | groups | ho wo */
             c += fz_mul(fz_mul(fz_mul(fz_pos(d[3]), fz_pos(d[13])), fz_pos(d[14])),

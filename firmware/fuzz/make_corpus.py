@@ -12,7 +12,9 @@ model blob (zoo:basicmotions, lowered by edgebrain.csession.model_blob), at buil
   STEPS, STEP_PART + STEP_STAGED, STATS_REQ, RESET, and where the protocol has them, CODEC with
   the model's own encoder and decoder and SAMPLES); byte 0 odd, the same session as records
   (type · flags · length · payload; the LOAD_BEGIN flagged to keep the blob's CRC-32 valid);
-* blob: the blob itself, and with the control bits that keep its checksum valid while it mutates.
+* blob: the blob itself, and with the control bits that keep its checksum valid while it mutates;
+  the same for the model pruned (80 % of each dense synapse's weights zeroed: sparse rows) and with
+  4-bit weights (90 % zeroed: sparse and dense 4-bit rows), format version 2.
 """
 
 from __future__ import annotations
@@ -76,6 +78,27 @@ def codec_session(blob: bytes, n_in: int, rng) -> list[tuple[str, int, bytes]]:
             ("SAMPLES", 0, P.pack("SAMPLES", samples[120:].tobytes(), n=30, flags=1))]
 
 
+def compact_blobs(m: Model) -> dict[str, bytes]:
+    """Blobs of ``m`` with its dense synapses' integer weights pruned (the smallest 80 % zeroed: sparse
+    rows) and with 4-bit weights (values divided by 18, 90 % zeroed): compact rows of format 2."""
+    import copy
+
+    from edgebrain import ops
+
+    out = {}
+    for name, bits, sparsity in (("sparse", 8, 0.8), ("int4", 4, 0.9)):
+        q = copy.deepcopy(m.quant)
+        q["weight_bits"] = bits
+        for n, op in m.graph.nodes.items():
+            if isinstance(op, ops.Affine):
+                w = q["nodes"][n]["w"].astype(np.int64).reshape(-1)
+                w[np.argsort(np.abs(w), kind="stable")[:int(sparsity * w.size)]] = 0
+                w = np.sign(w) * (np.abs(w) // 18) if bits == 4 else w  # [-7, 7]
+                q["nodes"][n]["w"] = w.reshape(op.weight.shape).astype(np.int8)
+        out[name] = model_blob(Model(m.graph, q), cache=False)[0]
+    return out
+
+
 def wire(msgs) -> bytes:
     return b"".join(P.encode_frame(P.MSG[name], seq, payload) for seq, (name, _, payload) in enumerate(msgs, 1))
 
@@ -130,6 +153,9 @@ def main(out: Path) -> None:
     seeds["blob"]["plain"] = b"\x00" + blob
     seeds["blob"]["fixed-crc-steps"] = bytes([0x01 | 0x0C | 0x10]) + blob
     seeds["blob"]["fixed-total-crc"] = bytes([0x03 | 0x04 | 0x20]) + blob
+    for name, data in compact_blobs(m).items():
+        seeds["blob"][f"{name}-plain"] = b"\x00" + data
+        seeds["blob"][f"{name}-fixed-crc-steps"] = bytes([0x01 | 0x0C | 0x10]) + data
     for harness, files in seeds.items():
         d = out / harness
         d.mkdir(parents=True, exist_ok=True)

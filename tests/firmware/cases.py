@@ -9,13 +9,18 @@ them as golden vectors for ``make -C firmware test``):
   input edges and a recurrent edge, conv 1-D / 2-D with stride, padding, dilation and groups,
   sum and average pooling, Scale, Threshold, Delay) at every weight width, state width and decay;
 * :func:`zoo_cases`: every zoo model on a real recording from the test datasets, encoded as the
-  stream would feed it.
+  stream would feed it;
+* :func:`pruned_cases`: a network whose dense synapses are pruned to 80 % zeros (sparse rows with
+  every index width: over 256 outputs, over 65535 stored weights; a recurrent one; 64-bit
+  accumulators) at every weight width, and :func:`pruned_zoo`, a zoo model pruned by magnitude and
+  quantized again.
 
 Each case is ``(name, program, xs)``: an integer Program and a time-major float32 input.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import itertools
 from pathlib import Path
@@ -316,3 +321,84 @@ def zoo_cases(datasets: Path):
         if got is not None:
             model, xs = got
             yield f"zoo-{name}", model.program("int"), xs
+
+
+# ---------------------------------------------------------------------- pruned and 4-bit weights
+
+
+def prune(graph: Graph, sparsity: float) -> Graph:
+    """A copy of ``graph`` whose dense synapses (Affine, Linear) each have the ``sparsity`` fraction
+    of their weights of smallest magnitude set to zero (ties broken by position)."""
+    g = copy.deepcopy(graph)
+    for op in g.nodes.values():
+        if isinstance(op, ops.Affine):
+            flat = op.weight.reshape(-1).copy()
+            flat[np.argsort(np.abs(flat), kind="stable")[:int(round(sparsity * flat.size))]] = 0
+            op.weight = flat.reshape(op.weight.shape)
+    return g
+
+
+def pruned_zoo(name: str, sparsity: float, weight_bits: int, datasets: Path | None = None) -> Model:
+    """Zoo model ``name`` with ``sparsity`` of each dense synapse's weights (by magnitude) set to zero,
+    quantized again as the zoo model was (state width, decay) at ``weight_bits``, calibrated on its
+    real recording when the datasets have it, else on random data."""
+    m = Model.load("zoo:" + name)
+    got = zoo_input(name, datasets) if datasets is not None else None
+    calib = got[1][:800] if got is not None else \
+        np.random.default_rng(1).standard_normal((400,) + tuple(m.input_shape)).astype(np.float32) * 3
+    q = m.quant
+    qm, _ = quantize(Model(prune(m.graph, sparsity)), calib, weight_bits=weight_bits, state_bits=q["state_bits"],
+                     decay=q["decay"], dq=q["dq"], input_bits=q["input_bits"])
+    return qm
+
+
+def pruned_graph(rng) -> Graph:
+    """fc1 (6 → 1200, real-valued input), lif1, fc2 (1200 → 300: over 65535 stored weights at 80 %
+    and over 256 outputs, so 32-bit row pointers and 16-bit indices), lif2 with a recurrent Linear
+    (300 → 300), a skip Linear from the input, fc3 (300 → 5), LI; not yet pruned (:func:`prune`)."""
+    g = Graph()
+    g.add("input", ops.Input(shape=(6,)))
+    g.add("fc1", ops.Affine(weight=_w(rng, 1200, 6, scale=3), bias=_u(rng, -0.2, 0.2, 1200)))
+    g.add("lif1", ops.LIF(beta=_u(rng, 0.5, 0.95, 1200), threshold=np.ones(1200, np.float32)))
+    g.add("fc2", ops.Affine(weight=_w(rng, 300, 1200, scale=12), bias=_u(rng, -0.1, 0.1, 300)))
+    g.add("skip", ops.Linear(weight=_w(rng, 300, 6, scale=2)))
+    g.add("rec", ops.Linear(weight=_w(rng, 300, 300, scale=6)))
+    g.add("lif2", ops.LIF(beta=_u(rng, 0.6, 0.95, 300), threshold=np.ones(300, np.float32), reset="subtract"))
+    g.add("fc3", ops.Affine(weight=_w(rng, 5, 300, scale=8), bias=_u(rng, -0.1, 0.1, 5)))
+    g.add("li", ops.LI(beta=_u(rng, 0.7, 0.95, 5)))
+    g.add("output", ops.Output())
+    for e in [("input", "fc1"), ("fc1", "lif1"), ("lif1", "fc2"), ("fc2", "lif2"), ("input", "skip"),
+              ("skip", "lif2"), ("lif2", "rec"), ("rec", "lif2"), ("lif2", "fc3"), ("fc3", "li"), ("li", "output")]:
+        g.connect(*e)
+    return g.prepare()
+
+
+#: (weight bits, state bits, sparsity, input bits) of the pruned networks: at 80 % a 4-bit layer of
+#: over 256 outputs stays dense (two weights per byte are as small), at 90 % it is sparse too; 16-bit
+#: weights on a 16-bit input need 64-bit accumulators
+PRUNED_WIDTHS = [(4, 16, 0.8, 8), (4, 32, 0.9, 8), (8, 16, 0.8, 8), (8, 32, 0.9, 8), (16, 32, 0.8, 16)]
+
+
+@functools.cache
+def _pruned_models(seed: int, T: int) -> tuple:
+    rng = np.random.default_rng(seed)
+    graph = pruned_graph(rng)
+    calib = (2 * rng.standard_normal((60, 6))).astype(np.float32)
+    xs = network_inputs((6,), T, rng)
+    out = []
+    for wb, sb, sp, ib in PRUNED_WIDTHS:
+        qm, _ = quantize(Model(prune(graph, sp)), calib, weight_bits=wb, state_bits=sb, input_bits=ib)
+        out.append((f"pruned{round(sp * 100)}-w{wb}-s{sb}-i{ib}", qm, xs))
+    return tuple(out)
+
+
+def pruned_models(seed: int = 13, T: int = 60):
+    """(name, quantized model, xs) of :func:`pruned_graph` pruned and quantized at every width of
+    PRUNED_WIDTHS (built once per process)."""
+    yield from _pruned_models(seed, T)
+
+
+def pruned_cases(seed: int = 13, T: int = 60):
+    """(name, program, xs) of :func:`pruned_models`."""
+    for name, qm, xs in _pruned_models(seed, T):
+        yield name, qm.program("int"), xs

@@ -5,7 +5,7 @@ them (every output, the final state, activations and saturation counters), in on
     python tools/firmware/golden.py OUT_DIR [--quick]
 
 ``--quick`` writes one case of each kind (a neuron-flag program per state width, each random
-network at one width, one zoo model) instead of all of them.
+network at one width, two pruned networks, one zoo model) instead of all of them.
 
 The ``.ebgv`` layout (little-endian; firmware/test/eb_golden_test.c reads it):
 
@@ -64,6 +64,9 @@ def all_cases(quick: bool):
                 yield name, prog, xs
     for k, (name, prog, xs) in enumerate(cases.networks()):
         if not quick or k % len(cases.WIDTHS) == len(cases.WIDTHS) - 1:
+            yield name, prog, xs
+    for k, (name, prog, xs) in enumerate(cases.pruned_cases()):
+        if not quick or k in (1, len(cases.PRUNED_WIDTHS) - 1):  # sparse 4-bit rows; 64-bit accumulators
             yield name, prog, xs
     root, _ = find_datasets()
     if root is not None:

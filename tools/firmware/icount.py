@@ -49,9 +49,6 @@ def measure(name: str, steps: int | None = None, datasets: Path | None = None) -
     """Instructions per step of zoo model ``name`` on the emulated Cortex-M4F: mean, min, max over
     ``steps`` steps of its recording (after the warm-up)."""
     sys.path.insert(0, str(REPO))
-    from edgebrain.csession import model_blob
-    from edgebrain.stream import emulated as E
-    from edgebrain.stream.board import BoardSession, SerialLink
     from tests.conftest import find_datasets
     from tests.firmware import cases
 
@@ -60,12 +57,24 @@ def measure(name: str, steps: int | None = None, datasets: Path | None = None) -
     if got is None:
         raise SystemExit(f"icount: the recordings of {name} are not in {root}")
     model, xs = got
-    steps = steps or STEPS.get(name, DEFAULT_STEPS)
+    return {**count(model, xs, steps or STEPS.get(name, DEFAULT_STEPS)), "recordings": cases.ZOO[name][0]}
+
+
+def count(model, xs, steps: int, blob: bytes | None = None) -> dict:
+    """Instructions per step of ``model`` (an integer model; or its ``blob``, when given) on the emulated
+    Cortex-M4F over ``steps`` steps of the encoded input ``xs`` after the warm-up: mean, min, max
+    (tools/bench/sparse.py counts pruned variants, stored compactly and dense, with it)."""
+    sys.path.insert(0, str(REPO))
+    from edgebrain.csession import model_blob
+    from edgebrain.stream import emulated as E
+    from edgebrain.stream.board import BoardSession, SerialLink
+
     xs = xs[:WARMUP + steps]
     qemu = E.QemuBoard("qemu-m4", icount=True)
     try:
         qemu.link = SerialLink(qemu.url)
-        s = BoardSession(model_blob(model, cache=False)[0], qemu.link, board=qemu, timeout=10.0)
+        s = BoardSession(blob if blob is not None else model_blob(model, cache=False)[0], qemu.link, board=qemu,
+                         timeout=10.0)
         s.run(xs[:WARMUP])
         per = []
         before = s.board_stats()["cycles"]
@@ -78,7 +87,7 @@ def measure(name: str, steps: int | None = None, datasets: Path | None = None) -
         qemu.close()
     per = np.asarray(per, np.int64)
     return {"steps": len(per), "instructions_per_step": round(float(per.mean())), "min": int(per.min()),
-            "max": int(per.max()), "recordings": cases.ZOO[name][0]}
+            "max": int(per.max())}
 
 
 def main(argv=None) -> int:
