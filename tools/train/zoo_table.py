@@ -84,8 +84,8 @@ def cv_section(folder: Path) -> list:
         return []
     L = ["", "## Cross-validation on new wearers (issue 18)", "",
          "Six folds of three subjects over s01–s18 (`tools/train/har_cv.py`): each model retrained per fold on "
-         "twelve subjects, stopped early on three others, scored on the fold's three test subjects by streaming "
-         "their recordings through edgebrain (per-decision accuracy, as `edgebrain stream` decides; the GRU by "
+         "twelve subjects (the weights of its best epoch on three other subjects kept), scored on the fold's "
+         "three test subjects by streaming their recordings through edgebrain (per-decision accuracy, as `edgebrain stream` decides; the GRU by "
          "the same decoder rule in torch). Fold 5 is the fixed split of the table above. Mean ± standard "
          "deviation over folds (each fold averaged over its seeds); the result files are in "
          "`tools/train/results/har-cv/`.", "",

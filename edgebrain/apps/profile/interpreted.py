@@ -24,7 +24,7 @@ from ...energy import measure as energy_measure
 from ...energy.estimate import estimate_for
 from ...energy.meters import make_meter
 from ...errors import InputError
-from .run import DEFAULT_BASELINE_S, MIN_PERIODS, MODEL_METER_DURATION_S, check_duration
+from .run import DEFAULT_BASELINE_S, MIN_PERIODS, MODEL_METER_DURATION_S, check_duration, result_fields
 from .workload import Workload, source_workload
 
 
@@ -170,39 +170,9 @@ def profile_interpreted(model, *, xs=None, source: str | None = None, meter: str
         wl.info.update({"steps_per_pass": state["steps"], "decisions_per_pass": state["decisions"]})
     spi = wl.steps_per_inference
     est = estimate_for(None, counts, dev, prec, spi, footprint_bytes=facts["footprint"]["total_bytes"])
-    measured = res.as_dict()
-    n_inf = res.inferences
-    host = None
-    if n_inf and res.duration_s > 0:
-        host = {"seconds_per_inference": res.duration_s / n_inf, "seconds_per_step": res.duration_s / n_inf / spi,
-                "note": "wall time of the measured run on this machine (the sampler runs beside it); a step is "
-                        "one call of the interpreter"}
-    cmp = None
-    if res.dynamic_per_inference_j is not None and est["per_inference_j"] > 0:
-        cmp = {"measured_dynamic_over_estimate": res.dynamic_per_inference_j / est["per_inference_j"],
-               "measured_total_over_device_estimate": (res.energy_per_inference_j / est["device_per_inference_j"]
-                                                       if est["device_per_inference_j"] else None)}
-    per_step = None
-    if res.energy_per_inference_j is not None:
-        per_step = {"energy_j": res.energy_per_inference_j / spi,
-                    "energy_uncertainty_j": (res.energy_per_inference_uncertainty_j or 0.0) / spi,
-                    "dynamic_j": None if res.dynamic_per_inference_j is None else res.dynamic_per_inference_j / spi,
-                    "dynamic_uncertainty_j": (None if res.dynamic_per_inference_uncertainty_j is None
-                                              else res.dynamic_per_inference_uncertainty_j / spi)}
     metrics_out = {**facts, "macs_per_inference": facts["macs_per_call"] * spi, "calls_per_inference": spi,
                    "note": ("counted from the file: every MAC of every call (an interpreter does not skip zeros); "
                             "no spikes, so no activation sparsity or synaptic operations of the NeuroBench kind")}
-    return {
-        "kind": "interpreted", "format": m.format,
-        "model": model_name or m.path, "precision": prec,
-        "device": {"name": dev.name, "title": dev.data["title"], "profile": dev.path},
-        "workload": {"kind": wl.kind, "definition": wl.definition, "steps_per_inference": spi,
-                     **{k: v for k, v in wl.info.items() if not k.startswith("_")}},
-        "meter": measured["meter"], "measured": measured, "per_step_measured": per_step, "host_timing": host,
-        "estimate": est, "comparison": cmp, "metrics": metrics_out,
-        "partial": res.partial, "too_short": res.too_short,
-        "uncertainty": {"energy_per_inference_j": res.energy_per_inference_uncertainty_j,
-                        "dynamic_per_inference_j": res.dynamic_per_inference_uncertainty_j,
-                        "components_j": res.uncertainty},
-        "settings": {"baseline_s": baseline_s, "duration_s": duration_s, "min_periods": MIN_PERIODS},
-    }
+    return {"kind": "interpreted", "format": m.format, "model": model_name or m.path, "precision": prec,
+            **result_fields(res, wl, est, dev, baseline_s, duration_s, step_note="; a step is one call of the "
+                            "interpreter"), "metrics": metrics_out}

@@ -121,26 +121,7 @@ def profile(model, *, xs=None, source: str | None = None, meter: str = "model", 
                                  step_t=np.concatenate(capture.t) if capture.t else None,
                                  decision_t=capture.decision_t, covered_steps=capture.seen)
 
-    measured = res.as_dict()
-    n_inf = res.inferences
-    host = None
-    if n_inf and res.duration_s > 0:
-        host = {"seconds_per_inference": res.duration_s / n_inf,
-                "seconds_per_step": res.duration_s / n_inf / wl.steps_per_inference,
-                "note": "wall time of the measured run on this machine (the sampler runs beside it)"}
-    cmp = None
-    if res.dynamic_per_inference_j is not None and est["per_inference_j"] > 0:
-        cmp = {"measured_dynamic_over_estimate": res.dynamic_per_inference_j / est["per_inference_j"],
-               "measured_total_over_device_estimate": (res.energy_per_inference_j / est["device_per_inference_j"]
-                                                       if est["device_per_inference_j"] else None)}
     spi = wl.steps_per_inference
-    per_step = None
-    if res.energy_per_inference_j is not None:
-        per_step = {"energy_j": res.energy_per_inference_j / spi,
-                    "energy_uncertainty_j": (res.energy_per_inference_uncertainty_j or 0.0) / spi,
-                    "dynamic_j": None if res.dynamic_per_inference_j is None else res.dynamic_per_inference_j / spi,
-                    "dynamic_uncertainty_j": (None if res.dynamic_per_inference_uncertainty_j is None
-                                              else res.dynamic_per_inference_uncertainty_j / spi)}
     w = met.get("synaptic_operations") or {}
     so_per_inf = {k: v / max(counts["steps"], 1) * spi for k, v in w.items()}
     metrics_out = {
@@ -160,19 +141,47 @@ def profile(model, *, xs=None, source: str | None = None, meter: str = "model", 
                  "sample(s) of input the model received; synaptic operations and membrane updates are per sample "
                  "summed over those steps"),
     }
+    return {"model": model_name or model.path, "precision": precision,
+            **result_fields(res, wl, est, dev, baseline_s, duration_s), "metrics": metrics_out,
+            **({"estimate_timeline": tl} if tl is not None else {})}
+
+
+def result_fields(res, wl, est: dict, dev, baseline_s: float, duration_s: float | None,
+                  step_note: str = "") -> dict:
+    """The keys every profile result has besides the model, its precision and metrics: the device, the
+    workload, the measurement (per inference, per step, host timing, uncertainty), the estimate and the
+    comparison of the two. ``res``: the :class:`~edgebrain.energy.measure.EnergyResult`; ``wl``: the
+    :class:`~.workload.Workload`; ``est``: :func:`edgebrain.energy.estimate.estimate_for`'s dict."""
+    measured = res.as_dict()
+    spi = wl.steps_per_inference
+    n_inf = res.inferences
+    host = None
+    if n_inf and res.duration_s > 0:
+        host = {"seconds_per_inference": res.duration_s / n_inf, "seconds_per_step": res.duration_s / n_inf / spi,
+                "note": "wall time of the measured run on this machine (the sampler runs beside it)" + step_note}
+    cmp = None
+    if res.dynamic_per_inference_j is not None and est["per_inference_j"] > 0:
+        cmp = {"measured_dynamic_over_estimate": res.dynamic_per_inference_j / est["per_inference_j"],
+               "measured_total_over_device_estimate": (res.energy_per_inference_j / est["device_per_inference_j"]
+                                                       if est["device_per_inference_j"] else None)}
+    per_step = None
+    if res.energy_per_inference_j is not None:
+        per_step = {"energy_j": res.energy_per_inference_j / spi,
+                    "energy_uncertainty_j": (res.energy_per_inference_uncertainty_j or 0.0) / spi,
+                    "dynamic_j": None if res.dynamic_per_inference_j is None else res.dynamic_per_inference_j / spi,
+                    "dynamic_uncertainty_j": (None if res.dynamic_per_inference_uncertainty_j is None
+                                              else res.dynamic_per_inference_uncertainty_j / spi)}
     return {
-        "model": model_name or model.path, "precision": precision,
         "device": {"name": dev.name, "title": dev.data["title"], "profile": dev.path},
         "workload": {"kind": wl.kind, "definition": wl.definition, "steps_per_inference": spi,
                      **{k: v for k, v in wl.info.items() if not k.startswith("_")}},
         "meter": measured["meter"], "measured": measured, "per_step_measured": per_step, "host_timing": host,
-        "estimate": est, "comparison": cmp, "metrics": metrics_out,
+        "estimate": est, "comparison": cmp,
         "partial": res.partial, "too_short": res.too_short,
         "uncertainty": {"energy_per_inference_j": res.energy_per_inference_uncertainty_j,
                         "dynamic_per_inference_j": res.dynamic_per_inference_uncertainty_j,
                         "components_j": res.uncertainty},
         "settings": {"baseline_s": baseline_s, "duration_s": duration_s, "min_periods": MIN_PERIODS},
-        **({"estimate_timeline": tl} if tl is not None else {}),
     }
 
 
