@@ -312,7 +312,8 @@ def profile(
 
     if (input is None) == (source is None):
         raise InputError("give exactly one of --input X.npy or --source SRC")
-    res = P.profile_files(load_model(model, tflite="stream" if source else True), input=input, source=source, plot=plot, meter=meter, device=device,
+    m = load_model(model, tflite="stream" if source else True)  # a TFLite/ONNX model streams with its sidecar
+    res = P.profile_files(m, input=input, source=source, plot=plot, meter=meter, device=device,
                           precision=precision.value if precision else None, baseline_s=baseline, duration_s=duration,
                           source_format=format, source_options=parse_options(option), model_name=model)
     typer.echo(json.dumps(res, indent=1, default=str) if json_out else P.format_report(res))

@@ -286,8 +286,8 @@ def search(tf, a, data) -> None:
     grid = [(k, [type(getattr(a, k))(v) for v in vs.split(",")]) for k, vs in
             (item.split("=") for item in a.grid.split(";"))]
     path = Path(a.trials)
-    done = {ln for ln in (path.read_text().splitlines() if path.is_file() else [])}
-    seen = {json.dumps(json.loads(ln)["config"], sort_keys=True) + str(json.loads(ln)["seed"]) for ln in done}
+    runs = [json.loads(ln) for ln in (path.read_text().splitlines() if path.is_file() else [])]
+    seen = {json.dumps(r["config"], sort_keys=True) + str(r["seed"]) for r in runs}
     for values in itertools.product(*(vs for _, vs in grid)):
         for k, v in zip((k for k, _ in grid), values):
             setattr(a, k, v)

@@ -20,11 +20,9 @@ from __future__ import annotations
 import numpy as np
 
 from ... import devices as D
-from ...energy import measure as energy_measure
 from ...energy.estimate import estimate_for
-from ...energy.meters import make_meter
 from ...errors import InputError
-from .run import DEFAULT_BASELINE_S, MIN_PERIODS, MODEL_METER_DURATION_S, check_duration, result_fields
+from .run import check_run_options, measure_workload, result_fields
 from .workload import Workload, source_workload
 
 
@@ -125,40 +123,24 @@ def profile_interpreted(model, *, xs=None, source: str | None = None, meter: str
                         timeline: bool = False) -> dict:
     """:func:`edgebrain.apps.profile.profile` for a TFLite or ONNX model (see the module): the same keys, its
     ``metrics`` those of an ANN (MACs, parameters, footprint) and ``kind`` "interpreted"."""
-    if (xs is None) == (source is None):
-        raise InputError("give exactly one of --input (an array) or --source (a recording or live link)")
+    check_run_options(xs, source, baseline_s, duration_s)
     m = _inner(model)
     if precision is not None:
         raise InputError(f"--precision {precision}: {('a TFLite' if m.format == 'tflite' else 'an ONNX')} model runs "
                          f"at the precision it was converted to ({m.precision} input)", file=m.path)
-    if baseline_s is not None and not (np.isfinite(baseline_s) and baseline_s >= 0):
-        raise InputError(f"--baseline {baseline_s}; expected seconds >= 0")
-    if duration_s is not None and not (np.isfinite(duration_s) and duration_s > 0):
-        raise InputError(f"--duration {duration_s}; expected seconds > 0")
     counts, facts = call_counts(m)
     prec = facts["precision"]
     dev = D.load(device)
-    mtr = make_meter(meter or "model")
-    check_duration(mtr, duration_s)
-    unmeasured = mtr.kind == "none"
-    if baseline_s is None:
-        baseline_s = 0.0 if unmeasured else DEFAULT_BASELINE_S
-    if duration_s is None and unmeasured:
-        duration_s = MODEL_METER_DURATION_S
-    mtr.open()
-    try:
+
+    def workload(duration):
         if xs is not None:
-            wl = input_workload(m, xs, input_name)
-        else:
-            wl = source_workload(model, source, prec, format=source_format, options=source_options,
-                                 duration_s=duration_s)
-            if not m.stateful:
-                wl.steps_per_inference = 1.0  # a window model: one call per decision
-        live = wl.info.get("live", False)
-        res = energy_measure.measure(wl.run, mtr, baseline_s=baseline_s, min_duration_s=0.0 if live else duration_s,
-                                     min_periods=MIN_PERIODS)
-    finally:
-        mtr.close()
+            return input_workload(m, xs, input_name)
+        wl = source_workload(model, source, prec, format=source_format, options=source_options, duration_s=duration)
+        if not m.stateful:
+            wl.steps_per_inference = 1.0  # a window model: one call per decision
+        return wl
+    wl, res, _, baseline_s, duration_s = measure_workload(workload, meter, baseline_s, duration_s)
+    live = wl.info.get("live", False)
     state = wl.info.pop("_state", None)
     for k in ("_captured", "_capture"):
         wl.info.pop(k, None)

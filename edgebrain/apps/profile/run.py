@@ -46,6 +46,40 @@ def check_duration(meter, duration_s: float | None, min_periods: int = MIN_PERIO
     return need
 
 
+def check_run_options(xs, source, baseline_s, duration_s) -> None:
+    """One line for the options every profile refuses: both or neither of an input and a source, a negative
+    baseline, a duration that is not positive."""
+    if (xs is None) == (source is None):
+        raise InputError("give exactly one of --input (an array) or --source (a recording or live link)")
+    if baseline_s is not None and not (np.isfinite(baseline_s) and baseline_s >= 0):
+        raise InputError(f"--baseline {baseline_s}; expected seconds >= 0")
+    if duration_s is not None and not (np.isfinite(duration_s) and duration_s > 0):
+        raise InputError(f"--duration {duration_s}; expected seconds > 0")
+
+
+def measure_workload(workload, meter: str, baseline_s, duration_s):
+    """Open ``meter`` (a one-line error before any work when it cannot be), build the workload with
+    ``workload(duration_s)`` and measure it: ``(workload, result, unmeasured, baseline_s, duration_s)`` with
+    the defaults filled in (no baseline and a short run for the ``model`` meter, the recipe's baseline
+    otherwise)."""
+    mtr = make_meter(meter or "model")
+    check_duration(mtr, duration_s)
+    unmeasured = mtr.kind == "none"
+    if baseline_s is None:
+        baseline_s = 0.0 if unmeasured else DEFAULT_BASELINE_S
+    if duration_s is None and unmeasured:
+        duration_s = MODEL_METER_DURATION_S
+    mtr.open()  # absent, not permitted: one clear error before any work
+    try:
+        wl = workload(duration_s)
+        live = wl.info.get("live", False)
+        res = energy_measure.measure(wl.run, mtr, baseline_s=baseline_s, min_duration_s=0.0 if live else duration_s,
+                                     min_periods=MIN_PERIODS)
+    finally:
+        mtr.close()
+    return wl, res, unmeasured, baseline_s, duration_s
+
+
 def profile(model, *, xs=None, source: str | None = None, meter: str = "model", device: str = "host",
             precision: str | None = None, baseline_s: float | None = None, duration_s: float | None = None,
             input_name: str = "input", source_format: str | None = None, source_options: dict | None = None,
@@ -55,34 +89,17 @@ def profile(model, *, xs=None, source: str | None = None, meter: str = "model", 
     estimate for ``device`` (a profile name or .toml path), the NeuroBench metrics, all in one dict.
     ``timeline``: with the ``model`` meter, also the estimate per decision (or inference) over time,
     counted step by step from the model's activity (``estimate_timeline``, see :mod:`.activity`)."""
-    if (xs is None) == (source is None):
-        raise InputError("give exactly one of --input (an array) or --source (a recording or live link)")
-    if baseline_s is not None and not (np.isfinite(baseline_s) and baseline_s >= 0):
-        raise InputError(f"--baseline {baseline_s}; expected seconds >= 0")
-    if duration_s is not None and not (np.isfinite(duration_s) and duration_s > 0):
-        raise InputError(f"--duration {duration_s}; expected seconds > 0")
+    check_run_options(xs, source, baseline_s, duration_s)
     precision = default_precision(model, precision)
     dev = D.load(device)
-    mtr = make_meter(meter or "model")
-    check_duration(mtr, duration_s)
-    unmeasured = mtr.kind == "none"
-    if baseline_s is None:
-        baseline_s = 0.0 if unmeasured else DEFAULT_BASELINE_S
-    if duration_s is None and unmeasured:
-        duration_s = MODEL_METER_DURATION_S
 
-    mtr.open()  # absent, not permitted: one clear error before any work
-    try:
+    def workload(duration):
         if xs is not None:
-            wl = input_workload(model, xs, precision, input_name)
-        else:
-            wl = source_workload(model, source, precision, format=source_format, options=source_options,
-                                 duration_s=duration_s)
-        live = wl.info.get("live", False)
-        res = energy_measure.measure(wl.run, mtr, baseline_s=baseline_s, min_duration_s=0.0 if live else duration_s,
-                               min_periods=MIN_PERIODS)
-    finally:
-        mtr.close()
+            return input_workload(model, xs, precision, input_name)
+        return source_workload(model, source, precision, format=source_format, options=source_options,
+                               duration_s=duration)
+    wl, res, unmeasured, baseline_s, duration_s = measure_workload(workload, meter, baseline_s, duration_s)
+    live = wl.info.get("live", False)
 
     state = wl.info.pop("_state", None)
     captured = wl.info.pop("_captured", None)
